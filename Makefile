@@ -1,0 +1,35 @@
+# Two commands are all a new user needs:
+#   make demo   trains and evaluates the full experiment on the built-in demo database
+#   make test   runs the test suite
+# Both create .venv and install requirements.txt the first time (or when it changes).
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+.PHONY: demo test bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+	  { echo "Python 3.10 or newer is needed (found: $$($(PYTHON) --version))"; exit 1; }
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --upgrade --quiet pip
+	$(VPY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VPY) Training.py with demo
+
+test: $(STAMP)
+	$(VPY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(VPY) bench/input_pipeline.py
+	$(VPY) bench/train_step.py
+	$(VPY) bench/separate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,86 @@
+"""Small helpers shared by every module: atomic file writes and logging setup.
+
+Every file this project writes (XMLs, dataset.pkl, derived audio, model configurations,
+results) goes through :func:`atomic_write` so that an interrupted run never leaves a
+half-written file behind: the content is written to a temporary file in the same folder
+and moved into place with ``os.replace``, which is atomic on POSIX and Windows.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+
+import numpy as np
+import soundfile
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", **open_kwargs):
+    """Open a temporary file beside ``path`` and move it onto ``path`` on success.
+
+    Args:
+        path: destination file path; its folder is created if missing.
+        mode: ``"w"`` (text) or ``"wb"`` (binary).
+        **open_kwargs: passed on to ``open`` (for example ``encoding``).
+
+    Yields:
+        The open file object. If the ``with`` body raises, the temporary file is removed
+        and ``path`` is left untouched.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_path)
+        raise
+
+
+def atomic_write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        json.dump(obj, handle, indent=2, sort_keys=True, default=_json_default)
+        handle.write("\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
+
+
+def atomic_write_audio(path, audio, sample_rate, subtype="FLOAT"):
+    """Write audio to a WAV (or FLAC, by extension) file atomically.
+
+    Args:
+        path: destination path; the format follows the extension (``.wav``, ``.flac``).
+        audio: float array of shape [samples] or [samples, channels], values in [-1, 1]
+            for integer subtypes; ``FLOAT`` (32-bit float WAV) keeps any value exactly.
+        sample_rate: sampling rate in Hz.
+        subtype: soundfile subtype, ``FLOAT`` by default so derived audio adds up exactly.
+    """
+    file_format = os.path.splitext(path)[1].lstrip(".").upper() or "WAV"
+    with atomic_write(path, "wb") as handle:
+        soundfile.write(handle, np.asarray(audio), int(sample_rate), subtype=subtype, format=file_format)
+
+
+def setup_logging(level=logging.INFO):
+    """Configure the root logger once with a concise ``time level name: message`` format."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            datefmt="%H:%M:%S")
+    else:
+        root.setLevel(level)

@@ -1,0 +1,40 @@
+"""Shared pytest fixtures: tiny audio files that the tests make themselves."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+# Quiet TensorFlow's C++ start-up chatter in test output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def write_wav(path, audio, sample_rate=44100, subtype="FLOAT"):
+    """Write ``audio`` ([samples] or [samples, channels]) to ``path``, creating folders."""
+    os.makedirs(os.path.dirname(str(path)) or ".", exist_ok=True)
+    soundfile.write(str(path), np.asarray(audio, dtype=np.float32), sample_rate, subtype=subtype)
+    return str(path)
+
+
+def sine(frequency, seconds, sample_rate=44100, channels=1, amplitude=0.3):
+    """A sine of ``frequency`` Hz, shape [samples] (mono) or [samples, channels]."""
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    tone = (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+    return tone if channels == 1 else np.stack([tone] * channels, axis=1)
+
+
+@pytest.fixture
+def wav_factory(tmp_path):
+    """Returns ``make(name, audio, sample_rate=44100)`` writing a WAV under tmp_path."""
+
+    def make(name, audio, sample_rate=44100):
+        return write_wav(tmp_path / name, audio, sample_rate)
+
+    return make
