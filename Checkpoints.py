@@ -1,0 +1,196 @@
+"""Checkpoint folders, early stopping and resume bookkeeping for one training phase.
+
+A phase folder (``<model_base_dir>/<experiment_id>_<phase>``, phase ``sup`` or ``semisup``)
+holds everything needed to continue or to use the phase's model without any other file:
+
+- ``model_config.json``: the model configuration the graph was built from;
+- ``model-<step>.*`` and ``checkpoint``: TensorFlow ``Saver`` checkpoints (all variables,
+  optimiser slots and the step counter included), one per epoch plus interruptions;
+- ``best/``: a copy of the checkpoint with the lowest validation loss, with its own
+  ``model_config.json`` and ``checkpoint`` state file, so ``best/`` is a complete model folder;
+- ``training_state.json``: epoch counter, early-stopping state and whether the phase finished.
+"""
+
+import dataclasses
+import glob
+import json
+import logging
+import math
+import os
+import shutil
+from typing import Optional
+
+import Utils
+
+LOGGER = logging.getLogger(__name__)
+
+MODEL_CONFIG_FILE = "model_config.json"
+STATE_FILE = "training_state.json"
+BEST_FOLDER = "best"
+CHECKPOINT_PREFIX = "model"
+
+
+@dataclasses.dataclass
+class PhaseState:
+    """Progress of one training phase, saved after every epoch and on interruption.
+
+    Attributes:
+        phase: ``"sup"`` or ``"semisup"``.
+        epoch: number of completed epochs.
+        epoch_start_step: global step at which the current (unfinished) epoch began.
+        best_loss: lowest validation loss so far (``inf`` before the first epoch).
+        best_checkpoint: checkpoint prefix inside ``best/`` of that model, or ``None``.
+        worse_epochs: epochs since the last improvement (early stopping counter).
+        finished: the phase stopped (early stopping, epoch limit or a non-finite loss).
+        stop_reason: a short human-readable reason once finished.
+        test_loss: supervised loss of the best model on the test partition, once computed.
+        history: one dict per epoch (epoch, step, validation loss, seconds).
+    """
+
+    phase: str
+    epoch: int = 0
+    epoch_start_step: int = 0
+    best_loss: float = math.inf
+    best_checkpoint: Optional[str] = None
+    worse_epochs: int = 0
+    finished: bool = False
+    stop_reason: str = ""
+    test_loss: Optional[float] = None
+    history: list = dataclasses.field(default_factory=list)
+
+    def record_validation(self, loss, step, seconds, patience):
+        """Update early stopping with an epoch's validation loss.
+
+        Returns:
+            True if ``loss`` is a new best (the caller then keeps that checkpoint).
+        """
+        improved = loss < self.best_loss
+        if improved:
+            self.best_loss = float(loss)
+            self.worse_epochs = 0
+        else:
+            self.worse_epochs += 1
+        self.epoch += 1
+        self.history.append({"epoch": self.epoch, "step": int(step), "valid_loss": float(loss),
+                             "seconds": float(seconds), "improved": bool(improved)})
+        if self.worse_epochs >= patience:
+            self.finish(f"validation loss did not improve for {self.worse_epochs} epoch(s)")
+        return improved
+
+    def finish(self, reason):
+        """Mark the phase as finished with a human-readable reason."""
+        self.finished = True
+        self.stop_reason = reason
+
+    def save(self, folder):
+        """Write the state atomically to ``<folder>/training_state.json``."""
+        Utils.atomic_write_json(os.path.join(folder, STATE_FILE), _finite_json(dataclasses.asdict(self)))
+
+    @classmethod
+    def load(cls, folder, phase):
+        """Read the state of ``folder``, or a fresh state when the phase has not started."""
+        path = os.path.join(folder, STATE_FILE)
+        if not os.path.exists(path):
+            return cls(phase=phase)
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+        if values.get("best_loss") is None:
+            values["best_loss"] = math.inf
+        return cls(**values)
+
+
+def _finite_json(values):
+    """JSON has no infinity: store an unset best loss as null."""
+    if values.get("best_loss") == math.inf:
+        values = dict(values, best_loss=None)
+    return values
+
+
+def phase_folder(model_base_dir, experiment_id, phase):
+    """Checkpoint folder of one phase: ``<model_base_dir>/<experiment_id>_<phase>``."""
+    return os.path.join(model_base_dir, f"{experiment_id}_{phase}")
+
+
+def write_model_config(folder, model_config):
+    """Store the model configuration beside the checkpoints (JSON, atomic)."""
+    Utils.atomic_write_json(os.path.join(folder, MODEL_CONFIG_FILE), dict(model_config))
+
+
+def read_model_config(folder):
+    """The model configuration stored in a checkpoint folder.
+
+    Raises:
+        FileNotFoundError: naming the folder when it has no ``model_config.json``.
+    """
+    path = os.path.join(folder, MODEL_CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{folder} is not a model folder: it has no {MODEL_CONFIG_FILE}. "
+                                "Pass a folder written by Training.py, e.g. checkpoints/<id>_sup/best.")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def save_checkpoint(saver, session, folder, step):
+    """Save all variables as ``<folder>/model-<step>`` and return that checkpoint prefix."""
+    return saver.save(session, os.path.join(folder, CHECKPOINT_PREFIX), global_step=int(step))
+
+
+def keep_best(folder, checkpoint_prefix, model_config):
+    """Copy a checkpoint into ``<folder>/best`` (replacing the previous best) atomically.
+
+    The copy is assembled in a temporary folder and swapped in with renames, so an
+    interruption leaves either the old or the new best model, never a mixture.
+
+    Returns:
+        The checkpoint prefix inside ``best/``.
+    """
+    best = os.path.join(folder, BEST_FOLDER)
+    staging = best + ".tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    for path in glob.glob(checkpoint_prefix + ".*"):
+        shutil.copy2(path, staging)
+    name = os.path.basename(checkpoint_prefix)
+    with open(os.path.join(staging, "checkpoint"), "w", encoding="utf-8") as handle:
+        handle.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+    write_model_config(staging, model_config)
+    retired = best + ".old"
+    shutil.rmtree(retired, ignore_errors=True)
+    if os.path.exists(best):
+        os.rename(best, retired)
+    os.rename(staging, best)
+    shutil.rmtree(retired, ignore_errors=True)
+    return os.path.join(best, name)
+
+
+def resolve_resume(path):
+    """Find what an interrupted experiment left behind, for ``with resume=<path>``.
+
+    Args:
+        path: a phase checkpoint folder (``checkpoints/<id>_sup``), its ``best`` subfolder,
+            or a sacred run folder (``runs/<n>``, whose ``config.json`` names the experiment).
+
+    Returns:
+        ``(experiment_id, model_base_dir)`` of the experiment to continue.
+
+    Raises:
+        FileNotFoundError / ValueError: naming ``path`` and what it should contain.
+    """
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"resume={path}: no such folder. Pass a checkpoint folder such as "
+                                "checkpoints/<experiment_id>_sup or a sacred run folder such as runs/3.")
+    path = os.path.abspath(path)
+    if os.path.basename(path) == BEST_FOLDER:
+        path = os.path.dirname(path)
+    sacred_config = os.path.join(path, "config.json")
+    if os.path.isfile(sacred_config) and not os.path.isfile(os.path.join(path, MODEL_CONFIG_FILE)):
+        with open(sacred_config, encoding="utf-8") as handle:
+            config = json.load(handle)
+        return str(config["experiment_id"]), config["model_config"]["model_base_dir"]
+    name = os.path.basename(path)
+    for phase in ("_semisup", "_sup"):
+        if name.endswith(phase) and os.path.isfile(os.path.join(path, MODEL_CONFIG_FILE)):
+            return name[: -len(phase)], os.path.dirname(path)
+    raise ValueError(f"resume={path}: this is neither a checkpoint folder written by Training.py "
+                     f"(<experiment_id>_sup or <experiment_id>_semisup with {MODEL_CONFIG_FILE}) "
+                     "nor a sacred run folder with config.json.")
