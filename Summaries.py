@@ -12,9 +12,12 @@ import soundfile
 import tensorflow as tf
 
 
+# The raw summary ops keep tags exactly as given; tf.compat.v1.summary.scalar would derive
+# them from op names, which TensorFlow renames (``L_u`` -> ``L_u_1``) when an op of that name exists.
+
 def scalar_summaries(scalars):
-    """Merge ``tf.compat.v1.summary.scalar`` ops for a dict ``tag -> scalar tensor``."""
-    return tf.compat.v1.summary.merge([tf.compat.v1.summary.scalar(tag, value)
+    """One summary op for a dict ``tag -> scalar tensor``."""
+    return tf.compat.v1.summary.merge([tf.raw_ops.ScalarSummary(tags=tag, values=value)
                                        for tag, value in sorted(scalars.items())])
 
 
@@ -33,7 +36,8 @@ def spectrogram_image_summaries(spectrograms, max_outputs=1):
     for tag, spectrogram in sorted(spectrograms.items()):
         image = tf.reverse(spectrogram[:max_outputs], axis=[1])
         peak = tf.reduce_max(image, axis=[1, 2, 3], keepdims=True)
-        ops.append(tf.compat.v1.summary.image(tag, image / tf.maximum(peak, 1e-8), max_outputs=max_outputs))
+        ops.append(tf.raw_ops.ImageSummary(tag=tag, tensor=image / tf.maximum(peak, 1e-8),
+                                           max_images=max_outputs))
     return tf.compat.v1.summary.merge(ops)
 
 

@@ -77,10 +77,16 @@ def atomic_write_audio(path, audio, sample_rate, subtype="FLOAT"):
 
 
 def setup_logging(level=logging.INFO):
-    """Configure the root logger once with a concise ``time level name: message`` format."""
+    """Configure the root logger once with a concise ``time level name: message`` format.
+
+    Returns:
+        The root logger (sacred experiments use it as their logger).
+    """
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                            datefmt="%H:%M:%S")
-    else:
-        root.setLevel(level)
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                               datefmt="%H:%M:%S"))
+        root.addHandler(handler)
+    root.setLevel(level)
+    return root

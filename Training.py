@@ -1,0 +1,622 @@
+"""The paper's experiment: supervised, then semi-supervised adversarial training, then BSS Eval.
+
+Stoller, Ewert & Dixon, "Adversarial semi-supervised audio source separation applied to
+singing voice extraction", ICASSP 2018. Run ``python Training.py`` (after pointing the
+dataset XMLs or ``dataset_roots`` at your data) or ``python Training.py with demo``.
+
+Commands (sacred):
+    python Training.py [with key=value ...]        the whole experiment
+    python Training.py datasets [with ...]          partition sizes per database
+    python Training.py evaluate with model_path=…   BSS Eval of one checkpoint folder
+    python Training.py separate with model_path=… input_path=… output_dir=…
+    python Training.py print_config [with ...]      the resolved configuration
+
+The file reads like the method: :func:`train_epoch` runs ``epoch_it`` separator updates,
+:func:`optimise` repeats epochs with early stopping on the validation loss, and
+:func:`main` trains the supervised and then the semi-supervised model and evaluates both.
+"""
+
+import contextlib
+import logging
+import math
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+from sacred import Experiment
+from sacred.observers import FileStorageObserver
+from sacred import SETTINGS
+from sacred.utils import SacredError, apply_backspaces_and_linefeeds
+from tqdm import tqdm
+
+import Checkpoints
+import Datasets
+import Evaluate
+import Input
+import Summaries
+import Utils
+from Models.TrainingGraph import build_training_graph
+from Models.Unet import Unet
+from Sample import AudioDecoderError
+
+LOGGER = logging.getLogger("Training")
+PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ")
+PHASES = {"sup": "supervised", "semisup": "semi-supervised"}
+
+# Capture output at the Python level: reader processes keep no handle on sacred's tee pipes.
+SETTINGS.CAPTURE_MODE = "sys"
+ex = Experiment("Adversarial_Source_Separation", save_git_info=False)
+ex.logger = Utils.setup_logging()
+ex.captured_out_filter = apply_backspaces_and_linefeeds  # keep progress bars out of cout.txt
+
+
+class UsageError(SacredError):
+    """A wrong setting, path or file: shown to the user as one message, without a traceback."""
+
+    def __init__(self, message):
+        super().__init__(message, print_traceback=False)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn errors caused by the user's settings or files into a :class:`UsageError`."""
+    try:
+        yield
+    except (Datasets.DatasetConfigError, AudioDecoderError, FileNotFoundError, FileExistsError,
+            ValueError) as error:
+        raise UsageError(str(error)) from error
+
+
+@ex.config
+def config():
+    model_config = {
+        "model_base_dir": "checkpoints",  # checkpoint folders <experiment_id>_<phase> go here
+        "log_dir": "logs",  # TensorBoard folders <experiment_id>_<phase> go here
+        "sources": ["accompaniment", "voice"],  # separator outputs; critics are made per source
+        "batch_size": 64,
+        "alpha": 0.001,  # weight of the adversarial loss L_u
+        "beta": 0.001,  # weight of the additive penalty P
+        "lam": 10,  # lambda: weight of the critics' gradient penalty
+        "init_disc_lr": 5e-5,  # Adam learning rate of the critics
+        "init_sup_sep_lr": 5e-5,  # Adam learning rate of the separator, supervised phase
+        "init_unsup_sep_lr": 5e-5,  # Adam learning rate of the separator, semi-supervised phase
+        "epoch_it": 1000,  # separator updates per epoch
+        "num_disc": 5,  # updates of each critic per separator update
+        "num_frames": 64,  # desired output frames of the U-Net (critic input width)
+        "num_freqs": 256,  # desired output frequency rows (critic input height)
+        "num_fft": 512,  # STFT size
+        "num_hop": 256,  # STFT hop size
+        "expected_sr": 8192,  # all audio is resampled to this rate (Hz)
+        "mono_downmix": True,  # down-mix all audio to mono
+        "cache_size": 64,  # spectrogram sections kept by each batch generator
+        "num_workers": 4,  # reader processes per batch generator (0: read in this process)
+        "duration": 10,  # seconds of audio per cached section (without input context)
+        "min_replacement_rate": 8,  # cache items replaced per batch, on average, at least
+        "num_layers": 4,  # U-Net levels
+        "num_initial_filters": 16,  # U-Net filters of the first level (doubling per level)
+        "critic_initial_filters": 32,  # critic filters of the first convolution
+        "critic_dense_units": 32,  # critic hidden dense layer
+    }
+    experiment_id = time.strftime("%Y%m%d-%H%M%S")  # names checkpoint and log folders
+    seed = 2018  # reaches numpy, the TensorFlow graph seed and every reader process
+    deterministic = False  # TF op determinism (slower); with num_workers=0 runs repeat exactly
+
+    # Data: the XMLs describe each database; dataset_roots.<NAME>=/path overrides the
+    # databaseFolderPath in the XML without editing it.
+    dataset_xmls = {name: os.path.join(PROJECT_DIR, name + ".xml") for name in DATABASES[:4]}
+    dataset_roots = {name: None for name in DATABASES}
+    cache_dir = "cache"  # derived audio (accompaniments, stem sums) and the demo database
+    dataset_pkl = "dataset.pkl"  # cached partition; rebuilt whenever its inputs change
+    custom_dataset = None  # "module:function" returning your own dataset dictionary
+    partition_config = {
+        "supervised_database": "DSD100",  # its Training split is train_sup
+        "unsupervised_databases": ["MedleyDB", "CCMixter", "iKala"],  # split in thirds
+        "supervised_valid_songs": 25,  # first songs of its Test split go to valid, rest to test
+    }
+    use_demo = False  # generate the built-in demo database into <cache_dir>/demo and use it
+    demo_database = {"song_seconds": 12.0}  # generate_demo_database settings (sizes, lengths)
+
+    # Training schedule
+    patience = 1  # epochs without improvement before early stopping (the paper: 1)
+    max_epochs = None  # upper bound on epochs per phase (None: until early stopping)
+    semisup_init = "scratch"  # "scratch" (the paper) or "supervised": start from its best model
+    resume = None  # checkpoint or sacred run folder of an interrupted experiment
+    summary_every = 10  # separator steps between TensorBoard scalar summaries
+    image_every = 100  # separator steps between spectrogram image summaries
+
+    # Evaluation and separation
+    eval_workers = 2  # processes computing BSS Eval
+    eval_batch_size = 32  # U-Net chunks per session call when separating whole songs
+    results_dir = "results"  # tables, CSV/JSON and plots go to <results_dir>/<experiment_id>
+    model_path = None  # checkpoint folder for the evaluate and separate commands
+    partition = "test"  # partition used by the evaluate command: test or valid
+    input_path = None  # audio file or folder for the separate command
+    output_dir = "separated"  # where the separate command writes <name>_<source>.wav
+    overwrite = False  # let the separate command replace existing outputs
+
+
+@ex.named_config
+def demo():
+    # The whole experiment on the built-in demo database, in minutes on two CPU cores.
+    use_demo = True
+    model_config = {
+        "batch_size": 16,
+        "epoch_it": 25,
+        "num_workers": 2,
+        "cache_size": 16,
+        "duration": 4,
+        "min_replacement_rate": 2,
+        "num_disc": 2,
+        "init_sup_sep_lr": 1e-3,
+        "init_unsup_sep_lr": 1e-3,
+        "init_disc_lr": 1e-3,
+    }
+    partition_config = {"supervised_valid_songs": 2}
+    max_epochs = 4
+    summary_every = 5
+    image_every = 25
+
+
+# ----------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------
+
+def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
+                 custom_dataset, use_demo, demo_database):
+    """The dataset dictionary (train_sup, train_unsup, valid, test) for this configuration.
+
+    With ``use_demo`` the demo database is generated once into ``<cache_dir>/demo`` and its
+    roots replace ``dataset_roots``; XMLs for it are written into that folder too, so the
+    shipped placeholder XMLs stay untouched.
+    """
+    xmls, roots = dict(dataset_xmls), dict(dataset_roots)
+    if use_demo:
+        demo_dir = os.path.join(cache_dir, "demo")
+        roots = Datasets.generate_demo_database(os.path.join(demo_dir, "audio"), **demo_database)
+        xmls = {name: os.path.join(demo_dir, name + ".xml") for name in roots}
+        for name, xml_path in xmls.items():
+            if not os.path.exists(xml_path):
+                Datasets.write_empty_xml(xml_path, name)
+        dataset_pkl = os.path.join(demo_dir, "dataset.pkl")
+    return Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=cache_dir,
+                                pkl_path=dataset_pkl, custom_dataset=custom_dataset,
+                                **partition_config)
+
+
+def network_shapes(model_config):
+    """U-Net input and output shapes ``((F_in, T_in), (F_out, T_out))`` for a configuration."""
+    unet = Unet(model_config["num_layers"], model_config["num_initial_filters"], model_config["sources"])
+    return unet.get_padding((model_config["num_freqs"], model_config["num_frames"]))
+
+
+def reader_settings(model_config):
+    """The batch generators' keyword arguments that come straight from ``model_config``."""
+    keys = ("batch_size", "expected_sr", "mono_downmix", "num_fft", "num_hop", "duration",
+            "cache_size", "num_workers", "min_replacement_rate")
+    return {key: model_config[key] for key in keys}
+
+
+@contextlib.contextmanager
+def batch_generators(dataset, model_config, semi_supervised, seed):
+    """Start the batch generators of a phase; stop them (and their processes) on exit.
+
+    Yields:
+        ``(paired, unpaired_mixtures, unpaired_sources)``: the paired generator for
+        train_sup, and for the semi-supervised phase the unpaired mixture generator and
+        one real-source generator per source (``None`` and ``[]`` when supervised).
+    """
+    input_shape, output_shape = network_shapes(model_config)
+    settings = reader_settings(model_config)
+    seeds = np.random.SeedSequence(seed).generate_state(2 + len(model_config["sources"]))
+    with contextlib.ExitStack() as stack:
+        paired = stack.enter_context(Input.PairedBatchGenerator(
+            dataset["train_sup"], input_shape, output_shape, seed=int(seeds[0]), **settings))
+        mixtures, sources = None, []
+        if semi_supervised:
+            mixture_list, *source_lists = dataset["train_unsup"]
+            context = (input_shape[1] - output_shape[1]) // 2
+            mixtures = stack.enter_context(Input.SingleSourceBatchGenerator(
+                mixture_list, input_shape, context_frames=context, seed=int(seeds[1]), **settings))
+            for index, samples in enumerate(source_lists):
+                sources.append(stack.enter_context(Input.SingleSourceBatchGenerator(
+                    samples, output_shape, context_frames=0, random_gain=(0.2, 1.2),
+                    seed=int(seeds[2 + index]), **settings)))
+        yield paired, mixtures, sources
+
+
+# ----------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the message names the loss and the step."""
+
+
+def check_finite(values, step):
+    """Raise :class:`NonFiniteLossError` if any fetched loss is NaN or infinite."""
+    for name, value in values.items():
+        if not math.isfinite(float(value)):
+            raise NonFiniteLossError(f"the {name} became {value} at step {step}")
+
+
+class Timer:
+    """Accumulates the wall time spent waiting for batches."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def measure(self):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def train_critics(session, graph, mixtures, sources, num_disc, data_timer):
+    """``num_disc`` updates of every critic, each on fresh unpaired batches.
+
+    All critics are updated in one ``session.run`` per iteration: they share the separator's
+    forward pass on the unpaired mixtures, and each critic only depends on its own variables.
+
+    Returns:
+        The fetched critic losses, Wasserstein estimates and gradient penalties of the last update.
+    """
+    fetched = {}
+    for _ in range(num_disc):
+        with data_timer.measure():
+            feed = graph.feed_unpaired(mixtures.get_batch(), [gen.get_batch() for gen in sources])
+        fetched = session.run({"train": graph.all_critics_train_op, "critic": graph.critic_scalars}, feed)
+    return fetched["critic"]
+
+
+def train_epoch(session, graph, writer, summaries, paired, mixtures, sources, model_config,
+                state, summary_every, image_every):
+    """Train until the epoch's ``epoch_it`` separator updates are done (resumes mid-epoch).
+
+    Each separator update uses one paired batch and, when semi-supervised, one unpaired
+    mixture batch after ``num_disc`` updates of every critic.
+
+    Returns:
+        ``(global_step, last fetched scalars, fraction of wall time spent waiting for data)``.
+    """
+    semi_supervised = mixtures is not None
+    step = int(session.run(graph.global_step))
+    remaining = state.epoch_start_step + model_config["epoch_it"] - step
+    data_timer, start = Timer(), time.perf_counter()
+    scalars = {}
+    with tqdm(total=model_config["epoch_it"], initial=model_config["epoch_it"] - remaining,
+              desc=f"{PHASES[state.phase]} epoch {state.epoch + 1}", unit="step",
+              leave=False, dynamic_ncols=True, disable=None) as progress:
+        for _ in range(remaining):
+            critic_scalars = {}
+            if semi_supervised:
+                critic_scalars = train_critics(session, graph, mixtures, sources,
+                                               model_config["num_disc"], data_timer)
+            with data_timer.measure():
+                feed = graph.feed_paired(paired.get_batch())
+                if semi_supervised:  # the separator's losses need no real source excerpts
+                    feed.update(graph.feed_unpaired(mixtures.get_batch()))
+            fetches = {"train": graph.separator_train_op, "scalars": graph.separator_scalars}
+            if step % summary_every == 0:
+                fetches["summary"] = summaries["scalars"]
+            if step % image_every == 0:
+                fetches["images"] = summaries["images"]
+            result = session.run(fetches, feed)
+            scalars = dict(result["scalars"], **critic_scalars)
+            check_finite(scalars, step)
+            for key in ("summary", "images"):
+                if key in result:
+                    writer.add_summary(result[key], step)
+            if critic_scalars and step % summary_every == 0:
+                writer.add_summary(Summaries.scalar_summary(critic_scalars), step)
+            step += 1
+            progress.update(1)
+            progress.set_postfix({name: f"{value:.4g}" for name, value in scalars.items()
+                                  if name in ("supervised_loss", "separator_loss")}, refresh=False)
+    elapsed = time.perf_counter() - start
+    wait_fraction = data_timer.seconds / elapsed if elapsed > 0 else 0.0
+    writer.add_summary(Summaries.scalar_summary({"data_wait_fraction": wait_fraction}), step)
+    return step, scalars, wait_fraction
+
+
+def partition_loss(session, graph, songs, model_config):
+    """The supervised loss averaged over all non-overlapping excerpts of ``songs``.
+
+    Every excerpt counts equally, whatever the batch it falls in.
+    """
+    input_shape, output_shape = network_shapes(model_config)
+    settings = {key: model_config[key] for key in ("batch_size", "expected_sr", "mono_downmix",
+                                                   "num_fft", "num_hop")}
+    total, count = 0.0, 0
+    for batch in Input.validation_batches(songs, input_shape, output_shape, **settings):
+        size = len(batch[0])
+        total += float(session.run(graph.supervised_loss, graph.feed_paired(batch))) * size
+        count += size
+    if count == 0:
+        raise ValueError("The partition has no audio to compute a loss on.")
+    return total / count
+
+
+def validation_clips(session, graph, song, model_config, seconds=10.0):
+    """Separate the first ``seconds`` of one validation song for TensorBoard audio.
+
+    Returns:
+        dict ``tag -> audio [samples]`` at ``expected_sr``: the mixture, the estimates and the
+        true sources.
+    """
+    sr = model_config["expected_sr"]
+    audios = [Input.read_audio(sample.path, sr, model_config["mono_downmix"], offset=0.0, duration=seconds)
+              for sample in song]
+    mixture = audios[0]
+
+    def predict(batch):
+        return session.run(graph.inference_outputs, {graph.inference_input: batch})
+
+    estimates = Evaluate.separate_audio(mixture, predict, model_config)
+    clips = {"mixture": mixture}
+    for name, audio in zip(model_config["sources"], audios[1:]):
+        clips[f"{name}/estimate"] = estimates[name]
+        clips[f"{name}/true"] = audio
+    return clips
+
+
+def open_session(deterministic):
+    """A session that lets TensorFlow place ops on whatever device is there."""
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    session_config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+    session_config.gpu_options.allow_growth = True
+    return tf.compat.v1.Session(config=session_config)
+
+
+def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_epochs,
+             summary_every=10, image_every=100, init_checkpoint=None, deterministic=False):
+    """Train one phase with early stopping, then compute the test loss of its best model.
+
+    Args:
+        phase: ``"sup"`` (supervised) or ``"semisup"`` (semi-supervised adversarial).
+        dataset: the dataset dictionary.
+        model_config: model and training settings (see the sacred config).
+        experiment_id: names ``<model_base_dir>/<experiment_id>_<phase>`` and the log folder.
+        seed: graph seed and base of the batch generators' seeds.
+        patience: epochs without improvement of the validation loss before stopping.
+        max_epochs: optional upper bound on epochs.
+        init_checkpoint: optional checkpoint to initialise the separator from (new phases only).
+        deterministic: turn on TensorFlow's op determinism.
+
+    Returns:
+        The finished :class:`Checkpoints.PhaseState` (best checkpoint, losses, history).
+        Calling it again for a finished phase returns the stored state without training;
+        calling it for an interrupted phase continues where it stopped.
+    """
+    folder = Checkpoints.phase_folder(model_config["model_base_dir"], experiment_id, phase)
+    state = Checkpoints.PhaseState.load(folder, phase)
+    if state.finished and state.test_loss is not None:
+        LOGGER.info("%s phase already finished (%s); best model %s", PHASES[phase], state.stop_reason,
+                    state.best_checkpoint)
+        return state
+    os.makedirs(folder, exist_ok=True)
+    Checkpoints.write_model_config(folder, model_config)
+    semi_supervised = phase == "semisup"
+
+    graph_ = tf.Graph()
+    with graph_.as_default():
+        tf.compat.v1.set_random_seed(seed)
+        # An open batch dimension lets the validation loss use partial last batches.
+        graph = build_training_graph(dict(model_config, batch_size=None), semi_supervised=semi_supervised,
+                                     seed=seed)
+        summaries = {"scalars": Summaries.scalar_summaries(graph.summary_scalars),
+                     "images": Summaries.spectrogram_image_summaries(graph.summary_images)}
+        saver = tf.compat.v1.train.Saver(max_to_keep=2)
+        with open_session(deterministic) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            restore_or_initialise(session, saver, folder, graph, init_checkpoint, state)
+            writer = tf.compat.v1.summary.FileWriter(
+                os.path.join(model_config["log_dir"], f"{experiment_id}_{phase}"),
+                graph=graph_ if state.epoch == 0 else None)
+            try:
+                if not state.finished:
+                    train_phase(session, graph, saver, writer, summaries, folder, state, dataset,
+                                model_config, seed, patience, max_epochs, summary_every, image_every)
+                if state.best_checkpoint is None:
+                    raise RuntimeError(f"The {PHASES[phase]} phase stopped ({state.stop_reason}) "
+                                       "before any epoch finished, so there is no model to test.")
+                saver.restore(session, state.best_checkpoint)
+                state.test_loss = partition_loss(session, graph, dataset["test"], model_config)
+                writer.add_summary(Summaries.scalar_summary({"test_loss": state.test_loss}),
+                                   int(session.run(graph.global_step)))
+                state.save(folder)
+                LOGGER.info("%s phase: test loss %.5f with the best model (%s)", PHASES[phase],
+                            state.test_loss, state.best_checkpoint)
+            finally:
+                writer.close()
+    return state
+
+
+def restore_or_initialise(session, saver, folder, graph, init_checkpoint, state):
+    """Continue from the folder's latest checkpoint, or start a new phase.
+
+    A new phase may take its separator weights from ``init_checkpoint`` (the supervised
+    model, with ``semisup_init="supervised"``); everything else starts fresh.
+    """
+    latest = tf.train.latest_checkpoint(folder)
+    if latest:
+        saver.restore(session, latest)
+        LOGGER.info("Resuming %s phase from %s (step %d, epoch %d)", PHASES[state.phase], latest,
+                    session.run(graph.global_step), state.epoch + 1)
+    elif init_checkpoint:
+        tf.compat.v1.train.Saver(var_list=graph.separator_variables()).restore(session, init_checkpoint)
+        LOGGER.info("Separator initialised from %s", init_checkpoint)
+
+
+def train_phase(session, graph, saver, writer, summaries, folder, state, dataset, model_config,
+                seed, patience, max_epochs, summary_every, image_every):
+    """Epochs with a checkpoint and the validation loss after each, until early stopping.
+
+    Ctrl-C saves a checkpoint (and the early-stopping state) before it stops the run; a
+    non-finite loss finishes the phase with the last good checkpoint kept.
+    """
+    semi_supervised = state.phase == "semisup"
+    with batch_generators(dataset, model_config, semi_supervised, seed + state.epoch) as (paired, mixtures, sources):
+        while not state.finished:
+            if max_epochs is not None and state.epoch >= max_epochs:
+                state.finish(f"reached max_epochs={max_epochs}")
+                break
+            epoch_start = time.perf_counter()
+            try:
+                step, scalars, wait = train_epoch(session, graph, writer, summaries, paired, mixtures,
+                                                  sources, model_config, state, summary_every, image_every)
+            except KeyboardInterrupt:
+                step = int(session.run(graph.global_step))
+                path = Checkpoints.save_checkpoint(saver, session, folder, step)
+                state.save(folder)
+                LOGGER.warning("Interrupted at step %d: saved %s. Continue with: python Training.py with "
+                               "resume=%s", step, path, folder)
+                raise
+            except NonFiniteLossError as error:
+                state.finish(f"stopped: {error}")
+                state.save(folder)
+                LOGGER.error("Stopping the %s phase: %s. The last good checkpoint is kept.",
+                             PHASES[state.phase], error)
+                break
+            checkpoint = Checkpoints.save_checkpoint(saver, session, folder, step)
+            valid_loss = partition_loss(session, graph, dataset["valid"], model_config)
+            seconds = time.perf_counter() - epoch_start
+            if state.record_validation(valid_loss, step, seconds, patience):
+                state.best_checkpoint = Checkpoints.keep_best(folder, checkpoint, model_config)
+            state.epoch_start_step = step
+            state.save(folder)
+            writer.add_summary(Summaries.scalar_summary({"valid_loss": valid_loss, "best_valid_loss": state.best_loss}), step)
+            if dataset["valid"]:
+                writer.add_summary(Summaries.audio_summary(
+                    validation_clips(session, graph, dataset["valid"][0], model_config),
+                    model_config["expected_sr"]), step)
+            writer.flush()
+            losses = ", ".join(f"{name} {value:.4g}" for name, value in sorted(scalars.items()))
+            LOGGER.info("%s epoch %d (step %d): %s | valid %.5f (best %.5f) | %.0f s, %.0f%% waiting for data",
+                        PHASES[state.phase], state.epoch, step, losses, valid_loss, state.best_loss,
+                        seconds, 100 * wait)
+        LOGGER.info("%s phase finished: %s", PHASES[state.phase], state.stop_reason)
+
+
+# ----------------------------------------------------------------------------------------
+# Sacred entry points
+# ----------------------------------------------------------------------------------------
+
+def prepare(seed, deterministic=False):
+    """Process-wide set-up shared by every command: logging, graph mode, numpy seed."""
+    Utils.setup_logging()
+    tf.get_logger().setLevel(logging.WARNING)  # we log restores ourselves
+    tf.compat.v1.disable_eager_execution()
+    np.random.seed(seed % 2 ** 32)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def save_results(results_by_model, out_dir, run):
+    """Write result files, attach them to the sacred run and return the printed table."""
+    paths = Evaluate.write_results(results_by_model, out_dir)
+    for path in paths:
+        run.add_artifact(path)
+    run.info["results"] = Evaluate.summarise(results_by_model)
+    return Evaluate.format_results_table(results_by_model)
+
+
+@ex.main
+def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, dataset_roots,
+         cache_dir, dataset_pkl, custom_dataset, partition_config, use_demo, demo_database, patience, max_epochs,
+         semisup_init, resume, summary_every, image_every, eval_workers, eval_batch_size, results_dir):
+    """Supervised training, semi-supervised training, then BSS Eval of both on the test set."""
+    prepare(seed, deterministic)
+    with user_errors():
+        if semisup_init not in ("scratch", "supervised"):
+            raise ValueError(f"semisup_init={semisup_init!r}: use 'scratch' (the paper) or 'supervised'.")
+        if resume:
+            experiment_id, model_base_dir = Checkpoints.resolve_resume(resume)
+            model_config = dict(model_config, model_base_dir=model_base_dir)
+            LOGGER.info("Resuming experiment %s", experiment_id)
+        dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
+                               custom_dataset, use_demo, demo_database)
+    LOGGER.info("Dataset:\n%s", Datasets.dataset_table(dataset))
+    _run.info["experiment_id"] = experiment_id
+
+    phase_settings = dict(experiment_id=experiment_id, seed=seed, patience=patience, max_epochs=max_epochs,
+                          summary_every=summary_every, image_every=image_every, deterministic=deterministic)
+    sup = optimise("sup", dataset, model_config, **phase_settings)
+    _run.log_scalar("supervised.test_loss", sup.test_loss)
+    init = sup.best_checkpoint if semisup_init == "supervised" else None
+    semisup = optimise("semisup", dataset, model_config, init_checkpoint=init, **phase_settings)
+    _run.log_scalar("semi-supervised.test_loss", semisup.test_loss)
+
+    results = {}
+    for name, state in ((PHASES["sup"], sup), (PHASES["semisup"], semisup)):
+        LOGGER.info("Evaluating the %s model on %d test songs", name, len(dataset["test"]))
+        results[name] = Evaluate.evaluate_model(os.path.dirname(state.best_checkpoint), dataset["test"],
+                                                num_workers=eval_workers, batch_size=eval_batch_size)
+    table = save_results(results, os.path.join(results_dir, str(experiment_id)), _run)
+    print(table)
+    return {"experiment_id": str(experiment_id),
+            "supervised": {"test_loss": sup.test_loss, "best_checkpoint": sup.best_checkpoint,
+                           "epochs": sup.epoch},
+            "semi-supervised": {"test_loss": semisup.test_loss, "best_checkpoint": semisup.best_checkpoint,
+                                "epochs": semisup.epoch}}
+
+
+@ex.command
+def datasets(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config, custom_dataset,
+             use_demo, demo_database, seed):
+    """Print the number of songs and hours of audio per partition and database."""
+    prepare(seed)
+    with user_errors():
+        dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
+                               custom_dataset, use_demo, demo_database)
+    print(Datasets.dataset_table(dataset))
+
+
+@ex.command
+def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir, dataset_pkl,
+             partition_config, custom_dataset, use_demo, demo_database, seed, eval_workers, eval_batch_size,
+             results_dir):
+    """BSS Eval of one checkpoint folder on the test (or valid) partition."""
+    prepare(seed)
+    with user_errors():
+        if not model_path:
+            raise ValueError("evaluate needs model_path=<checkpoint folder>, e.g. "
+                             "python Training.py evaluate with model_path=checkpoints/<id>_sup/best")
+        if partition not in ("test", "valid"):
+            raise ValueError(f"partition={partition!r}: use test or valid.")
+        dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
+                               custom_dataset, use_demo, demo_database)
+        rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,
+                                       batch_size=eval_batch_size)
+    name = os.path.basename(os.path.normpath(model_path))
+    out_dir = os.path.join(results_dir, f"evaluate_{_run._id or time.strftime('%Y%m%d-%H%M%S')}")
+    print(save_results({name: rows}, out_dir, _run))
+
+
+@ex.command
+def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, seed):
+    """Separate an audio file, or every audio file in a folder, into one WAV per source."""
+    prepare(seed)
+    with user_errors():
+        if not model_path or not input_path:
+            raise ValueError("separate needs model_path=<checkpoint folder> and input_path=<file or folder>, "
+                             "e.g. python Training.py separate with model_path=checkpoints/<id>_semisup/best "
+                             "input_path=song.mp3 output_dir=separated")
+        written = Evaluate.separate_path(model_path, input_path, output_dir, overwrite=overwrite,
+                                         batch_size=eval_batch_size)
+    for path in written:
+        print(path)
+
+
+if __name__ == "__main__":
+    if not any(command in sys.argv[1:2] for command in ("datasets", "separate", "print_config")):
+        ex.observers.append(FileStorageObserver(os.environ.get("SACRED_RUNS_DIR", "runs")))
+    ex.run_commandline()

@@ -1,0 +1,192 @@
+"""Training.py: phases, early stopping, checkpoints, resume, NaN guard, TensorBoard, the CLI."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import Checkpoints
+import Training
+from Sample import Sample
+from conftest import ROOT, write_wav
+
+tf.compat.v1.disable_eager_execution()
+
+SR = 8192
+
+
+def tiny_model_config(tmp_path, **changes):
+    """A model small enough to train a few steps in a second or two."""
+    config = dict(
+        model_base_dir=str(tmp_path / "checkpoints"), log_dir=str(tmp_path / "logs"),
+        sources=["accompaniment", "voice"], batch_size=2, alpha=0.001, beta=0.001, lam=10,
+        init_disc_lr=1e-3, init_sup_sep_lr=1e-3, init_unsup_sep_lr=1e-3, epoch_it=2, num_disc=1,
+        num_frames=8, num_freqs=32, num_fft=64, num_hop=32, expected_sr=SR, mono_downmix=True,
+        cache_size=4, num_workers=0, duration=1.0, min_replacement_rate=1, num_layers=2,
+        num_initial_filters=4, critic_initial_filters=4, critic_dense_units=4)
+    config.update(changes)
+    return config
+
+
+def make_song(folder, index, seconds=2.0):
+    """A (mixture, accompaniment, voice) triple of Samples with mixture = sum of sources."""
+    t = np.arange(int(seconds * SR)) / SR
+    accompaniment = 0.2 * np.sin(2 * np.pi * (110 + 20 * index) * t) + 0.1 * np.sin(2 * np.pi * 330 * t)
+    voice = 0.3 * np.sin(2 * np.pi * (440 + 30 * index) * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)
+    paths = [write_wav(folder / f"song{index}_{role}.wav", audio, SR)
+             for role, audio in (("mix", accompaniment + voice), ("acc", accompaniment), ("voice", voice))]
+    return tuple(Sample.from_path(path, database="tiny", song=f"song{index}") for path in paths)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_audio")
+    songs = [make_song(folder, index) for index in range(4)]
+    unpaired = [list(samples) for samples in zip(*songs[:2])]
+    return {"train_sup": songs[:2], "train_unsup": unpaired, "valid": songs[2:3], "test": songs[3:]}
+
+
+class FakePairedGenerator:
+    """Random paired batches; from call ``fail_at`` on it returns NaN or raises ``error``."""
+
+    def __init__(self, model_config, fail_at=None, error=None):
+        (self.f_in, self.t_in), (self.f_out, self.t_out) = Training.network_shapes(model_config)
+        self.batch = model_config["batch_size"]
+        self.sources = len(model_config["sources"])
+        self.fail_at, self.error, self.calls = fail_at, error, 0
+        self.rng = np.random.default_rng(0)
+
+    def get_batch(self):
+        self.calls += 1
+        failing = self.fail_at is not None and self.calls >= self.fail_at
+        if failing and self.error is not None:
+            raise self.error()
+        mixture = self.rng.random((self.batch, self.f_in, self.t_in, 1), dtype=np.float32)
+        sources = [self.rng.random((self.batch, self.f_out, self.t_out, 1), dtype=np.float32)
+                   for _ in range(self.sources)]
+        if failing:
+            mixture[:] = np.nan
+        return [mixture] + sources
+
+
+def use_fake_generator(monkeypatch, generator):
+    @contextlib.contextmanager
+    def fake(dataset, model_config, semi_supervised, seed):
+        yield generator, None, []
+
+    monkeypatch.setattr(Training, "batch_generators", fake)
+
+
+def run_phase(phase, dataset, model_config, experiment_id="exp", seed=1, max_epochs=3, **kwargs):
+    return Training.optimise(phase, dataset, model_config, experiment_id=experiment_id, seed=seed,
+                             patience=10, max_epochs=max_epochs, summary_every=1, image_every=2, **kwargs)
+
+
+def test_nan_loss_stops_the_phase_naming_loss_and_step_and_keeps_last_good_checkpoint(
+        tmp_path, tiny_dataset, monkeypatch, caplog):
+    config = tiny_model_config(tmp_path)
+    use_fake_generator(monkeypatch, FakePairedGenerator(config, fail_at=5))
+    state = run_phase("sup", tiny_dataset, config)
+    assert state.finished and "supervised_loss" in state.stop_reason and "step 4" in state.stop_reason
+    assert "step 4" in caplog.text and "last good checkpoint" in caplog.text
+    folder = Checkpoints.phase_folder(config["model_base_dir"], "exp", "sup")
+    assert tf.train.latest_checkpoint(folder).endswith("model-4")
+    assert state.epoch == 2 and state.best_checkpoint is not None and np.isfinite(state.test_loss)
+
+
+def test_interrupt_saves_a_checkpoint_and_resume_continues_the_step_counter(tmp_path, tiny_dataset,
+                                                                           monkeypatch):
+    config = tiny_model_config(tmp_path, epoch_it=3)
+    use_fake_generator(monkeypatch, FakePairedGenerator(config, fail_at=5, error=KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run_phase("sup", tiny_dataset, config, max_epochs=2)
+    folder = Checkpoints.phase_folder(config["model_base_dir"], "exp", "sup")
+    assert tf.train.latest_checkpoint(folder).endswith("model-4")
+    interrupted = Checkpoints.PhaseState.load(folder, "sup")
+    assert interrupted.epoch == 1 and interrupted.epoch_start_step == 3 and not interrupted.finished
+
+    resumed_generator = FakePairedGenerator(config)
+    use_fake_generator(monkeypatch, resumed_generator)
+    state = run_phase("sup", tiny_dataset, config, max_epochs=2)
+    assert [entry["step"] for entry in state.history] == [3, 6]
+    assert resumed_generator.calls == 2  # only the two steps the interrupted epoch still needed
+    assert state.finished and "max_epochs" in state.stop_reason
+    # A finished phase is not trained again.
+    assert run_phase("sup", tiny_dataset, config, max_epochs=5).history == state.history
+
+
+def first_losses(tmp_path, dataset, seed, name):
+    config = tiny_model_config(tmp_path, model_base_dir=str(tmp_path / name), log_dir=str(tmp_path / name))
+    state = run_phase("sup", dataset, config, experiment_id=name, seed=seed, max_epochs=2, deterministic=True)
+    return [entry["valid_loss"] for entry in state.history] + [state.test_loss]
+
+
+def test_same_seed_gives_identical_losses_and_another_seed_does_not(tmp_path, tiny_dataset):
+    first = first_losses(tmp_path, tiny_dataset, seed=5, name="a")
+    again = first_losses(tmp_path, tiny_dataset, seed=5, name="b")
+    other = first_losses(tmp_path, tiny_dataset, seed=6, name="c")
+    assert first == again
+    assert first != other
+
+
+def summary_tags(log_dir):
+    tags = set()
+    for root, _, files in os.walk(log_dir):
+        for name in files:
+            if name.startswith("events"):
+                for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                    tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_semi_supervised_phase_trains_critics_and_writes_tensorboard_summaries(tmp_path, tiny_dataset):
+    config = tiny_model_config(tmp_path)
+    state = run_phase("semisup", tiny_dataset, config, max_epochs=1)
+    assert state.finished and state.epoch == 1 and np.isfinite(state.test_loss)
+    best = os.path.dirname(state.best_checkpoint)
+    assert Checkpoints.read_model_config(best)["sources"] == ["accompaniment", "voice"]
+    tags = summary_tags(config["log_dir"])
+    expected = {"supervised_loss", "L_u", "additive_penalty", "unsupervised_loss", "separator_loss",
+                "learning_rate/separator", "learning_rate/critics", "valid_loss", "test_loss",
+                "critic_loss/voice", "wasserstein/accompaniment", "gradient_penalty/voice",
+                "voice/estimate", "voice/true", "mixture", "mixture/image", "voice/estimate/image"}
+    missing = expected - tags
+    assert not missing, f"missing summaries {missing} in {sorted(tags)}"
+
+
+def run_cli(args, cwd, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, os.path.join(ROOT, "Training.py")] + args, cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_fresh_clone_with_placeholder_paths_explains_how_to_configure_the_data(tmp_path):
+    result = run_cli(["datasets"], cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "dataset_roots.DSD100" in message and "with demo" in message and "databaseFolderPath" in message
+    assert "Traceback" not in message
+
+
+def test_tiny_demo_run_completes_both_phases_and_writes_results(tmp_path):
+    result = run_cli(["with", "demo", "experiment_id=tiny", "max_epochs=1", "model_config.epoch_it=2",
+                      "model_config.batch_size=2", "model_config.num_workers=1", "model_config.num_disc=1",
+                      "model_config.duration=2", "model_config.cache_size=4", "model_config.min_replacement_rate=1",
+                      "demo_database.song_seconds=4", "demo_database.ikala_clip_seconds=4",
+                      "demo_database.dsd_songs_per_split=2", "demo_database.medleydb_songs=3",
+                      "partition_config.supervised_valid_songs=1", "eval_workers=1"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(tmp_path / "runs" / "1" / "run.json") as handle:
+        run = json.load(handle)
+    assert run["status"] == "COMPLETED"
+    for phase in ("supervised", "semi-supervised"):
+        assert np.isfinite(run["result"][phase]["test_loss"])
+    results = tmp_path / "results" / "tiny"
+    for name in ("results.json", "per_song.csv", "summary.csv", "sdr_boxplot.png"):
+        assert (results / name).is_file() and (tmp_path / "runs" / "1" / name).is_file()
+    assert "SDR" in result.stdout and "semi-supervised" in result.stdout
