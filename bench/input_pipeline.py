@@ -1,0 +1,223 @@
+"""Benchmark of the input pipeline (Input.py) on the demo database at the paper's shapes.
+
+Measures, for the paired generator (train_sup) and the unpaired generators (train_unsup
+mixtures with context, real voice excerpts with random gain), with the paper's settings
+(batch 64, input 350 x 158, output 258 x 66, 4 workers, cache 64, 10 s sections):
+
+- batches per second with ``min_replacement_rate`` = 8 enforced (what training gets);
+- batches per second drawn from the cache alone (``min_replacement_rate`` = 0), with the
+  replacement rate the workers manage meanwhile;
+- peak resident memory (RSS, sampled with psutil) of the main process and of the workers
+  (RSS of all workers, of the largest, and their unique memory USS: RSS counts the pages a
+  worker shares with the forkserver it was forked from);
+- the same memory on a copy of the database whose songs are 10 times longer: it must not
+  grow, since workers read sections, never whole songs.
+
+The demo database and its 10x copy are generated once into ``<project>/cache/bench``.
+Usage: ``python bench/input_pipeline.py [--seconds 8] [--cache-dir DIR]``.
+The last line is ``input_pipeline: <paired batches/s> batches/s (target >= 50)`` with the
+paired rate at ``min_replacement_rate`` = 8.
+"""
+
+import argparse
+import hashlib
+import logging
+import os
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import soundfile  # noqa: E402
+
+import Datasets  # noqa: E402
+import Input  # noqa: E402
+import Utils  # noqa: E402
+from Sample import Sample  # noqa: E402
+
+LOGGER = logging.getLogger("bench.input_pipeline")
+
+INPUT_SHAPE, OUTPUT_SHAPE = (350, 158), (258, 66)  # Models/Unet.get_padding((256, 64)), 4 levels
+SETTINGS = dict(batch_size=64, expected_sr=8192, mono_downmix=True, num_fft=512, num_hop=256, duration=10.0,
+                cache_size=64, num_workers=4, min_replacement_rate=8, seed=0)
+LONGER = 10
+MB = 1024.0 ** 2
+
+
+class PeakMemory:
+    """Samples the RSS of this process and of the generators' workers in a background thread."""
+
+    def __init__(self, generator, interval=0.1):
+        self._generator, self._interval = generator, interval
+        self.main = self.workers_total = self.worker_max = self.workers_unique = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            self.main = max(self.main, me.memory_info().rss)
+            sizes, unique = [], []
+            for pid in self._generator.worker_pids():
+                try:
+                    info = psutil.Process(pid).memory_full_info()
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                sizes.append(info.rss)
+                unique.append(info.uss)
+            if sizes:
+                self.workers_total = max(self.workers_total, sum(sizes))
+                self.worker_max = max(self.worker_max, max(sizes))
+                self.workers_unique = max(self.workers_unique, sum(unique))
+            self._stop.wait(self._interval)
+
+
+def demo_dataset(cache_dir):
+    """train_sup and train_unsup of the demo database (generated once), as Training.py builds it."""
+    demo_dir = os.path.join(cache_dir, "demo")
+    roots = Datasets.generate_demo_database(os.path.join(demo_dir, "audio"), seed=0)
+    xmls = {name: os.path.join(demo_dir, name + ".xml") for name in roots}
+    for name, xml_path in xmls.items():
+        if not os.path.exists(xml_path):
+            Datasets.write_empty_xml(xml_path, name)
+    return Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=demo_dir,
+                                pkl_path=os.path.join(demo_dir, "dataset.pkl"))
+
+
+def lengthened(sample, folder, factor):
+    """A copy of ``sample`` repeated ``factor`` times in time (written once)."""
+    digest = hashlib.sha1(sample.path.encode("utf-8")).hexdigest()[:12]
+    path = os.path.join(folder, f"{digest}_{os.path.basename(sample.path)}")
+    if not os.path.exists(path):
+        audio, rate = soundfile.read(sample.path, dtype="float32", always_2d=True)
+        Utils.atomic_write_audio(path, np.tile(audio, (factor, 1)), rate)
+    return Sample.from_path(path, sample.database, sample.song)
+
+
+def longer_dataset(dataset, folder, factor=LONGER):
+    """train_sup and train_unsup with every song ``factor`` times longer."""
+    return {"train_sup": [tuple(lengthened(sample, folder, factor) for sample in song) for song in dataset["train_sup"]],
+            "train_unsup": [[lengthened(sample, folder, factor) for sample in samples]
+                            for samples in dataset["train_unsup"]]}
+
+
+def make_generators(dataset, min_replacement_rate, **overrides):
+    """name -> generator factory for the paired and the unpaired generators of training."""
+    settings = dict(SETTINGS, min_replacement_rate=min_replacement_rate, **overrides)
+    mixtures, _, voices = dataset["train_unsup"]
+    context = (INPUT_SHAPE[1] - OUTPUT_SHAPE[1]) // 2
+    return {
+        "paired (train_sup)": lambda: Input.PairedBatchGenerator(dataset["train_sup"], INPUT_SHAPE, OUTPUT_SHAPE,
+                                                                 **settings),
+        "unpaired mixtures": lambda: Input.SingleSourceBatchGenerator(mixtures, INPUT_SHAPE, context_frames=context,
+                                                                      **settings),
+        "unpaired voice": lambda: Input.SingleSourceBatchGenerator(voices, OUTPUT_SHAPE, random_gain=(0.2, 1.2),
+                                                                   **settings),
+    }
+
+
+def measure(make_generator, seconds):
+    """Run one generator for ``seconds`` after its cache is full; returns a result row."""
+    generator = make_generator()
+    with PeakMemory(generator) as memory:
+        began = time.monotonic()
+        with generator:
+            fill = time.monotonic() - began
+            began = time.monotonic()
+            while time.monotonic() - began < seconds:
+                generator.get_batch()
+            elapsed = time.monotonic() - began
+            stats = generator.stats()
+    return {"batches/s": stats["batches"] / elapsed, "items/batch": stats["replacement_rate"],
+            "wait %": 100.0 * stats["wait_seconds"] / elapsed, "fill s": fill,
+            "main MB": memory.main / MB, "workers MB": memory.workers_total / MB,
+            "worker max MB": memory.worker_max / MB, "workers USS MB": memory.workers_unique / MB}
+
+
+def reading_cost(make_generator):
+    """CPU milliseconds to read and transform one cache item, measured in this process
+    (``num_workers=0``), so that it does not depend on what else loads the machine."""
+    generator = make_generator()
+    began = time.process_time()
+    with generator:
+        spent = time.process_time() - began
+    return 1000.0 * spent / generator.stats()["items_read"]
+
+
+def print_table(rows):
+    columns = ["batches/s", "items/batch", "wait %", "fill s", "main MB", "workers MB", "worker max MB",
+               "workers USS MB"]
+    header = f"{'generator':<24} {'database':<9} {'min rate':>8} " + " ".join(f"{c:>13}" for c in columns)
+    print(header)
+    print("-" * len(header))
+    for (name, database, rate), row in rows:
+        print(f"{name:<24} {database:<9} {rate:>8} " + " ".join(f"{row[c]:>13.1f}" for c in columns))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per row")
+    parser.add_argument("--cache-dir", default=os.path.join(ROOT, "cache", "bench"),
+                        help="where the demo database and its 10x copy are generated (once)")
+    args = parser.parse_args()
+    Utils.setup_logging(logging.WARNING)
+    dataset = demo_dataset(args.cache_dir)
+    longer = longer_dataset(dataset, os.path.join(args.cache_dir, f"demo_x{LONGER}"))
+    seconds = {"demo": np.mean([song[0].duration for song in dataset["train_sup"]]),
+               f"x{LONGER}": np.mean([song[0].duration for song in longer["train_sup"]])}
+    print(f"demo database: {len(dataset['train_sup'])} paired songs, "
+          f"{[len(samples) for samples in dataset['train_unsup']]} unpaired files, "
+          f"mean song {seconds['demo']:.0f} s (x{LONGER} copy: {seconds[f'x{LONGER}']:.0f} s); "
+          f"{psutil.cpu_count()} CPU cores; {args.seconds:.0f} s per row; workers at niceness {Input.WORKER_NICENESS}")
+
+    cores = psutil.cpu_count()
+    costs = {name: reading_cost(factory)
+             for name, factory in make_generators(dataset, 0, num_workers=0, cache_size=16).items()}
+    print(f"load average before: {os.getloadavg()[0]:.1f} (measured rates drop when other processes use the cores)")
+    rows = []
+    for rate in (SETTINGS["min_replacement_rate"], 0):
+        for name, factory in make_generators(dataset, rate).items():
+            rows.append(((name, "demo", rate), measure(factory, args.seconds)))
+    for name, factory in make_generators(longer, SETTINGS["min_replacement_rate"]).items():
+        rows.append(((name, f"x{LONGER}", SETTINGS["min_replacement_rate"]), measure(factory, args.seconds)))
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    print()
+    print_table(rows)
+    print()
+    rate = SETTINGS["min_replacement_rate"]
+    for name, cost in costs.items():
+        print(f"reading cost {name:<20} {cost:6.1f} CPU ms/item -> at most "
+              f"{cores * 1000.0 / (rate * cost):5.1f} batches/s at {rate} items/batch on {cores} idle cores")
+
+    def row(name, database, rate):
+        return next(result for key, result in rows if key == (name, database, rate))
+
+    paired = row("paired (train_sup)", "demo", SETTINGS["min_replacement_rate"])
+    cache_only = row("paired (train_sup)", "demo", 0)
+    long_paired = row("paired (train_sup)", f"x{LONGER}", SETTINGS["min_replacement_rate"])
+    print()
+    print(f"paired from the cache alone: {cache_only['batches/s']:.1f} batches/s while the workers replace "
+          f"{cache_only['items/batch']:.2f} items/batch; with >= {SETTINGS['min_replacement_rate']} items/batch kept: "
+          f"{paired['batches/s']:.1f} batches/s ({paired['items/batch']:.1f} items/batch)")
+    print(f"peak memory with {LONGER}x longer songs (paired): main RSS {paired['main MB']:.0f} -> "
+          f"{long_paired['main MB']:.0f} MB, workers RSS {paired['workers MB']:.0f} -> "
+          f"{long_paired['workers MB']:.0f} MB, workers USS {paired['workers USS MB']:.0f} -> "
+          f"{long_paired['workers USS MB']:.0f} MB")
+    print(f"input_pipeline: {paired['batches/s']:.1f} batches/s (target >= 50)")
+
+
+if __name__ == "__main__":
+    main()
