@@ -1,0 +1,164 @@
+"""Benchmark of whole-song separation and BSS Eval (not a test; numbers depend on the machine).
+
+A randomly initialised U-Net at the paper's shapes (input 350 x 158, output 258 x 66) is saved
+into a temporary checkpoint folder, so the network's cost is the real one. Measured:
+
+- separating a generated 3-minute song at 8192 Hz (a chord plus noise), with the chunks run
+  through the network in batches (32 and 8) and one chunk per session call (the reference's
+  way): real-time factor = audio seconds / wall-clock seconds (best of 3 runs);
+- BSS Eval (``Evaluate.compute_song_metrics``: estimates and mixture-as-estimate) seconds
+  per minute of audio;
+- ``Evaluate.evaluate_model`` on 8 generated 45-second songs with 1 and 2 worker processes.
+
+Timings depend on other load on the machine: the table shows the load average before and
+after. Run: ``.venv/bin/python bench/separate.py``. The last line is
+``separate: <real-time factor> x real time (target >= 100)``.
+"""
+
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+import Evaluate  # noqa: E402
+import Utils  # noqa: E402
+from Sample import Sample  # noqa: E402
+
+SR = 8192
+# The paper's separator settings (PAPER.md); Training.py's sacred config holds the same values.
+PAPER_MODEL_CONFIG = {"sources": ["accompaniment", "voice"], "expected_sr": SR, "mono_downmix": True,
+                      "num_fft": 512, "num_hop": 256, "num_layers": 4, "num_initial_filters": 16,
+                      "num_frames": 64, "num_freqs": 256}
+SONG_SECONDS = 180.0
+BATCH_SIZE = 32
+SMALL_BATCH_SIZE = 8
+EVAL_SONGS = 8
+EVAL_SONG_SECONDS = 45.0
+TARGET_REAL_TIME = 100.0
+
+
+def save_random_model(folder, model_config):
+    """Save a freshly initialised separator (only ``separator/`` variables) and its config."""
+    # Imported here: the BSS Eval workers re-import this script and should not load TensorFlow.
+    import tensorflow as tf
+
+    from Models.Unet import Unet
+
+    input_shape, _ = Evaluate.network_shapes(model_config)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(0)
+        mixture = tf.compat.v1.placeholder(tf.float32, (None,) + tuple(input_shape) + (1,))
+        Unet(model_config["num_layers"], model_config["num_initial_filters"],
+             model_config["sources"]).get_output(tf.math.log1p(mixture), reuse=False)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver().save(session, os.path.join(folder, "model"), global_step=0)
+    Utils.atomic_write_json(os.path.join(folder, "model_config.json"), model_config)
+
+
+def chord_and_noise(seconds, seed):
+    """(accompaniment, voice) float32 [samples] at SR: a major chord and a gliding tone with noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    root = 110.0 * 2 ** (seed % 12 / 12)
+    chord = sum(0.15 * np.sin(2 * np.pi * root * ratio * t) for ratio in (1.0, 1.26, 1.5, 2.0))
+    accompaniment = chord + 0.02 * rng.standard_normal(len(t))
+    voice = 0.2 * np.sin(2 * np.pi * (330 * t + 20 * np.sin(2 * np.pi * 0.3 * t))) * (np.sin(2 * np.pi * 0.5 * t) > 0)
+    return accompaniment.astype(np.float32), (voice + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def best_seconds(function, repeats):
+    """Shortest wall-clock time of ``repeats`` calls (after one warm-up call)."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def time_separation(folder, audio, batch_size, repeats):
+    with Evaluate.Separator(folder, batch_size=batch_size) as separator:
+        return best_seconds(lambda: separator.separate(audio), repeats)
+
+
+def time_bss_eval(seconds=60.0):
+    """Seconds of compute_song_metrics (estimates plus mixture-as-estimate) per minute of audio."""
+    accompaniment, voice = chord_and_noise(seconds, seed=1)
+    references = np.stack([accompaniment, voice])
+    rng = np.random.default_rng(2)
+    estimates = references + 0.05 * rng.standard_normal(references.shape).astype(np.float32)
+    start = time.perf_counter()
+    Evaluate.compute_song_metrics(references, estimates, references.sum(axis=0))
+    return (time.perf_counter() - start) / (seconds / 60.0)
+
+
+def make_songs(folder):
+    songs = []
+    for index in range(EVAL_SONGS):
+        accompaniment, voice = chord_and_noise(EVAL_SONG_SECONDS, seed=10 + index)
+        paths = []
+        for name, audio in (("mixture", accompaniment + voice), ("accompaniment", accompaniment), ("voice", voice)):
+            path = os.path.join(folder, f"song{index}", f"{name}.wav")
+            Utils.atomic_write_audio(path, audio, SR)
+            paths.append(path)
+        songs.append(tuple(Sample.from_path(path, database="bench", song=f"song{index}") for path in paths))
+    return songs
+
+
+def time_evaluation(folder, songs, num_workers):
+    start = time.perf_counter()
+    Evaluate.evaluate_model(folder, songs, num_workers=num_workers, batch_size=BATCH_SIZE)
+    return time.perf_counter() - start
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        model_folder = os.path.join(tmp, "model")
+        save_random_model(model_folder, PAPER_MODEL_CONFIG)
+        accompaniment, voice = chord_and_noise(SONG_SECONDS, seed=0)
+        song = accompaniment + voice
+        load_before = os.getloadavg()[0]
+        batched = time_separation(model_folder, song, BATCH_SIZE, repeats=3)
+        small_batches = time_separation(model_folder, song, SMALL_BATCH_SIZE, repeats=3)
+        one_chunk = time_separation(model_folder, song, 1, repeats=3)
+        bss_per_minute = time_bss_eval()
+        songs = make_songs(os.path.join(tmp, "songs"))
+        eval_one = time_evaluation(model_folder, songs, 1)
+        eval_two = time_evaluation(model_folder, songs, 2)
+        load_after = os.getloadavg()[0]
+
+    input_shape, output_shape = Evaluate.network_shapes(PAPER_MODEL_CONFIG)
+    batched_rtf, one_chunk_rtf = SONG_SECONDS / batched, SONG_SECONDS / one_chunk
+    rows = [
+        ("CPU cores / load average before, after", f"{os.cpu_count()} / {load_before:.1f}, {load_after:.1f}"),
+        ("network input / output (freq x frames)", f"{input_shape[0]}x{input_shape[1]} / "
+                                                   f"{output_shape[0]}x{output_shape[1]}"),
+        (f"separate {SONG_SECONDS:.0f} s song, batch {BATCH_SIZE} (s)", f"{batched:.2f}"),
+        (f"separate {SONG_SECONDS:.0f} s song, batch {SMALL_BATCH_SIZE} (s)", f"{small_batches:.2f}"),
+        (f"separate {SONG_SECONDS:.0f} s song, one chunk per call (s)", f"{one_chunk:.2f}"),
+        ("real-time factor, batched", f"{batched_rtf:.0f} x"),
+        ("real-time factor, one chunk per call", f"{one_chunk_rtf:.0f} x"),
+        ("speed-up of batching (target >= 3)", f"{one_chunk / batched:.2f} x"),
+        ("BSS Eval seconds per minute of audio", f"{bss_per_minute:.2f}"),
+        (f"evaluate {EVAL_SONGS} songs of {EVAL_SONG_SECONDS:.0f} s, 1 worker (s)", f"{eval_one:.1f}"),
+        (f"evaluate {EVAL_SONGS} songs of {EVAL_SONG_SECONDS:.0f} s, 2 workers (s)", f"{eval_two:.1f}"),
+        ("speed-up of 2 workers", f"{eval_one / eval_two:.2f} x"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print(f"{'measurement':<{width}}  value")
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    print(f"separate: {batched_rtf:.0f} x real time (target >= {TARGET_REAL_TIME:.0f})")
+
+
+if __name__ == "__main__":
+    main()
