@@ -1,0 +1,322 @@
+"""The complete training graph: placeholders, separator, critics, loss terms and train ops.
+
+Loss terms carry the paper's names (PAPER.md, "Separator losses"):
+
+- ``supervised_loss``: sum over sources of ``mean((s_hat - s)^2)`` in log-normalised space;
+- ``L_u = -sum_k mean D_k(s_hat_k,u)``: the adversarial loss on unpaired mixtures;
+- ``additive_penalty P = mean((m_u - sum_k s_hat_k,u)^2)`` in linear magnitude space;
+- ``unsupervised_loss = alpha * L_u + beta * P``;
+- ``separator_loss = supervised_loss + unsupervised_loss`` (semi-supervised graph only;
+  equal to ``supervised_loss`` in the supervised graph).
+
+The batch generators deliver linear magnitudes; the graph applies ``log1p`` itself.
+"""
+
+import dataclasses
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from Models import Layers
+from Models.Unet import SCOPE as SEPARATOR_SCOPE
+from Models.Unet import Unet
+from Models.WGAN_Critic import Critic, critic_loss
+
+REQUIRED_KEYS = ("sources", "batch_size", "alpha", "beta", "lam", "init_disc_lr", "init_sup_sep_lr",
+                 "init_unsup_sep_lr", "num_frames", "num_freqs", "num_layers", "num_initial_filters",
+                 "critic_initial_filters", "critic_dense_units")
+
+
+def critic_scope(source: str) -> str:
+    """Variable scope of the critic for ``source``, e.g. ``"critic_voice"``."""
+    return f"critic_{source}"
+
+
+def _scope_variables(scope: str) -> List[tf.Variable]:
+    # The trailing slash keeps "separator" from matching "separator_solver".
+    return tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES, scope=scope + "/")
+
+
+@dataclasses.dataclass
+class TrainingGraph:
+    """Tensors and ops of one training graph (see :func:`build_training_graph`).
+
+    Shapes: ``B`` = ``model_config["batch_size"]`` (``None`` if unset), ``(F_in, T_in)`` =
+    ``input_shape``, ``(F_out, T_out)`` = ``output_shape``, ``(F_c, T_c)`` = ``critic_shape``.
+    Dicts are keyed by source name in ``sources`` order. Fields only used in the
+    semi-supervised graph are ``None`` / empty dicts in the supervised graph.
+    """
+
+    model_config: dict
+    semi_supervised: bool
+    sources: tuple
+    input_shape: tuple                    # (F_in, T_in) of the separator input
+    output_shape: tuple                   # (F_out, T_out) of the separator output
+    critic_shape: tuple                   # (num_freqs, num_frames) critic excerpt size
+    # Paired batch (linear magnitudes)
+    mixture: tf.Tensor                    # placeholder [B, F_in, T_in, 1]
+    source_targets: Dict[str, tf.Tensor]  # placeholders [B, F_out, T_out, 1]
+    separator_outputs: Dict[str, tf.Tensor]  # log-normalised estimates [B, F_out, T_out, 1]
+    supervised_loss: tf.Tensor
+    # Unpaired batches (linear magnitudes), semi-supervised graph only
+    unpaired_mixture: Optional[tf.Tensor]  # placeholder [B, F_in, T_in, 1]
+    unpaired_sources: Dict[str, tf.Tensor]  # placeholders [B, F_out, T_out, 1] (real solo sources)
+    unpaired_separator_outputs: Dict[str, tf.Tensor]  # log-normalised [B, F_out, T_out, 1]
+    critic_real_inputs: Dict[str, tf.Tensor]  # log-normalised crops [B, F_c, T_c, 1]
+    critic_fake_inputs: Dict[str, tf.Tensor]
+    L_u: Optional[tf.Tensor]
+    additive_penalty: Optional[tf.Tensor]
+    unsupervised_loss: Optional[tf.Tensor]
+    separator_loss: tf.Tensor
+    critic_losses: Dict[str, tf.Tensor]
+    wasserstein: Dict[str, tf.Tensor]
+    gradient_penalty: Dict[str, tf.Tensor]
+    critic_real_scores: Dict[str, tf.Tensor]  # [B, 1]
+    critic_fake_scores: Dict[str, tf.Tensor]  # [B, 1]
+    # Training control (non-trainable variables, saved in checkpoints)
+    global_step: tf.Variable              # int64, incremented by separator_train_op
+    sup_sep_lr: tf.Variable
+    unsup_sep_lr: tf.Variable
+    disc_lr: tf.Variable
+    separator_train_op: tf.Operation
+    critic_train_ops: Dict[str, tf.Operation]
+    all_critics_train_op: Optional[tf.Operation]  # all critic steps on one shared feed
+    # Scalars to log: separator_scalars/summary_scalars/summary_images need only the separator
+    # step's feed (paired batch + unpaired mixture); critic_scalars also need the unpaired sources.
+    separator_scalars: Dict[str, tf.Tensor]
+    critic_scalars: Dict[str, tf.Tensor]   # "critic_loss/<source>", "wasserstein/<source>", ...
+    summary_scalars: Dict[str, tf.Tensor]  # separator_scalars plus the learning rates
+    summary_images: Dict[str, tf.Tensor]   # log-normalised [B, F, T, 1] spectrograms
+    # Prediction on any batch size (shares the separator's weights), linear magnitudes in and out
+    inference_input: tf.Tensor             # placeholder [None, F_in, T_in, 1]
+    inference_outputs: Dict[str, tf.Tensor]  # expm1 of the separator outputs [None, F_out, T_out, 1]
+
+    def feed_paired(self, batch: Sequence[np.ndarray]) -> dict:
+        """Feed dict for a paired batch ``[mixture, source_1, ...]`` (PairedBatchGenerator order).
+
+        Mixture ``[B, F_in, T_in, 1]`` and sources ``[B, F_out, T_out, 1]``, linear magnitudes.
+        """
+        if len(batch) != 1 + len(self.sources):
+            raise ValueError(f"feed_paired: expected a mixture and {len(self.sources)} source batches "
+                             f"({', '.join(self.sources)}), got {len(batch)} arrays")
+        feed = {self.mixture: batch[0]}
+        feed.update({self.source_targets[name]: array for name, array in zip(self.sources, batch[1:])})
+        return feed
+
+    def feed_unpaired(self, mix_batch: np.ndarray,
+                      source_batches: Union[None, Sequence[np.ndarray], Mapping[str, np.ndarray]] = None
+                      ) -> dict:
+        """Feed dict for unpaired batches (semi-supervised graph only).
+
+        Args:
+            mix_batch: unpaired mixtures with context ``[B, F_in, T_in, 1]``, linear magnitudes.
+            source_batches: real solo-source excerpts ``[B, F_out, T_out, 1]``: a sequence in
+                ``sources`` order, a dict ``source -> batch`` (a subset is fine, e.g. for one
+                critic's step) or ``None`` (the separator step needs only the mixture).
+        """
+        if not self.semi_supervised:
+            raise RuntimeError("feed_unpaired: this is a supervised training graph without unpaired inputs; "
+                               "build it with semi_supervised=True")
+        feed = {self.unpaired_mixture: mix_batch}
+        if source_batches is None:
+            return feed
+        if not isinstance(source_batches, Mapping):
+            if len(source_batches) != len(self.sources):
+                raise ValueError(f"feed_unpaired: expected {len(self.sources)} source batches "
+                                 f"({', '.join(self.sources)}), got {len(source_batches)}")
+            source_batches = dict(zip(self.sources, source_batches))
+        unknown = set(source_batches) - set(self.sources)
+        if unknown:
+            raise ValueError(f"feed_unpaired: unknown source(s) {sorted(unknown)}; sources are {list(self.sources)}")
+        feed.update({self.unpaired_sources[name]: array for name, array in source_batches.items()})
+        return feed
+
+    def separator_variables(self) -> List[tf.Variable]:
+        """Trainable separator variables (scope ``separator/``)."""
+        return _scope_variables(SEPARATOR_SCOPE)
+
+    def critic_variables(self, source: str) -> List[tf.Variable]:
+        """Trainable variables of the critic for ``source`` (scope ``critic_<source>/``)."""
+        if source not in self.sources:
+            raise ValueError(f"critic_variables: unknown source {source!r}; sources are {list(self.sources)}")
+        return _scope_variables(critic_scope(source))
+
+
+def _check_config(model_config):
+    missing = [key for key in REQUIRED_KEYS if key not in model_config]
+    if missing:
+        raise ValueError(f"model_config lacks {missing}: add them (see Training.py's config)")
+    if len(model_config["sources"]) == 0:
+        raise ValueError("model_config['sources'] is empty: name at least one source")
+
+
+def _placeholder(batch_size, shape, name):
+    return tf.compat.v1.placeholder(tf.float32, [batch_size, shape[0], shape[1], 1], name=name)
+
+
+def _normalise(magnitudes):
+    """Linear magnitudes to the network's log-normalised scale ``log(1 + x)``."""
+    return tf.math.log1p(magnitudes)
+
+
+def _denormalise(normalised):
+    """Log-normalised magnitudes back to linear ``exp(y) - 1``."""
+    return tf.math.expm1(normalised)
+
+
+def _supervised_loss(estimates, targets_norm):
+    return tf.add_n([tf.reduce_mean(tf.square(estimates[name] - targets_norm[name])) for name in estimates],
+                    name="supervised_loss")
+
+
+def _additive_penalty(mixture_linear, estimates_norm):
+    """``mean((m - sum_k s_hat_k)^2)`` with everything in linear magnitudes."""
+    estimate_sum = tf.add_n([_denormalise(estimate) for estimate in estimates_norm.values()])
+    return tf.reduce_mean(tf.square(mixture_linear - estimate_sum), name="additive_penalty")
+
+
+def _control_variables(model_config):
+    def scalar(name, value):
+        return tf.compat.v1.get_variable(name, [], dtype=tf.float32, trainable=False,
+                                         initializer=tf.compat.v1.constant_initializer(float(value)))
+
+    global_step = tf.compat.v1.get_variable("global_step", [], dtype=tf.int64, trainable=False,
+                                            initializer=tf.compat.v1.zeros_initializer())
+    return (global_step, scalar("sup_sep_lr", model_config["init_sup_sep_lr"]),
+            scalar("unsup_sep_lr", model_config["init_unsup_sep_lr"]),
+            scalar("disc_lr", model_config["init_disc_lr"]))
+
+
+def _minimize(loss, learning_rate, var_list, scope, global_step=None):
+    # Each optimiser in its own scope so its Adam accumulators have distinct, readable names.
+    with tf.compat.v1.variable_scope(scope):
+        optimiser = tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate)
+        return optimiser.minimize(loss, var_list=var_list, global_step=global_step)
+
+
+def build_training_graph(model_config: dict, semi_supervised: bool, seed: Optional[int] = None) -> TrainingGraph:
+    """Builds the supervised or semi-supervised training graph in the default graph.
+
+    Args:
+        model_config: see ``REQUIRED_KEYS`` (Training.py's config); ``batch_size`` fixes the
+            static batch dimension (``None``/0 leaves it open).
+        semi_supervised: also build unpaired inputs, one critic per source, ``L_u``, the
+            additive penalty and the critics' train ops; the separator then trains on
+            ``separator_loss`` with ``unsup_sep_lr`` (otherwise ``supervised_loss`` with ``sup_sep_lr``).
+        seed: op-level seed base for the critics' random ops (with a graph-level seed this
+            makes runs reproducible).
+
+    Returns:
+        A :class:`TrainingGraph`; run ``tf.compat.v1.global_variables_initializer()`` before use.
+    """
+    _check_config(model_config)
+    sources = tuple(model_config["sources"])
+    batch_size = model_config["batch_size"] or None
+    critic_shape = (int(model_config["num_freqs"]), int(model_config["num_frames"]))
+    separator = Unet(model_config["num_layers"], model_config["num_initial_filters"], sources)
+    input_shape, output_shape = separator.get_padding(critic_shape)
+
+    mixture = _placeholder(batch_size, input_shape, "mixture")
+    source_targets = {name: _placeholder(batch_size, output_shape, f"source_{name}") for name in sources}
+    separator_outputs = separator.get_output(_normalise(mixture), reuse=False)
+    supervised_loss = _supervised_loss(
+        separator_outputs, {name: _normalise(target) for name, target in source_targets.items()})
+
+    global_step, sup_sep_lr, unsup_sep_lr, disc_lr = _control_variables(model_config)
+    unpaired = _build_unpaired(model_config, separator, sources, batch_size, input_shape, output_shape,
+                               critic_shape, seed) if semi_supervised else _no_unpaired()
+    unsupervised_loss = unpaired["unsupervised_loss"]
+    separator_loss = (tf.add(supervised_loss, unsupervised_loss, name="separator_loss")
+                      if semi_supervised else supervised_loss)
+
+    separator_vars = _scope_variables(SEPARATOR_SCOPE)
+    separator_train_op = _minimize(separator_loss, unsup_sep_lr if semi_supervised else sup_sep_lr,
+                                   separator_vars, "separator_solver", global_step=global_step)
+    critic_train_ops = {name: _minimize(unpaired["critic_losses"][name], disc_lr,
+                                        _scope_variables(critic_scope(name)), f"{critic_scope(name)}_solver")
+                        for name in unpaired["critic_losses"]}
+    all_critics_train_op = (tf.group(*critic_train_ops.values(), name="all_critics_train_op")
+                            if critic_train_ops else None)
+
+    inference_input = _placeholder(None, input_shape, "inference_mixture")
+    inference_outputs = {name: _denormalise(output) for name, output in
+                         separator.get_output(_normalise(inference_input), reuse=True).items()}
+    separator_scalars = {"supervised_loss": supervised_loss, "separator_loss": separator_loss}
+    if semi_supervised:
+        separator_scalars.update(L_u=unpaired["L_u"], additive_penalty=unpaired["additive_penalty"],
+                                 unsupervised_loss=unsupervised_loss)
+    critic_scalars = {f"{term}/{name}": unpaired[field][name] for name in unpaired["critic_losses"]
+                      for term, field in (("critic_loss", "critic_losses"), ("wasserstein", "wasserstein"),
+                                          ("gradient_penalty", "gradient_penalty"))}
+    summary_scalars = dict(separator_scalars, **{
+        "learning_rate/separator": unsup_sep_lr if semi_supervised else sup_sep_lr})
+    if semi_supervised:
+        summary_scalars["learning_rate/critics"] = disc_lr
+    summary_images = {"mixture": Layers.crop(_normalise(mixture), *output_shape)}
+    for name in sources:
+        summary_images[f"{name}/estimate"] = separator_outputs[name]
+        summary_images[f"{name}/target"] = _normalise(source_targets[name])
+        if semi_supervised:
+            summary_images[f"{name}/unpaired_estimate"] = unpaired["unpaired_separator_outputs"][name]
+
+    return TrainingGraph(
+        model_config=dict(model_config), semi_supervised=bool(semi_supervised), sources=sources,
+        input_shape=input_shape, output_shape=output_shape, critic_shape=critic_shape,
+        mixture=mixture, source_targets=source_targets, separator_outputs=separator_outputs,
+        supervised_loss=supervised_loss,
+        unpaired_mixture=unpaired["unpaired_mixture"], unpaired_sources=unpaired["unpaired_sources"],
+        unpaired_separator_outputs=unpaired["unpaired_separator_outputs"],
+        critic_real_inputs=unpaired["critic_real_inputs"], critic_fake_inputs=unpaired["critic_fake_inputs"],
+        L_u=unpaired["L_u"], additive_penalty=unpaired["additive_penalty"], unsupervised_loss=unsupervised_loss,
+        separator_loss=separator_loss, critic_losses=unpaired["critic_losses"],
+        wasserstein=unpaired["wasserstein"], gradient_penalty=unpaired["gradient_penalty"],
+        critic_real_scores=unpaired["critic_real_scores"], critic_fake_scores=unpaired["critic_fake_scores"],
+        global_step=global_step, sup_sep_lr=sup_sep_lr, unsup_sep_lr=unsup_sep_lr, disc_lr=disc_lr,
+        separator_train_op=separator_train_op, critic_train_ops=critic_train_ops,
+        all_critics_train_op=all_critics_train_op, separator_scalars=separator_scalars,
+        critic_scalars=critic_scalars, summary_scalars=summary_scalars, summary_images=summary_images,
+        inference_input=inference_input, inference_outputs=inference_outputs)
+
+
+def _no_unpaired():
+    keys = ("unpaired_sources", "unpaired_separator_outputs", "critic_real_inputs", "critic_fake_inputs",
+            "critic_losses", "wasserstein", "gradient_penalty", "critic_real_scores", "critic_fake_scores")
+    terms = {key: {} for key in keys}
+    terms.update(unpaired_mixture=None, L_u=None, additive_penalty=None, unsupervised_loss=None)
+    return terms
+
+
+def _build_unpaired(model_config, separator, sources, batch_size, input_shape, output_shape, critic_shape,
+                    seed):
+    """Unpaired placeholders, critics and the unsupervised loss terms (as a dict of fields)."""
+    unpaired_mixture = _placeholder(batch_size, input_shape, "unpaired_mixture")
+    unpaired_sources = {name: _placeholder(batch_size, output_shape, f"unpaired_source_{name}")
+                        for name in sources}
+    estimates = separator.get_output(_normalise(unpaired_mixture), reuse=True)
+    real_inputs = {name: Layers.crop(_normalise(unpaired_sources[name]), *critic_shape) for name in sources}
+    fake_inputs = {name: Layers.crop(estimates[name], *critic_shape) for name in sources}
+
+    losses = {}
+    for index, name in enumerate(sources):
+        critic = Critic(critic_scope(name), model_config["critic_initial_filters"],
+                        model_config["critic_dense_units"])
+        critic_seed = None if seed is None else seed + 2 * index  # two random ops per critic
+        losses[name] = critic_loss(critic, real_inputs[name], fake_inputs[name], model_config["lam"], critic_seed)
+
+    L_u = tf.negative(tf.add_n([tf.reduce_mean(losses[name].fake_scores) for name in sources]), name="L_u")
+    mixture_linear = Layers.crop(unpaired_mixture, *output_shape)
+    additive_penalty = _additive_penalty(mixture_linear, estimates)
+    unsupervised_loss = tf.add(model_config["alpha"] * L_u, model_config["beta"] * additive_penalty,
+                               name="unsupervised_loss")
+    return {
+        "unpaired_mixture": unpaired_mixture, "unpaired_sources": unpaired_sources,
+        "unpaired_separator_outputs": estimates, "critic_real_inputs": real_inputs,
+        "critic_fake_inputs": fake_inputs, "L_u": L_u, "additive_penalty": additive_penalty,
+        "unsupervised_loss": unsupervised_loss,
+        "critic_losses": {name: term.loss for name, term in losses.items()},
+        "wasserstein": {name: term.wasserstein for name, term in losses.items()},
+        "gradient_penalty": {name: term.gradient_penalty for name, term in losses.items()},
+        "critic_real_scores": {name: term.real_scores for name, term in losses.items()},
+        "critic_fake_scores": {name: term.fake_scores for name, term in losses.items()},
+    }

@@ -1,0 +1,143 @@
+"""The separator: a U-Net with valid convolutions on magnitude spectrograms.
+
+Maps a log-normalised mixture magnitude spectrogram with time context
+``[B, F_in, T_in, 1]`` to one log-normalised magnitude estimate per source
+``[B, F_out, T_out, 1]`` for the centre of the input (PAPER.md, "Separator").
+Because every 3x3 convolution is valid, only certain input/output sizes are possible;
+:meth:`Unet.get_padding` finds them for a desired output size.
+"""
+
+import logging
+import math
+from typing import Dict, Sequence, Tuple
+
+import tensorflow as tf
+
+from Models import Layers
+
+LOGGER = logging.getLogger(__name__)
+
+SCOPE = "separator"
+
+
+class Unet:
+    """U-Net separator (Stoller et al. 2018), one output per source name.
+
+    Args:
+        num_layers: number of down-/up-sampling levels (paper: 4).
+        num_initial_filters: filters of the first convolution (paper: 16); level ``i``
+            (1-based) of the encoder has ``num_initial_filters * 2**i``.
+        source_names: one output (and one 1x1 output convolution) per name, in this order.
+    """
+
+    def __init__(self, num_layers: int = 4, num_initial_filters: int = 16,
+                 source_names: Sequence[str] = ("accompaniment", "voice")):
+        if int(num_layers) < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if int(num_initial_filters) < 1:
+            raise ValueError(f"num_initial_filters must be at least 1, got {num_initial_filters}")
+        if len(source_names) == 0 or len(set(source_names)) != len(source_names):
+            raise ValueError(f"source_names must be non-empty and unique, got {list(source_names)}")
+        self.num_layers = int(num_layers)
+        self.num_initial_filters = int(num_initial_filters)
+        self.source_names = tuple(source_names)
+
+    def get_padding(self, desired_output_shape: Tuple[int, int] = (256, 64)
+                    ) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+        """Input and output sizes of the network for at least a desired output size.
+
+        Walks from the desired output towards the lowest-resolution feature map (each
+        decoder level: +2 for the valid conv, /2 for the up-sampling), rounds that map's
+        size up to an even integer and rebuilds input and output sizes from it.
+
+        Args:
+            desired_output_shape: ``(freq rows, frames)`` the output must at least cover.
+
+        Returns:
+            ``((F_in, T_in), (F_out, T_out))`` as python ints, e.g. ``((350, 158), (258, 66))``
+            for ``(256, 64)`` and 4 levels. ``F_out >= desired freq``, ``T_out >= desired frames``.
+        """
+        if len(desired_output_shape) != 2 or min(desired_output_shape) < 1:
+            raise ValueError(f"desired_output_shape must be (freq rows, frames) >= 1, "
+                             f"got {desired_output_shape}")
+        lowest = [self._lowest_resolution_size(int(size)) for size in desired_output_shape]
+        input_shape = tuple(self._input_size(size) for size in lowest)
+        output_shape = tuple(self._output_size(size) for size in lowest)
+        if tuple(output_shape) != tuple(desired_output_shape):
+            LOGGER.debug("U-Net output %s is larger than desired %s", output_shape, desired_output_shape)
+        return input_shape, output_shape
+
+    def _lowest_resolution_size(self, output_size: int) -> int:
+        size = float(output_size)
+        for _ in range(self.num_layers):
+            size = (size + 2) / 2
+        lowest = math.ceil(size)
+        return lowest + lowest % 2  # even, so the lowest map can be pooled to it
+
+    def _input_size(self, lowest: int) -> int:
+        size = lowest
+        for _ in range(self.num_layers):
+            size = (size + 2) * 2  # valid 3x3 conv, then 2x2 max-pool
+        return size + 2  # first valid 3x3 conv
+
+    def _output_size(self, lowest: int) -> int:
+        size = lowest
+        for _ in range(self.num_layers):
+            size = size * 2 - 2  # 2x up-sampling, then valid 3x3 conv
+        return size
+
+    def get_output(self, mix_context_norm: tf.Tensor, reuse: bool) -> Dict[str, tf.Tensor]:
+        """Builds the separator graph in variable scope ``"separator"``.
+
+        Args:
+            mix_context_norm: log-normalised mixture magnitudes with time context,
+                ``[B, F_in, T_in, 1]`` with ``(F_in, T_in)`` from :meth:`get_padding`; ``B``
+                may be ``None``.
+            reuse: ``False`` to create the variables, ``True`` to share existing ones.
+
+        Returns:
+            ``{source_name: [B, F_out, T_out, 1]}`` log-normalised magnitude estimates
+            (non-negative, ReLU outputs).
+        """
+        self._check_input(mix_context_norm)
+        with tf.compat.v1.variable_scope(SCOPE, reuse=reuse):
+            skips, bottleneck = self._encoder(mix_context_norm)
+            features = self._decoder(bottleneck, skips)
+            # Passing the input to the last feature map lets the outputs reuse the mixture.
+            features = Layers.crop_and_concat(mix_context_norm, features)
+            return {name: Layers.conv2d(features, 1, 1, name=f"output_{name}", activation=tf.nn.relu)
+                    for name in self.source_names}
+
+    def _check_input(self, x):
+        shape = x.shape.as_list()
+        if len(shape) != 4 or shape[3] != 1 or shape[1] is None or shape[2] is None:
+            raise ValueError(f"U-Net input must be [batch, freq, frames, 1] with static freq and frames, "
+                             f"got {x.shape}")
+        for axis, size in (("frequency", shape[1]), ("time", shape[2])):
+            inner = size - 2
+            for _ in range(self.num_layers):
+                if inner % 2:
+                    raise ValueError(f"U-Net input {axis} size {size} is not admissible for "
+                                     f"{self.num_layers} levels: use Unet.get_padding() to choose it")
+                inner = inner // 2 - 2
+            if inner < 2:
+                raise ValueError(f"U-Net input {axis} size {size} is too small for {self.num_layers} levels")
+
+    def _encoder(self, x):
+        """Returns the skip feature maps (highest resolution first) and the bottleneck map."""
+        skips = []
+        x = Layers.conv2d(x, self.num_initial_filters, 3, name="enc_conv0", activation=tf.nn.relu)
+        for level in range(1, self.num_layers + 1):
+            skips.append(x)
+            x = Layers.max_pool(x, 2, 2)
+            x = Layers.conv2d(x, self.num_initial_filters * 2 ** level, 3, name=f"enc_conv{level}",
+                              activation=tf.nn.relu)
+        return skips, x
+
+    def _decoder(self, x, skips):
+        for level in range(self.num_layers - 1, -1, -1):
+            filters = self.num_initial_filters * 2 ** level
+            x = Layers.conv2d_transpose(x, filters, 2, 2, name=f"dec_upconv{level}", activation=tf.nn.relu)
+            x = Layers.crop_and_concat(skips[level], x)
+            x = Layers.conv2d(x, filters, 3, name=f"dec_conv{level}", activation=tf.nn.relu)
+        return x
