@@ -1,5 +1,10 @@
 """Benchmark of the input pipeline (Input.py) on the demo database at the paper's shapes.
 
+The generators read the model-rate copy of the dataset (AudioCache.model_rate_dataset: every
+file converted once to 8192 Hz mono), as training does. The conversion is a one-off cost,
+reported separately (seconds, MB written, and the time of a second call that reuses the
+copies); it is redone on every run (the bench's ``model_rate`` folder is deleted first).
+
 Measures, for the paired generator (train_sup) and the unpaired generators (train_unsup
 mixtures with context, real voice excerpts with random gain), with the paper's settings
 (batch 64, input 350 x 158, output 258 x 66, 4 workers, cache 64, 10 s sections):
@@ -11,7 +16,12 @@ mixtures with context, real voice excerpts with random gain), with the paper's s
   (RSS of all workers, of the largest, and their unique memory USS: RSS counts the pages a
   worker shares with the forkserver it was forked from);
 - the same memory on a copy of the database whose songs are 10 times longer: it must not
-  grow, since workers read sections, never whole songs.
+  grow, since workers read sections, never whole songs;
+- CPU time per batch in the main process and per item in the workers (user + system; the
+  memory sampler's thread excluded), and from them the paired rate two idle cores could give:
+  the measured rates drop whenever other processes use the cores, above all for the workers,
+  which run at a lower priority;
+- the CPU cost of reading one cache item, from the original files and from the model-rate copies.
 
 The demo database and its 10x copy are generated once into ``<project>/cache/bench``.
 Usage: ``python bench/input_pipeline.py [--seconds 8] [--cache-dir DIR]``.
@@ -23,6 +33,7 @@ import argparse
 import hashlib
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -35,6 +46,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import soundfile  # noqa: E402
 
+import AudioCache  # noqa: E402
 import Datasets  # noqa: E402
 import Input  # noqa: E402
 import Utils  # noqa: E402
@@ -55,6 +67,7 @@ class PeakMemory:
     def __init__(self, generator, interval=0.1):
         self._generator, self._interval = generator, interval
         self.main = self.workers_total = self.worker_max = self.workers_unique = 0
+        self.thread_cpu = 0.0  # CPU seconds of the sampling thread itself
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -82,6 +95,7 @@ class PeakMemory:
                 self.workers_total = max(self.workers_total, sum(sizes))
                 self.worker_max = max(self.worker_max, max(sizes))
                 self.workers_unique = max(self.workers_unique, sum(unique))
+            self.thread_cpu = time.thread_time()
             self._stop.wait(self._interval)
 
 
@@ -114,6 +128,27 @@ def longer_dataset(dataset, folder, factor=LONGER):
                             for samples in dataset["train_unsup"]]}
 
 
+def converted(dataset, cache_dir):
+    """The model-rate dataset and its one-off cost: files, seconds, MB written, seconds of a
+    second call (which must reuse every copy)."""
+    began = time.monotonic()
+    model_rate = AudioCache.model_rate_dataset(dataset, cache_dir, SETTINGS["expected_sr"], SETTINGS["mono_downmix"],
+                                               num_workers=psutil.cpu_count())
+    seconds = time.monotonic() - began
+    began = time.monotonic()
+    AudioCache.model_rate_dataset(dataset, cache_dir, SETTINGS["expected_sr"], SETTINGS["mono_downmix"])
+    reuse = time.monotonic() - began
+    paths = {sample.path for sample in all_samples(model_rate)}
+    return model_rate, {"files": len(paths), "seconds": seconds, "MB written": sum(map(os.path.getsize, paths)) / MB,
+                        "reuse s": reuse}
+
+
+def all_samples(dataset):
+    for partition in dataset.values():
+        for entry in partition:
+            yield from (sample for sample in entry if sample is not None)
+
+
 def make_generators(dataset, min_replacement_rate, **overrides):
     """name -> generator factory for the paired and the unpaired generators of training."""
     settings = dict(SETTINGS, min_replacement_rate=min_replacement_rate, **overrides)
@@ -129,6 +164,18 @@ def make_generators(dataset, min_replacement_rate, **overrides):
     }
 
 
+def cpu_seconds(pids):
+    """User + system CPU seconds of the processes ``pids`` (those still running)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def measure(make_generator, seconds):
     """Run one generator for ``seconds`` after its cache is full; returns a result row."""
     generator = make_generator()
@@ -136,30 +183,52 @@ def measure(make_generator, seconds):
         began = time.monotonic()
         with generator:
             fill = time.monotonic() - began
+            pids, items_before = generator.worker_pids(), generator.stats()["items_read"]
+            main_before = time.process_time() - memory.thread_cpu
+            workers_before = cpu_seconds(pids)
             began = time.monotonic()
             while time.monotonic() - began < seconds:
                 generator.get_batch()
             elapsed = time.monotonic() - began
+            main_cpu = time.process_time() - memory.thread_cpu - main_before
+            workers_cpu = cpu_seconds(pids) - workers_before
             stats = generator.stats()
+    items = stats["items_read"] - items_before
     return {"batches/s": stats["batches"] / elapsed, "items/batch": stats["replacement_rate"],
             "wait %": 100.0 * stats["wait_seconds"] / elapsed, "fill s": fill,
             "main MB": memory.main / MB, "workers MB": memory.workers_total / MB,
-            "worker max MB": memory.worker_max / MB, "workers USS MB": memory.workers_unique / MB}
+            "worker max MB": memory.worker_max / MB, "workers USS MB": memory.workers_unique / MB,
+            "main ms/batch": 1000.0 * main_cpu / max(stats["batches"], 1),
+            "wkr ms/item": 1000.0 * workers_cpu / items if items else float("nan")}
 
 
 def reading_cost(make_generator):
     """CPU milliseconds to read and transform one cache item, measured in this process
-    (``num_workers=0``), so that it does not depend on what else loads the machine."""
+    (``num_workers=0``), so that it does not depend on what else loads the machine. The cache
+    is filled twice and only the second fill is timed: the first one also pays for the first
+    touch of the cache's memory."""
     generator = make_generator()
+    with generator:
+        pass
+    items_before = generator.stats()["items_read"]
     began = time.process_time()
     with generator:
         spent = time.process_time() - began
-    return 1000.0 * spent / generator.stats()["items_read"]
+    return 1000.0 * spent / (generator.stats()["items_read"] - items_before)
+
+
+def print_conversion_table(costs):
+    columns = ["files", "seconds", "MB written", "reuse s"]
+    header = f"{'one-off conversion to 8192 Hz mono':<42} " + " ".join(f"{c:>13}" for c in columns)
+    print(header)
+    print("-" * len(header))
+    for database, row in costs.items():
+        print(f"{database:<42} " + " ".join(f"{row[c]:>13.1f}" for c in columns))
 
 
 def print_table(rows):
     columns = ["batches/s", "items/batch", "wait %", "fill s", "main MB", "workers MB", "worker max MB",
-               "workers USS MB"]
+               "workers USS MB", "main ms/batch", "wkr ms/item"]
     header = f"{'generator':<24} {'database':<9} {'min rate':>8} " + " ".join(f"{c:>13}" for c in columns)
     print(header)
     print("-" * len(header))
@@ -174,8 +243,12 @@ def main():
                         help="where the demo database and its 10x copy are generated (once)")
     args = parser.parse_args()
     Utils.setup_logging(logging.WARNING)
-    dataset = demo_dataset(args.cache_dir)
-    longer = longer_dataset(dataset, os.path.join(args.cache_dir, f"demo_x{LONGER}"))
+    original = demo_dataset(args.cache_dir)
+    original_longer = longer_dataset(original, os.path.join(args.cache_dir, f"demo_x{LONGER}"))
+    shutil.rmtree(os.path.join(args.cache_dir, "model_rate"), ignore_errors=True)  # measure the one-off cost
+    conversion = {}
+    dataset, conversion["demo"] = converted(original, args.cache_dir)
+    longer, conversion[f"x{LONGER}"] = converted(original_longer, args.cache_dir)
     seconds = {"demo": np.mean([song[0].duration for song in dataset["train_sup"]]),
                f"x{LONGER}": np.mean([song[0].duration for song in longer["train_sup"]])}
     print(f"demo database: {len(dataset['train_sup'])} paired songs, "
@@ -184,6 +257,8 @@ def main():
           f"{psutil.cpu_count()} CPU cores; {args.seconds:.0f} s per row; workers at niceness {Input.WORKER_NICENESS}")
 
     cores = psutil.cpu_count()
+    original_costs = {name: reading_cost(factory)
+                      for name, factory in make_generators(original, 0, num_workers=0, cache_size=16).items()}
     costs = {name: reading_cost(factory)
              for name, factory in make_generators(dataset, 0, num_workers=0, cache_size=16).items()}
     print(f"load average before: {os.getloadavg()[0]:.1f} (measured rates drop when other processes use the cores)")
@@ -195,12 +270,15 @@ def main():
         rows.append(((name, f"x{LONGER}", SETTINGS["min_replacement_rate"]), measure(factory, args.seconds)))
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     print()
+    print_conversion_table(conversion)
+    print()
     print_table(rows)
     print()
     rate = SETTINGS["min_replacement_rate"]
     for name, cost in costs.items():
-        print(f"reading cost {name:<20} {cost:6.1f} CPU ms/item -> at most "
-              f"{cores * 1000.0 / (rate * cost):5.1f} batches/s at {rate} items/batch on {cores} idle cores")
+        print(f"reading cost {name:<20} {original_costs[name]:6.1f} (original files) -> {cost:5.1f} (model rate) "
+              f"CPU ms/item -> at most {cores * 1000.0 / (rate * cost):5.1f} batches/s at {rate} items/batch "
+              f"on {cores} idle cores")
 
     def row(name, database, rate):
         return next(result for key, result in rows if key == (name, database, rate))
@@ -212,6 +290,10 @@ def main():
     print(f"paired from the cache alone: {cache_only['batches/s']:.1f} batches/s while the workers replace "
           f"{cache_only['items/batch']:.2f} items/batch; with >= {SETTINGS['min_replacement_rate']} items/batch kept: "
           f"{paired['batches/s']:.1f} batches/s ({paired['items/batch']:.1f} items/batch)")
+    per_batch = paired["main ms/batch"] + paired["items/batch"] * paired["wkr ms/item"]
+    print(f"paired CPU per batch: main {paired['main ms/batch']:.1f} ms + {paired['items/batch']:.1f} items x "
+          f"{paired['wkr ms/item']:.2f} ms in the workers = {per_batch:.1f} ms -> at most "
+          f"{cores * 1000.0 / per_batch:.1f} batches/s on {cores} idle cores")
     print(f"peak memory with {LONGER}x longer songs (paired): main RSS {paired['main MB']:.0f} -> "
           f"{long_paired['main MB']:.0f} MB, workers RSS {paired['workers MB']:.0f} -> "
           f"{long_paired['workers MB']:.0f} MB, workers USS {paired['workers USS MB']:.0f} -> "

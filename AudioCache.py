@@ -1,0 +1,237 @@
+"""Model-rate audio cache: every dataset file converted once to the model's rate and channels.
+
+Training reads random sections of every song thousands of times. Resampling 44.1 kHz stereo
+files to ``expected_sr`` (8192 Hz) mono on every read costs about half of the input workers'
+CPU time, so :func:`model_rate_dataset` converts each file once and returns the dataset with
+every Sample pointing at its converted copy; the batch generators then read audio that needs
+no resampling and no down-mixing.
+
+The conversion reads each whole file with :func:`Input.read_audio`, the reader the workers
+use, so the cached audio is what they computed before (apart from effects at the edges of
+the sections they read): soxr high-quality resampling, channels averaged when down-mixing,
+values clipped to [-1, 1].
+
+Cache layout: ``<cache_dir>/model_rate/<expected_sr>Hz_<mono|stereo>/<name>-<source id>-<key>.wav``
+(32-bit float WAV). ``name`` is readable (the source's folder and file name), ``source id``
+hashes the source's absolute path and ``key`` hashes the path, size, modification time
+(ns), ``expected_sr``, the mono flag and :data:`FORMAT_VERSION`. A copy is reused while its
+key matches; a changed source gets a new copy and the stale copy of the same source is
+removed. "stereo" means "channels kept as in the source".
+"""
+
+import contextlib
+import dataclasses
+import glob
+import hashlib
+import json
+import logging
+import numbers
+import os
+import re
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from typing import NamedTuple
+
+import soundfile
+from tqdm import tqdm
+
+import Input
+import Utils
+from Sample import Sample
+
+LOGGER = logging.getLogger(__name__)
+
+# Part of every cache key: bump it when the conversion changes, so old copies are redone.
+FORMAT_VERSION = 1
+MB = 1024.0 ** 2
+
+
+class _Conversion(NamedTuple):
+    """One source file to convert (picklable: it is sent to a worker process)."""
+
+    source: str
+    target: str
+    expected_sr: int
+    mono_downmix: bool
+
+
+def model_rate_folder(cache_dir, expected_sr, mono_downmix) -> str:
+    """Absolute folder of the copies at ``expected_sr`` Hz, mono or with the sources' channels."""
+    layout = "mono" if mono_downmix else "stereo"
+    return os.path.join(os.path.abspath(cache_dir), "model_rate", f"{int(expected_sr)}Hz_{layout}")
+
+
+def model_rate_dataset(dataset, cache_dir, expected_sr, mono_downmix, num_workers=2) -> dict:
+    """The dataset with every Sample pointing at a copy of its audio at ``expected_sr``.
+
+    Args:
+        dataset: dict partition -> list, as ``Datasets.get_dataset`` returns it: ``train_sup``,
+            ``valid`` and ``test`` are lists of ``(mixture, *sources)`` tuples of Samples,
+            ``train_unsup`` a list of lists of Samples. Any nesting of dicts, lists and tuples
+            is accepted and kept.
+        cache_dir: the copies go into ``<cache_dir>/model_rate/<expected_sr>Hz_<mono|stereo>``.
+        expected_sr: the model's sample rate in Hz (8192 in the paper).
+        mono_downmix: average the channels to one (the paper); else keep the channels.
+        num_workers: conversion processes; 0 converts in this process. No process is
+            started when every copy is current.
+
+    Returns:
+        A new dict of the same structure. Each Sample keeps its ``database`` and ``song`` and
+        gets the copy's ``path``, ``sample_rate`` (= ``expected_sr``), ``channels`` and
+        ``duration``. Silent placeholders (``None`` or ``silent`` entries, see
+        :func:`Input.is_silent`) are passed through unchanged. A file used in several places
+        is converted once.
+
+    Raises:
+        Input.UnreadableAudioError: a source file is missing or cannot be decoded (named).
+        ValueError: bad ``expected_sr`` / ``num_workers``, or an entry that is not a Sample.
+    """
+    expected_sr, num_workers = _check_settings(expected_sr, num_workers)
+    folder = model_rate_folder(cache_dir, expected_sr, mono_downmix)
+    conversions = {path: _plan_conversion(path, folder, expected_sr, bool(mono_downmix))
+                   for path in _source_paths(dataset)}
+    pending = [job for job in conversions.values() if not os.path.isfile(job.target)]
+    if pending:
+        began = time.monotonic()
+        written = _convert_all(pending, num_workers, f"Converting audio to {expected_sr} Hz "
+                                                     f"{'mono' if mono_downmix else '(channels kept)'}")
+        LOGGER.info("Model-rate audio in %s: converted %d file(s) (%.1f MB) in %.1f s, reused %d", folder,
+                    len(pending), written / MB, time.monotonic() - began, len(conversions) - len(pending))
+    else:
+        LOGGER.info("Model-rate audio in %s: all %d file(s) are current", folder, len(conversions))
+    metadata = {path: _audio_metadata(job.target) for path, job in conversions.items()}
+    return _map_samples(dataset, lambda sample: dataclasses.replace(sample, **metadata[_absolute(sample.path)]),
+                        "dataset")
+
+
+def _check_settings(expected_sr, num_workers):
+    if (isinstance(expected_sr, bool) or not isinstance(expected_sr, numbers.Real) or expected_sr <= 0
+            or int(expected_sr) != expected_sr):
+        raise ValueError(f"expected_sr must be a positive whole number of Hz, got {expected_sr!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+        raise ValueError(f"num_workers must be an integer >= 0 (0 converts in this process), got {num_workers!r}")
+    return int(expected_sr), int(num_workers)
+
+
+def _absolute(path):
+    return os.path.abspath(os.fspath(path))
+
+
+def _source_paths(dataset):
+    """Absolute paths of the dataset's non-silent Samples, each once, in order of appearance."""
+    paths = {}
+
+    def collect(sample):
+        paths.setdefault(_absolute(sample.path), None)
+        return sample
+
+    _map_samples(dataset, collect, "dataset")
+    return list(paths)
+
+
+def _map_samples(node, convert, where):
+    """``node`` with every Sample replaced by ``convert(sample)``: dicts, lists and tuples are
+    rebuilt with the same keys and order, silent placeholders kept as they are."""
+    if Input.is_silent(node):
+        return node
+    if isinstance(node, Sample):
+        return convert(node)
+    if isinstance(node, dict):
+        return {key: _map_samples(value, convert, f"{where}[{key!r}]") for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        mapped = [_map_samples(value, convert, f"{where}[{index}]") for index, value in enumerate(node)]
+        return mapped if isinstance(node, list) else tuple(mapped)
+    raise ValueError(f"{where} is a {type(node).__name__}, expected a Sample, None (silence), or a list, "
+                     "tuple or dict of them: build the dataset with Datasets.get_dataset or Sample.from_path")
+
+
+def _plan_conversion(source, folder, expected_sr, mono_downmix):
+    """The conversion of ``source`` and its target path, named after the source's current state."""
+    try:
+        status = os.stat(source)
+    except OSError as error:
+        raise Input.UnreadableAudioError(source, f"the file does not exist or cannot be accessed ({error}); "
+                                                 "check the dataset folders or rebuild the dataset") from error
+    identity = [FORMAT_VERSION, source, status.st_size, status.st_mtime_ns, expected_sr, mono_downmix]
+    key = hashlib.sha256(json.dumps(identity).encode("utf-8")).hexdigest()[:16]
+    target = os.path.join(folder, f"{_source_prefix(source)}-{key}.wav")
+    return _Conversion(source, target, expected_sr, mono_downmix)
+
+
+def _source_prefix(source):
+    """``<folder>_<file name>-<hash of the path>``: the part of a copy's name shared by all
+    versions of one source (many sources are called mixture.wav, hence the folder and hash)."""
+    parent = os.path.basename(os.path.dirname(source))
+    stem = os.path.splitext(os.path.basename(source))[0]
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{parent[:40]}_{stem[:40]}").strip("_.") or "audio"
+    return f"{readable}-{hashlib.sha1(source.encode('utf-8')).hexdigest()[:10]}"
+
+
+def _convert_all(conversions, num_workers, description):
+    """Run the conversions (in worker processes unless ``num_workers`` is 0); returns bytes written."""
+    with tqdm(total=len(conversions), desc=description, unit="file", leave=False, disable=None) as progress:
+        if num_workers == 0:
+            written = 0
+            for conversion in conversions:
+                written += _convert_file(conversion)
+                progress.update()
+            return written
+        return _convert_in_pool(conversions, min(num_workers, len(conversions)), progress)
+
+
+def _convert_in_pool(conversions, num_workers, progress):
+    # The pool's processes start during submit(): hide the main script (it may import
+    # TensorFlow) from them for that moment, as Input's reading workers do.
+    pool = ProcessPoolExecutor(max_workers=num_workers, mp_context=Input.worker_context())
+    written = 0
+    try:
+        with Input.main_script_hidden():
+            futures = [pool.submit(_convert_file, conversion) for conversion in conversions]
+        for future in as_completed(futures):
+            written += future.result()
+            progress.update()
+    except BrokenProcessPool as error:
+        raise RuntimeError(f"A worker converting audio into {os.path.dirname(conversions[0].target)} died "
+                           f"({error}); it may have run out of memory: try num_workers=1") from error
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return written
+
+
+def _convert_file(conversion: _Conversion) -> int:
+    """Write ``conversion.target`` from ``conversion.source`` and remove stale copies of it.
+
+    The whole source is read with :func:`Input.read_audio` (float32 in [-1, 1] at
+    ``expected_sr``, averaged to mono if ``mono_downmix``) and written as 32-bit float WAV
+    ([samples] or [samples, channels]) atomically. Memory: the whole song, at the source's and
+    at the model's rate, is held at once.
+
+    Returns:
+        Bytes written.
+
+    Raises:
+        Input.UnreadableAudioError: the source cannot be read.
+    """
+    audio = Input.read_audio(conversion.source, conversion.expected_sr, conversion.mono_downmix)
+    Utils.atomic_write_audio(conversion.target, audio if audio.ndim == 1 else audio.T, conversion.expected_sr)
+    _remove_stale_copies(conversion.target)
+    return os.path.getsize(conversion.target)
+
+
+def _remove_stale_copies(target):
+    """Delete the other copies of ``target``'s source (names differing only in the key)."""
+    folder, name = os.path.split(target)
+    prefix = name.rsplit("-", 1)[0]
+    for path in glob.glob(os.path.join(glob.escape(folder), glob.escape(prefix) + "-*.wav")):
+        if path != target and os.path.basename(path).rsplit("-", 1)[0] == prefix:
+            with contextlib.suppress(FileNotFoundError):  # another run may have removed it already
+                os.remove(path)
+            LOGGER.debug("Removed stale model-rate copy %s", path)
+
+
+def _audio_metadata(path):
+    """The Sample fields a copy replaces: path, sample rate, channels, duration (from its header)."""
+    info = soundfile.info(path)
+    return {"path": path, "sample_rate": int(info.samplerate), "channels": int(info.channels),
+            "duration": info.frames / info.samplerate}
