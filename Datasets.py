@@ -70,18 +70,8 @@ from lxml import etree
 from tqdm import tqdm
 
 import Utils
+from DemoDatabase import generate_demo_database  # noqa: F401 (re-exported for Training.py)
 from Sample import SOUNDFILE_EXTENSIONS, Sample
-
-try:
-    from DemoDatabase import generate_demo_database
-except ImportError as _error:  # DemoDatabase.py absent (or importing this module): import on first use
-    if isinstance(_error, ModuleNotFoundError) and _error.name != "DemoDatabase":
-        raise
-
-    def generate_demo_database(target_dir, seed=0, **kwargs):
-        """Write the procedural demo database (see DemoDatabase.py); imported on first use."""
-        from DemoDatabase import generate_demo_database as generate
-        return generate(target_dir, seed=seed, **kwargs)
 
 LOGGER = logging.getLogger(__name__)
 

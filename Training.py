@@ -33,6 +33,7 @@ from sacred import SETTINGS
 from sacred.utils import SacredError, apply_backspaces_and_linefeeds
 from tqdm import tqdm
 
+import AudioCache
 import Checkpoints
 import Datasets
 import Evaluate
@@ -131,7 +132,7 @@ def config():
 
     # Evaluation and separation
     eval_workers = 2  # processes computing BSS Eval
-    eval_batch_size = 32  # U-Net chunks per session call when separating whole songs
+    eval_batch_size = 8  # U-Net chunks per session call when separating whole songs (8 is fastest on CPU)
     results_dir = "results"  # tables, CSV/JSON and plots go to <results_dir>/<experiment_id>
     model_path = None  # checkpoint folder for the evaluate and separate commands
     partition = "test"  # partition used by the evaluate command: test or valid
@@ -145,7 +146,7 @@ def demo():
     # The whole experiment on the built-in demo database, in minutes on two CPU cores.
     use_demo = True
     model_config = {
-        "batch_size": 16,
+        "batch_size": 8,
         "epoch_it": 25,
         "num_workers": 2,
         "cache_size": 16,
@@ -545,6 +546,9 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
         dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                                custom_dataset, use_demo, demo_database)
     LOGGER.info("Dataset:\n%s", Datasets.dataset_table(dataset))
+    # Reader processes then read audio at the model's rate instead of resampling every section.
+    dataset = AudioCache.model_rate_dataset(dataset, cache_dir, model_config["expected_sr"],
+                                            model_config["mono_downmix"])
     _run.info["experiment_id"] = experiment_id
 
     phase_settings = dict(experiment_id=experiment_id, seed=seed, patience=patience, max_epochs=max_epochs,
@@ -559,7 +563,8 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
     for name, state in ((PHASES["sup"], sup), (PHASES["semisup"], semisup)):
         LOGGER.info("Evaluating the %s model on %d test songs", name, len(dataset["test"]))
         results[name] = Evaluate.evaluate_model(os.path.dirname(state.best_checkpoint), dataset["test"],
-                                                num_workers=eval_workers, batch_size=eval_batch_size)
+                                                num_workers=eval_workers, batch_size=eval_batch_size,
+                                                model_name=name)
     table = save_results(results, os.path.join(results_dir, str(experiment_id)), _run)
     print(table)
     return {"experiment_id": str(experiment_id),
@@ -596,7 +601,7 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
                                custom_dataset, use_demo, demo_database)
         rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,
                                        batch_size=eval_batch_size)
-    name = os.path.basename(os.path.normpath(model_path))
+    name = rows[0]["model"] if rows else os.path.basename(os.path.normpath(model_path))
     out_dir = os.path.join(results_dir, f"evaluate_{_run._id or time.strftime('%Y%m%d-%H%M%S')}")
     print(save_results({name: rows}, out_dir, _run))
 
