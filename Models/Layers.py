@@ -48,8 +48,12 @@ def _finish(x, bias, activation):
 
 
 def leaky_relu(x: tf.Tensor, alpha: float = 0.2) -> tf.Tensor:
-    """Leaky ReLU ``max(alpha * x, x)`` with slope ``alpha`` for negative inputs."""
-    return tf.nn.leaky_relu(x, alpha=alpha)
+    """Leaky ReLU ``max(alpha * x, x)`` with slope ``0 < alpha < 1`` for negative inputs."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"leaky_relu: alpha must be in (0, 1), got {alpha}")
+    # Not tf.nn.leaky_relu: with oneDNN on, grappler's remapper fails on BiasAdd+LeakyRelu
+    # whose gradient is also in the graph and then skips all fusions of that graph.
+    return tf.maximum(alpha * x, x)
 
 
 def conv2d(x: tf.Tensor, filters: int, kernel_size: IntPair, name: str, strides: IntPair = 1,

@@ -33,9 +33,10 @@ def critic_scope(source: str) -> str:
     return f"critic_{source}"
 
 
-def _scope_variables(scope: str) -> List[tf.Variable]:
+def _scope_variables(scope: str, graph: Optional[tf.Graph] = None) -> List[tf.Variable]:
     # The trailing slash keeps "separator" from matching "separator_solver".
-    return tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES, scope=scope + "/")
+    graph = graph or tf.compat.v1.get_default_graph()
+    return graph.get_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES, scope=scope + "/")
 
 
 @dataclasses.dataclass
@@ -88,9 +89,11 @@ class TrainingGraph:
     critic_scalars: Dict[str, tf.Tensor]   # "critic_loss/<source>", "wasserstein/<source>", ...
     summary_scalars: Dict[str, tf.Tensor]  # separator_scalars plus the learning rates
     summary_images: Dict[str, tf.Tensor]   # log-normalised [B, F, T, 1] spectrograms
-    # Prediction on any batch size (shares the separator's weights), linear magnitudes in and out
+    # Prediction and validation on any batch size (shares the separator's weights), linear magnitudes
     inference_input: tf.Tensor             # placeholder [None, F_in, T_in, 1]
     inference_outputs: Dict[str, tf.Tensor]  # expm1 of the separator outputs [None, F_out, T_out, 1]
+    validation_targets: Dict[str, tf.Tensor]  # placeholders [None, F_out, T_out, 1]
+    validation_loss: tf.Tensor             # supervised_loss of inference_input vs validation_targets
 
     def feed_paired(self, batch: Sequence[np.ndarray]) -> dict:
         """Feed dict for a paired batch ``[mixture, source_1, ...]`` (PairedBatchGenerator order).
@@ -102,6 +105,15 @@ class TrainingGraph:
                              f"({', '.join(self.sources)}), got {len(batch)} arrays")
         feed = {self.mixture: batch[0]}
         feed.update({self.source_targets[name]: array for name, array in zip(self.sources, batch[1:])})
+        return feed
+
+    def feed_validation(self, batch: Sequence[np.ndarray]) -> dict:
+        """Feed dict for ``validation_loss``: like :meth:`feed_paired`, but any batch size."""
+        if len(batch) != 1 + len(self.sources):
+            raise ValueError(f"feed_validation: expected a mixture and {len(self.sources)} source batches "
+                             f"({', '.join(self.sources)}), got {len(batch)} arrays")
+        feed = {self.inference_input: batch[0]}
+        feed.update({self.validation_targets[name]: array for name, array in zip(self.sources, batch[1:])})
         return feed
 
     def feed_unpaired(self, mix_batch: np.ndarray,
@@ -133,14 +145,14 @@ class TrainingGraph:
         return feed
 
     def separator_variables(self) -> List[tf.Variable]:
-        """Trainable separator variables (scope ``separator/``)."""
-        return _scope_variables(SEPARATOR_SCOPE)
+        """Trainable separator variables (scope ``separator/``) of this graph."""
+        return _scope_variables(SEPARATOR_SCOPE, self.mixture.graph)
 
     def critic_variables(self, source: str) -> List[tf.Variable]:
         """Trainable variables of the critic for ``source`` (scope ``critic_<source>/``)."""
         if source not in self.sources:
             raise ValueError(f"critic_variables: unknown source {source!r}; sources are {list(self.sources)}")
-        return _scope_variables(critic_scope(source))
+        return _scope_variables(critic_scope(source), self.mixture.graph)
 
 
 def _check_config(model_config):
@@ -166,8 +178,8 @@ def _denormalise(normalised):
 
 
 def _supervised_loss(estimates, targets_norm):
-    return tf.add_n([tf.reduce_mean(tf.square(estimates[name] - targets_norm[name])) for name in estimates],
-                    name="supervised_loss")
+    """Sum over sources of the mean squared error in log-normalised magnitudes."""
+    return tf.add_n([tf.reduce_mean(tf.square(estimates[name] - targets_norm[name])) for name in estimates])
 
 
 def _additive_penalty(mixture_linear, estimates_norm):
@@ -240,8 +252,11 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
                             if critic_train_ops else None)
 
     inference_input = _placeholder(None, input_shape, "inference_mixture")
-    inference_outputs = {name: _denormalise(output) for name, output in
-                         separator.get_output(_normalise(inference_input), reuse=True).items()}
+    inference_norm = separator.get_output(_normalise(inference_input), reuse=True)
+    inference_outputs = {name: _denormalise(output) for name, output in inference_norm.items()}
+    validation_targets = {name: _placeholder(None, output_shape, f"validation_source_{name}") for name in sources}
+    validation_loss = _supervised_loss(
+        inference_norm, {name: _normalise(target) for name, target in validation_targets.items()})
     separator_scalars = {"supervised_loss": supervised_loss, "separator_loss": separator_loss}
     if semi_supervised:
         separator_scalars.update(L_u=unpaired["L_u"], additive_penalty=unpaired["additive_penalty"],
@@ -276,7 +291,8 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
         separator_train_op=separator_train_op, critic_train_ops=critic_train_ops,
         all_critics_train_op=all_critics_train_op, separator_scalars=separator_scalars,
         critic_scalars=critic_scalars, summary_scalars=summary_scalars, summary_images=summary_images,
-        inference_input=inference_input, inference_outputs=inference_outputs)
+        inference_input=inference_input, inference_outputs=inference_outputs,
+        validation_targets=validation_targets, validation_loss=validation_loss)
 
 
 def _no_unpaired():

@@ -95,6 +95,10 @@ def test_default_training_graph_has_the_paper_shapes():
             shapes = {v.name.split("/", 1)[1]: v.shape.as_list() for v in graph.critic_variables(name)}
             assert shapes["hidden/kernel:0"] == [4 * 4 * 256, 32]
             assert shapes["score/kernel:0"] == [32, 1] and "score/bias:0" not in shapes
+    # Outside the graph context the helpers still list this graph's variables:
+    # 5 encoder convs, 4 x (up-conv, conv), 2 output convs, each with kernel and bias.
+    assert len(graph.separator_variables()) == 2 * (5 + 8 + 2)
+    assert all(v.name.startswith("separator/") for v in graph.separator_variables())
 
 
 # --- Critic and gradient penalty --------------------------------------------------------------
@@ -316,3 +320,19 @@ def test_inference_outputs_share_the_separator_and_accept_any_batch():
     for name in SOURCES:
         np.testing.assert_allclose(inference[name], np.expm1(training[name]), rtol=1e-5, atol=1e-6)
         assert more[name].shape == (4, *model.output_shape, 1)
+
+
+def test_validation_loss_equals_the_supervised_loss_for_any_batch_size():
+    rng = np.random.default_rng(4)
+    with tf.Graph().as_default() as graph:
+        model = build_training_graph(small_config(), semi_supervised=False)
+        batch = [random_batch(rng, 2, model.input_shape)] + [random_batch(rng, 2, model.output_shape)
+                                                              for _ in SOURCES]
+        with session(graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            supervised = sess.run(model.supervised_loss, model.feed_paired(batch))
+            validation = sess.run(model.validation_loss, model.feed_validation(batch))
+            single = [sess.run(model.validation_loss, model.feed_validation([part[i:i + 1] for part in batch]))
+                      for i in range(2)]
+    assert validation == pytest.approx(supervised, rel=1e-5)
+    assert np.mean(single) == pytest.approx(supervised, rel=1e-5)
