@@ -61,6 +61,8 @@ from tqdm import tqdm
 
 import Utils
 
+Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
+
 # TensorFlow, Input and Models are imported inside the functions that need them: the BSS Eval
 # worker processes import this module and should not pay for (or hold memory of) TensorFlow.
 

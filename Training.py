@@ -23,13 +23,15 @@ import os
 import sys
 import time
 
+import Utils
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+Utils.use_fast_cpu_kernels()
 
 import numpy as np
 import tensorflow as tf
-from sacred import Experiment
+from sacred import SETTINGS, Experiment
 from sacred.observers import FileStorageObserver
-from sacred import SETTINGS
 from sacred.utils import SacredError, apply_backspaces_and_linefeeds
 from tqdm import tqdm
 
@@ -39,7 +41,6 @@ import Datasets
 import Evaluate
 import Input
 import Summaries
-import Utils
 from Models.TrainingGraph import build_training_graph
 from Models.Unet import Unet
 from Sample import AudioDecoderError
@@ -338,7 +339,7 @@ def partition_loss(session, graph, songs, model_config):
     total, count = 0.0, 0
     for batch in Input.validation_batches(songs, input_shape, output_shape, **settings):
         size = len(batch[0])
-        total += float(session.run(graph.supervised_loss, graph.feed_paired(batch))) * size
+        total += float(session.run(graph.validation_loss, graph.feed_validation(batch))) * size
         count += size
     if count == 0:
         raise ValueError("The partition has no audio to compute a loss on.")
@@ -410,9 +411,7 @@ def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_ep
     graph_ = tf.Graph()
     with graph_.as_default():
         tf.compat.v1.set_random_seed(seed)
-        # An open batch dimension lets the validation loss use partial last batches.
-        graph = build_training_graph(dict(model_config, batch_size=None), semi_supervised=semi_supervised,
-                                     seed=seed)
+        graph = build_training_graph(model_config, semi_supervised=semi_supervised, seed=seed)
         summaries = {"scalars": Summaries.scalar_summaries(graph.summary_scalars),
                      "images": Summaries.spectrogram_image_summaries(graph.summary_images)}
         saver = tf.compat.v1.train.Saver(max_to_keep=2)

@@ -90,3 +90,14 @@ def setup_logging(level=logging.INFO):
         root.addHandler(handler)
     root.setLevel(level)
     return root
+
+
+def use_fast_cpu_kernels():
+    """Ask TensorFlow for oneDNN kernels and a pooling allocator; call before importing it.
+
+    The maths is the same (only the last float digits may differ); on CPUs without AVX-512,
+    where TensorFlow leaves oneDNN off by default, a training step is about 1.7 times faster
+    (bench/train_step.py). Values the user set in the environment win.
+    """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")

@@ -126,7 +126,16 @@ def first_losses(tmp_path, dataset, seed, name):
     return [entry["valid_loss"] for entry in state.history] + [state.test_loss]
 
 
-def test_same_seed_gives_identical_losses_and_another_seed_does_not(tmp_path, tiny_dataset):
+@pytest.fixture
+def op_determinism_off_afterwards():
+    """Op determinism is process-wide: switch it off again so later tests may use unseeded ops."""
+    yield
+    from tensorflow.python.framework import config  # the public API can only switch it on
+    config.disable_op_determinism()
+
+
+def test_same_seed_gives_identical_losses_and_another_seed_does_not(tmp_path, tiny_dataset,
+                                                                    op_determinism_off_afterwards):
     first = first_losses(tmp_path, tiny_dataset, seed=5, name="a")
     again = first_losses(tmp_path, tiny_dataset, seed=5, name="b")
     other = first_losses(tmp_path, tiny_dataset, seed=6, name="c")
