@@ -133,7 +133,7 @@ def config():
 
     # Evaluation and separation
     eval_workers = 2  # processes computing BSS Eval
-    eval_batch_size = 8  # U-Net chunks per session call when separating whole songs (8 is fastest on CPU)
+    eval_batch_size = 32  # U-Net chunks per session call when separating whole songs
     results_dir = "results"  # tables, CSV/JSON and plots go to <results_dir>/<experiment_id>
     model_path = None  # checkpoint folder for the evaluate and separate commands
     partition = "test"  # partition used by the evaluate command: test or valid
