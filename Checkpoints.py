@@ -116,20 +116,6 @@ def write_model_config(folder, model_config):
     Utils.atomic_write_json(os.path.join(folder, MODEL_CONFIG_FILE), dict(model_config))
 
 
-def read_model_config(folder):
-    """The model configuration stored in a checkpoint folder.
-
-    Raises:
-        FileNotFoundError: naming the folder when it has no ``model_config.json``.
-    """
-    path = os.path.join(folder, MODEL_CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{folder} is not a model folder: it has no {MODEL_CONFIG_FILE}. "
-                                "Pass a folder written by Training.py, e.g. checkpoints/<id>_sup/best.")
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
 def save_checkpoint(saver, session, folder, step):
     """Save all variables as ``<folder>/model-<step>`` and return that checkpoint prefix."""
     return saver.save(session, os.path.join(folder, CHECKPOINT_PREFIX), global_step=int(step))

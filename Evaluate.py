@@ -60,6 +60,7 @@ import numpy as np
 from tqdm import tqdm
 
 import Utils
+from Checkpoints import MODEL_CONFIG_FILE
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 
@@ -68,7 +69,6 @@ Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 
 LOGGER = logging.getLogger(__name__)
 
-MODEL_CONFIG_FILE = "model_config.json"
 SEPARATOR_SCOPE = "separator"
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_NUM_WORKERS = 2
@@ -186,10 +186,9 @@ def load_model_config(folder: str) -> dict:
 
 def network_shapes(model_config: Mapping) -> Tuple[Tuple[int, int], Tuple[int, int]]:
     """U-Net ``((F_in, T_in), (F_out, T_out))`` for a model_config (e.g. ((350, 158), (258, 66)))."""
-    from Models.Unet import Unet
+    from Models.Unet import shapes_for_config  # TensorFlow: imported only when needed
 
-    unet = Unet(model_config["num_layers"], model_config["num_initial_filters"], model_config["sources"])
-    return unet.get_padding((model_config["num_freqs"], model_config["num_frames"]))
+    return shapes_for_config(model_config)
 
 
 # ----------------------------------------------------------------------------------------

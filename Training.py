@@ -42,7 +42,7 @@ import Evaluate
 import Input
 import Summaries
 from Models.TrainingGraph import build_training_graph
-from Models.Unet import Unet
+from Models.Unet import shapes_for_config as network_shapes
 from Sample import AudioDecoderError
 
 LOGGER = logging.getLogger("Training")
@@ -188,12 +188,6 @@ def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_
     return Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=cache_dir,
                                 pkl_path=dataset_pkl, custom_dataset=custom_dataset,
                                 **partition_config)
-
-
-def network_shapes(model_config):
-    """U-Net input and output shapes ``((F_in, T_in), (F_out, T_out))`` for a configuration."""
-    unet = Unet(model_config["num_layers"], model_config["num_initial_filters"], model_config["sources"])
-    return unet.get_padding((model_config["num_freqs"], model_config["num_frames"]))
 
 
 def reader_settings(model_config):

@@ -141,3 +141,13 @@ class Unet:
             x = Layers.crop_and_concat(skips[level], x)
             x = Layers.conv2d(x, filters, 3, name=f"dec_conv{level}", activation=tf.nn.relu)
         return x
+
+
+def shapes_for_config(model_config) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """U-Net ``((F_in, T_in), (F_out, T_out))`` for a ``model_config`` dict.
+
+    Uses ``num_layers``, ``num_initial_filters``, ``sources`` and the desired output size
+    ``(num_freqs, num_frames)``; the paper's settings give ``((350, 158), (258, 66))``.
+    """
+    unet = Unet(model_config["num_layers"], model_config["num_initial_filters"], model_config["sources"])
+    return unet.get_padding((model_config["num_freqs"], model_config["num_frames"]))

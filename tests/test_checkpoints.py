@@ -47,13 +47,9 @@ def test_keep_best_replaces_previous_best_and_writes_a_complete_model_folder(tmp
     assert best == os.path.join(folder, "best", "model-9")
     assert sorted(os.listdir(tmp_path / "best")) == [
         "checkpoint", "model-9.data-00000-of-00001", "model-9.index", "model_config.json"]
-    assert Checkpoints.read_model_config(os.path.join(folder, "best")) == {"num_layers": 3}
+    with open(tmp_path / "best" / Checkpoints.MODEL_CONFIG_FILE) as handle:
+        assert json.load(handle) == {"num_layers": 3}
     assert not os.path.exists(tmp_path / "best.tmp") and not os.path.exists(tmp_path / "best.old")
-
-
-def test_read_model_config_names_the_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-        Checkpoints.read_model_config(str(tmp_path))
 
 
 def test_resolve_resume_from_phase_folder_best_folder_and_sacred_run(tmp_path):
