@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile
 import tensorflow as tf
 
 import Checkpoints
@@ -183,13 +184,16 @@ def test_fresh_clone_with_placeholder_paths_explains_how_to_configure_the_data(t
     assert "Traceback" not in message
 
 
-def test_tiny_demo_run_completes_both_phases_and_writes_results(tmp_path):
+TINY_DEMO = ["demo_database.song_seconds=4", "demo_database.ikala_clip_seconds=4",
+             "demo_database.dsd_songs_per_split=2", "demo_database.medleydb_songs=3",
+             "partition_config.supervised_valid_songs=1", "eval_workers=1"]
+
+
+def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_and_separate_work(tmp_path):
     result = run_cli(["with", "demo", "experiment_id=tiny", "max_epochs=1", "model_config.epoch_it=2",
                       "model_config.batch_size=2", "model_config.num_workers=1", "model_config.num_disc=1",
-                      "model_config.duration=2", "model_config.cache_size=4", "model_config.min_replacement_rate=1",
-                      "demo_database.song_seconds=4", "demo_database.ikala_clip_seconds=4",
-                      "demo_database.dsd_songs_per_split=2", "demo_database.medleydb_songs=3",
-                      "partition_config.supervised_valid_songs=1", "eval_workers=1"], cwd=tmp_path)
+                      "model_config.duration=2", "model_config.cache_size=4", "model_config.min_replacement_rate=1"]
+                     + TINY_DEMO, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "runs" / "1" / "run.json") as handle:
         run = json.load(handle)
@@ -200,3 +204,20 @@ def test_tiny_demo_run_completes_both_phases_and_writes_results(tmp_path):
     for name in ("results.json", "per_song.csv", "summary.csv", "sdr_boxplot.png"):
         assert (results / name).is_file() and (tmp_path / "runs" / "1" / name).is_file()
     assert "SDR" in result.stdout and "semi-supervised" in result.stdout
+
+    model = "checkpoints/tiny_semisup/best"
+    evaluation = run_cli(["evaluate", "with", "demo", f"model_path={model}", "partition=valid"] + TINY_DEMO,
+                         cwd=tmp_path)
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    assert "tiny_semisup" in evaluation.stdout and "SDR" in evaluation.stdout
+
+    song = write_wav(tmp_path / "my song.wav", 0.1 * np.random.default_rng(0).standard_normal((22051, 2)), 22050)
+    separation = run_cli(["separate", "with", f"model_path={model}", f"input_path={song}", "output_dir=out"],
+                         cwd=tmp_path)
+    assert separation.returncode == 0, separation.stderr[-3000:]
+    for source in ("voice", "accompaniment"):
+        info = soundfile.info(str(tmp_path / "out" / f"my song_{source}.wav"))
+        assert (info.samplerate, info.frames) == (22050, 22051)
+    again = run_cli(["separate", "with", f"model_path={model}", f"input_path={song}", "output_dir=out"],
+                    cwd=tmp_path)
+    assert again.returncode != 0 and "overwrite" in again.stderr and "Traceback" not in again.stderr
