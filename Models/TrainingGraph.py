@@ -100,20 +100,19 @@ class TrainingGraph:
 
         Mixture ``[B, F_in, T_in, 1]`` and sources ``[B, F_out, T_out, 1]``, linear magnitudes.
         """
-        if len(batch) != 1 + len(self.sources):
-            raise ValueError(f"feed_paired: expected a mixture and {len(self.sources)} source batches "
-                             f"({', '.join(self.sources)}), got {len(batch)} arrays")
-        feed = {self.mixture: batch[0]}
-        feed.update({self.source_targets[name]: array for name, array in zip(self.sources, batch[1:])})
-        return feed
+        return self._feed_mixture_and_sources(batch, self.mixture, self.source_targets, "feed_paired")
 
     def feed_validation(self, batch: Sequence[np.ndarray]) -> dict:
         """Feed dict for ``validation_loss``: like :meth:`feed_paired`, but any batch size."""
+        return self._feed_mixture_and_sources(batch, self.inference_input, self.validation_targets,
+                                              "feed_validation")
+
+    def _feed_mixture_and_sources(self, batch, mixture, targets, caller):
         if len(batch) != 1 + len(self.sources):
-            raise ValueError(f"feed_validation: expected a mixture and {len(self.sources)} source batches "
+            raise ValueError(f"{caller}: expected a mixture and {len(self.sources)} source batches "
                              f"({', '.join(self.sources)}), got {len(batch)} arrays")
-        feed = {self.inference_input: batch[0]}
-        feed.update({self.validation_targets[name]: array for name, array in zip(self.sources, batch[1:])})
+        feed = {mixture: batch[0]}
+        feed.update({targets[name]: array for name, array in zip(self.sources, batch[1:])})
         return feed
 
     def feed_unpaired(self, mix_batch: np.ndarray,
