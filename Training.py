@@ -148,15 +148,15 @@ def demo():
     use_demo = True
     model_config = {
         "batch_size": 8,
-        "epoch_it": 25,
+        "epoch_it": 40,
         "num_workers": 2,
         "cache_size": 16,
         "duration": 4,
         "min_replacement_rate": 2,
         "num_disc": 2,
-        "init_sup_sep_lr": 1e-3,
-        "init_unsup_sep_lr": 1e-3,
-        "init_disc_lr": 1e-3,
+        "init_sup_sep_lr": 5e-4,  # larger than the paper's 5e-5: the demo trains only minutes
+        "init_unsup_sep_lr": 5e-4,
+        "init_disc_lr": 5e-4,
     }
     partition_config = {"supervised_valid_songs": 2}
     max_epochs = 4
