@@ -504,14 +504,12 @@ def train_phase(session, graph, saver, writer, summaries, folder, state, dataset
 # Sacred entry points
 # ----------------------------------------------------------------------------------------
 
-def prepare(seed, deterministic=False):
+def prepare(seed):
     """Process-wide set-up shared by every command: logging, graph mode, numpy seed."""
     Utils.setup_logging()
     tf.get_logger().setLevel(logging.WARNING)  # we log restores ourselves
     tf.compat.v1.disable_eager_execution()
     np.random.seed(seed % 2 ** 32)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
 
 
 def save_results(results_by_model, out_dir, run):
@@ -528,7 +526,7 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
          cache_dir, dataset_pkl, custom_dataset, partition_config, use_demo, demo_database, patience, max_epochs,
          semisup_init, resume, summary_every, image_every, eval_workers, eval_batch_size, results_dir):
     """Supervised training, semi-supervised training, then BSS Eval of both on the test set."""
-    prepare(seed, deterministic)
+    prepare(seed)  # op determinism is switched on by optimise's session
     with user_errors():
         if semisup_init not in ("scratch", "supervised"):
             raise ValueError(f"semisup_init={semisup_init!r}: use 'scratch' (the paper) or 'supervised'.")
