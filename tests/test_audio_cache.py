@@ -196,3 +196,110 @@ def test_bad_arguments_are_named(tmp_path, dataset, settings, message):
     arguments = dict(dict(cache_dir=str(tmp_path), expected_sr=SR, mono_downmix=True), **settings)
     with pytest.raises(ValueError, match=message):
         AudioCache.model_rate_dataset(dataset, **arguments)
+
+
+# ----------------------------------------------------------------------------------------
+# Magnitude spectrograms
+# ----------------------------------------------------------------------------------------
+
+FFT, HOP = 256, 128
+BINS = FFT // 2 + 1
+
+
+def training_files(dataset):
+    """The partitions the batch generators read (valid and test are read whole, as audio)."""
+    return {"train_sup": dataset["train_sup"], "train_unsup": dataset["train_unsup"], "valid": [], "test": []}
+
+
+@pytest.fixture(scope="module")
+def stored(converted):
+    """(model-rate dataset, its magnitude store, cache dir), computed by two worker processes."""
+    _, copied, cache_dir = converted
+    return copied, AudioCache.magnitude_store(training_files(copied), str(cache_dir), SR, FFT, HOP, num_workers=2), \
+        cache_dir
+
+
+def whole_magnitudes(path):
+    return np.abs(Input.stft(Input.read_audio(path, SR, mono_downmix=True), FFT, HOP))
+
+
+def test_the_store_holds_every_training_files_whole_spectrogram(stored):
+    copied, store, cache_dir = stored
+    paths = set(paths_of(training_files(copied)))
+    folder = AudioCache.magnitude_folder(str(cache_dir), SR, FFT, HOP)
+    assert len(store) == len(paths) == len(os.listdir(folder)) == 7
+    for path in paths:
+        assert path in store
+        expected = whole_magnitudes(path)
+        assert store.frames(path) == expected.shape[1]
+        out = np.full((BINS, expected.shape[1]), np.nan, np.float32)
+        np.testing.assert_array_equal(store.read_frames(path, 0, out), expected)
+    assert str(cache_dir / "other.wav") not in store
+
+
+def test_spans_past_the_ends_are_zeros(stored):
+    copied, store, _ = stored
+    path = copied["train_sup"][1][0].path  # 0.7 s: 45 frames
+    expected = whole_magnitudes(path)
+    frames = expected.shape[1]
+    padded = np.pad(expected, [(0, 0), (30, 30)])
+    for first, count in [(-30, 20), (-5, 12), (10, 7), (frames - 4, 9), (-30, frames + 60), (frames + 3, 5)]:
+        out = np.full((BINS, count), np.nan, np.float32)
+        np.testing.assert_array_equal(store.read_frames(path, first, out), padded[:, first + 30:first + 30 + count])
+    buffer = np.empty(BINS * 12, np.float32)
+    out = np.empty((BINS, 12), np.float32)
+    np.testing.assert_array_equal(store.read_frames(path, 3, out, buffer), expected[:, 3:15])
+
+
+def test_the_store_travels_to_worker_processes_intact(stored):
+    import pickle
+
+    copied, store, _ = stored
+    path = copied["train_sup"][0][0].path
+    again = pickle.loads(pickle.dumps(store))
+    out, out_again = np.empty((BINS, 9), np.float32), np.empty((BINS, 9), np.float32)
+    np.testing.assert_array_equal(store.read_frames(path, 2, out), again.read_frames(path, 2, out_again))
+    assert len(again) == len(store) and again.bins == BINS
+
+
+def test_a_second_store_call_reuses_the_spectrograms(stored, monkeypatch):
+    copied, store, cache_dir = stored
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started although every spectrogram is current")
+
+    monkeypatch.setattr(AudioCache, "ProcessPoolExecutor", no_pool)
+    again = AudioCache.magnitude_store(training_files(copied), str(cache_dir), SR, FFT, HOP, num_workers=2)
+    path = copied["train_sup"][0][2].path
+    assert again.frames(path) == store.frames(path) and len(again) == len(store)
+
+
+def test_damaged_spectrogram_files_are_named(tmp_path):
+    sample = make_sample(tmp_path / "a.wav", stereo_tone(220, 0.5))
+    dataset = {"train_sup": [(sample, None, None)]}
+    store = AudioCache.magnitude_store(dataset, str(tmp_path / "cache"), SR, FFT, HOP, num_workers=0)
+    (target,) = glob_npy(tmp_path / "cache")
+    out = np.empty((BINS, 8), np.float32)
+    with open(target, "r+b") as handle:  # cut the data short: the header still promises all frames
+        handle.truncate(os.path.getsize(target) - 4 * BINS)
+    with pytest.raises(Input.UnreadableAudioError, match=re.escape(target) + ".*truncated"):
+        AudioCache.magnitude_store(dataset, str(tmp_path / "cache"), SR, FFT, HOP, num_workers=0).read_frames(
+            sample.path, store.frames(sample.path) - 4, out)
+    np.save(target, np.zeros((10, BINS + 1), np.float32))  # np.save keeps the name: a wrong layout
+    with pytest.raises(Input.UnreadableAudioError, match=re.escape(target) + ".*expected float32"):
+        AudioCache.magnitude_store(dataset, str(tmp_path / "cache"), SR, FFT, HOP).read_frames(sample.path, 0, out)
+    os.remove(target)
+    with pytest.raises(Input.UnreadableAudioError, match=re.escape(target)):
+        store.read_frames(sample.path, 0, out)  # deleted under a running store
+
+
+def glob_npy(folder):
+    return sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
+                  if name.endswith(".npy"))
+
+
+@pytest.mark.parametrize("settings, message", [({"num_fft": 0}, "num_fft"), ({"num_hop": 2.5}, "num_hop")])
+def test_bad_stft_settings_are_named(tmp_path, settings, message):
+    arguments = dict(dict(cache_dir=str(tmp_path), expected_sr=SR, num_fft=FFT, num_hop=HOP), **settings)
+    with pytest.raises(ValueError, match=message):
+        AudioCache.magnitude_store({}, **arguments)
