@@ -17,6 +17,7 @@ import soundfile
 
 from conftest import ROOT, sine, write_wav
 
+import AudioCache
 import Input
 from Sample import Sample
 
@@ -357,6 +358,53 @@ def test_inline_generator_is_deterministic_and_keeps_the_replacement_rate(tmp_pa
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, other))
     assert stats["batches"] == 5 and stats["items_replaced"] == 10 and stats["replacement_rate"] == 2.0
     assert stats["items_read"] == 4 + 10
+
+
+def magnitude_store(songs, folder, num_fft=FFT, num_hop=HOP):
+    samples = [sample for song in songs for sample in song if not Input.is_silent(sample)]
+    return AudioCache.magnitude_store({"train_sup": samples}, str(folder), SR, num_fft, num_hop, num_workers=0)
+
+
+def test_batches_from_the_magnitude_store_equal_batches_computed_from_audio(tmp_path):
+    # A short song (every window touches an edge), a longer one, and a song without voice.
+    songs = [chirp_song(tmp_path, "short", 0.6), chirp_song(tmp_path, "long", 3.0),
+             chirp_song(tmp_path, "instrumental", 2.0, silent_voice=True)]
+    store = magnitude_store(songs, tmp_path / "cache")
+    mixtures = [song[0] for song in songs]
+
+    def draw(magnitudes):
+        kwargs = generator_kwargs(batch_size=16, cache_size=6, seed=3, magnitudes=magnitudes)
+        with Input.PairedBatchGenerator(songs, (BINS + 3, 36), (BINS, 16), **kwargs) as paired, \
+                Input.SingleSourceBatchGenerator(mixtures, (BINS, 36), context_frames=10, **kwargs) as single:
+            return [paired.get_batch() for _ in range(3)], [single.get_batch() for _ in range(3)]
+
+    (computed_paired, computed_single), (read_paired, read_single) = draw(None), draw(store)
+    for computed, read in zip(computed_paired + computed_single, read_paired + read_single):
+        for x, y in zip(*(batch if isinstance(batch, list) else [batch] for batch in (computed, read))):
+            assert x.any()
+            np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-6)
+
+
+def test_workers_read_from_the_store_and_batches_stay_put(tmp_path):
+    songs = [chirp_song(tmp_path, str(i), 2.0) for i in range(2)]
+    store = magnitude_store(songs, tmp_path / "cache")
+    kwargs = generator_kwargs(num_workers=2, magnitudes=store)
+    with Input.PairedBatchGenerator(songs, (BINS, 20), (BINS, 10), **kwargs) as generator:
+        first = generator.get_batch()
+        kept = [array.copy() for array in first]
+        for _ in range(10):  # the workers overwrite freed slots meanwhile
+            generator.get_batch()
+        check_paired_alignment(first[:2], songs, (BINS, 10), (BINS, 20))
+        assert generator.stats()["items_replaced"] >= 2 * 11
+    for array, copy in zip(first, kept):  # a batch is the caller's, not a view of the cache
+        np.testing.assert_array_equal(array, copy)
+
+
+def test_a_store_of_other_stft_settings_is_rejected(tmp_path):
+    songs = [chirp_song(tmp_path, "a", 1.0)]
+    store = magnitude_store(songs, tmp_path / "cache", num_fft=2 * FFT)
+    with pytest.raises(ValueError, match="frequency bins.*num_fft"):
+        Input.PairedBatchGenerator(songs, (2 * BINS, 20), (BINS, 10), **generator_kwargs(magnitudes=store))
 
 
 def test_unreadable_file_is_skipped_with_one_warning(tmp_path, caplog):
