@@ -112,7 +112,10 @@ def config():
     # databaseFolderPath in the XML without editing it.
     dataset_xmls = {name: os.path.join(PROJECT_DIR, name + ".xml") for name in DATABASES[:4]}
     dataset_roots = {name: None for name in DATABASES}
-    cache_dir = "cache"  # derived audio (accompaniments, stem sums) and the demo database
+    cache_dir = "cache"  # derived audio (accompaniments, stem sums, model-rate copies, spectrograms), demo database
+    # Compute each training file's magnitude spectrogram once into <cache_dir>/magnitudes (about the
+    # size of the 8192 Hz copies): the reader processes then copy sections instead of doing STFTs.
+    spectrogram_cache = True
     dataset_pkl = "dataset.pkl"  # cached partition; rebuilt whenever its inputs change
     custom_dataset = None  # "module:function" returning your own dataset dictionary
     partition_config = {
@@ -198,8 +201,10 @@ def reader_settings(model_config):
 
 
 @contextlib.contextmanager
-def batch_generators(dataset, model_config, semi_supervised, seed):
+def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=None):
     """Start the batch generators of a phase; stop them (and their processes) on exit.
+
+    ``magnitudes``: optional ``AudioCache.MagnitudeStore`` of the training files.
 
     Yields:
         ``(paired, unpaired_mixtures, unpaired_sources)``: the paired generator for
@@ -207,7 +212,7 @@ def batch_generators(dataset, model_config, semi_supervised, seed):
         one real-source generator per source (``None`` and ``[]`` when supervised).
     """
     input_shape, output_shape = network_shapes(model_config)
-    settings = reader_settings(model_config)
+    settings = dict(reader_settings(model_config), magnitudes=magnitudes)
     seeds = np.random.SeedSequence(seed).generate_state(2 + len(model_config["sources"]))
     with contextlib.ExitStack() as stack:
         paired = stack.enter_context(Input.PairedBatchGenerator(
@@ -373,7 +378,7 @@ def open_session(deterministic):
 
 
 def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_epochs,
-             summary_every=10, image_every=100, init_checkpoint=None, deterministic=False):
+             summary_every=10, image_every=100, init_checkpoint=None, deterministic=False, magnitudes=None):
     """Train one phase with early stopping, then compute the test loss of its best model.
 
     Args:
@@ -386,6 +391,8 @@ def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_ep
         max_epochs: optional upper bound on epochs.
         init_checkpoint: optional checkpoint to initialise the separator from (new phases only).
         deterministic: turn on TensorFlow's op determinism.
+        magnitudes: optional ``AudioCache.MagnitudeStore`` of the training files, for the
+            batch generators.
 
     Returns:
         The finished :class:`Checkpoints.PhaseState` (best checkpoint, losses, history).
@@ -418,7 +425,7 @@ def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_ep
             try:
                 if not state.finished:
                     train_phase(session, graph, saver, writer, summaries, folder, state, dataset,
-                                model_config, seed, patience, max_epochs, summary_every, image_every)
+                                model_config, seed, patience, max_epochs, summary_every, image_every, magnitudes)
                 if state.best_checkpoint is None:
                     raise RuntimeError(f"The {PHASES[phase]} phase stopped ({state.stop_reason}) "
                                        "before any epoch finished, so there is no model to test.")
@@ -451,14 +458,15 @@ def restore_or_initialise(session, saver, folder, graph, init_checkpoint, state)
 
 
 def train_phase(session, graph, saver, writer, summaries, folder, state, dataset, model_config,
-                seed, patience, max_epochs, summary_every, image_every):
+                seed, patience, max_epochs, summary_every, image_every, magnitudes=None):
     """Epochs with a checkpoint and the validation loss after each, until early stopping.
 
     Ctrl-C saves a checkpoint (and the early-stopping state) before it stops the run; a
     non-finite loss finishes the phase with the last good checkpoint kept.
     """
     semi_supervised = state.phase == "semisup"
-    with batch_generators(dataset, model_config, semi_supervised, seed + state.epoch) as (paired, mixtures, sources):
+    with batch_generators(dataset, model_config, semi_supervised, seed + state.epoch,
+                          magnitudes) as (paired, mixtures, sources):
         while not state.finished:
             if max_epochs is not None and state.epoch >= max_epochs:
                 state.finish(f"reached max_epochs={max_epochs}")
@@ -523,8 +531,9 @@ def save_results(results_by_model, out_dir, run):
 
 @ex.main
 def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, dataset_roots,
-         cache_dir, dataset_pkl, custom_dataset, partition_config, use_demo, demo_database, patience, max_epochs,
-         semisup_init, resume, summary_every, image_every, eval_workers, eval_batch_size, results_dir):
+         cache_dir, spectrogram_cache, dataset_pkl, custom_dataset, partition_config, use_demo, demo_database,
+         patience, max_epochs, semisup_init, resume, summary_every, image_every, eval_workers, eval_batch_size,
+         results_dir):
     """Supervised training, semi-supervised training, then BSS Eval of both on the test set."""
     prepare(seed)  # op determinism is switched on by optimise's session
     with user_errors():
@@ -540,10 +549,16 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
     # Reader processes then read audio at the model's rate instead of resampling every section.
     dataset = AudioCache.model_rate_dataset(dataset, cache_dir, model_config["expected_sr"],
                                             model_config["mono_downmix"])
+    magnitudes = None
+    if spectrogram_cache:
+        magnitudes = AudioCache.magnitude_store({key: dataset[key] for key in ("train_sup", "train_unsup")},
+                                                cache_dir, model_config["expected_sr"], model_config["num_fft"],
+                                                model_config["num_hop"])
     _run.info["experiment_id"] = experiment_id
 
     phase_settings = dict(experiment_id=experiment_id, seed=seed, patience=patience, max_epochs=max_epochs,
-                          summary_every=summary_every, image_every=image_every, deterministic=deterministic)
+                          summary_every=summary_every, image_every=image_every, deterministic=deterministic,
+                          magnitudes=magnitudes)
     sup = optimise("sup", dataset, model_config, **phase_settings)
     _run.log_scalar("supervised.test_loss", sup.test_loss)
     init = sup.best_checkpoint if semisup_init == "supervised" else None

@@ -78,7 +78,7 @@ class FakePairedGenerator:
 
 def use_fake_generator(monkeypatch, generator):
     @contextlib.contextmanager
-    def fake(dataset, model_config, semi_supervised, seed):
+    def fake(dataset, model_config, semi_supervised, seed, magnitudes=None):
         yield generator, None, []
 
     monkeypatch.setattr(Training, "batch_generators", fake)
