@@ -1,9 +1,13 @@
 """Benchmark of the input pipeline (Input.py) on the demo database at the paper's shapes.
 
-The generators read the model-rate copy of the dataset (AudioCache.model_rate_dataset: every
-file converted once to 8192 Hz mono), as training does. The conversion is a one-off cost,
-reported separately (seconds, MB written, and the time of a second call that reuses the
-copies); it is redone on every run (the bench's ``model_rate`` folder is deleted first).
+The generators read what training reads: the model-rate copy of the dataset
+(AudioCache.model_rate_dataset: every file converted once to 8192 Hz mono) and the magnitude
+spectrograms of its ``train_sup`` and ``train_unsup`` files (AudioCache.magnitude_store: each
+file's whole STFT magnitude computed once, passed to the generators as ``magnitudes=``), so the
+workers copy spectrogram sections instead of computing STFTs. Both are one-off costs, reported
+separately (files, seconds, MB written, and the time of a second call that reuses every file);
+both are redone on every run (the bench's ``model_rate`` folder and its magnitude folder are
+deleted first).
 
 Measures, for the paired generator (train_sup) and the unpaired generators (train_unsup
 mixtures with context, real voice excerpts with random gain), with the paper's settings
@@ -16,12 +20,14 @@ mixtures with context, real voice excerpts with random gain), with the paper's s
   (RSS of all workers, of the largest, and their unique memory USS: RSS counts the pages a
   worker shares with the forkserver it was forked from);
 - the same memory on a copy of the database whose songs are 10 times longer: it must not
-  grow, since workers read sections, never whole songs;
+  grow, since workers read sections, never whole songs or whole spectrograms;
 - CPU time per batch in the main process and per item in the workers (user + system; the
   memory sampler's thread excluded), and from them the paired rate two idle cores could give:
   the measured rates drop whenever other processes use the cores, above all for the workers,
   which run at a lower priority;
-- the CPU cost of reading one cache item, from the original files and from the model-rate copies.
+- the CPU cost of reading one cache item (measured in this process), from the original files
+  (resampled, STFT), from the model-rate copies (STFT) and from the spectrogram store (a copy),
+  and the paired rate the last one allows on idle cores.
 
 The demo database and its 10x copy are generated once into ``<project>/cache/bench``.
 Usage: ``python bench/input_pipeline.py [--seconds 8] [--cache-dir DIR]``.
@@ -58,6 +64,7 @@ INPUT_SHAPE, OUTPUT_SHAPE = (350, 158), (258, 66)  # Models/Unet.get_padding((25
 SETTINGS = dict(batch_size=64, expected_sr=8192, mono_downmix=True, num_fft=512, num_hop=256, duration=10.0,
                 cache_size=64, num_workers=4, min_replacement_rate=8, seed=0)
 LONGER = 10
+READING_CACHE = 16  # cache size of the generators that measure the reading cost
 MB = 1024.0 ** 2
 
 
@@ -123,24 +130,57 @@ def lengthened(sample, folder, factor):
 
 def longer_dataset(dataset, folder, factor=LONGER):
     """train_sup and train_unsup with every song ``factor`` times longer."""
-    return {"train_sup": [tuple(lengthened(sample, folder, factor) for sample in song) for song in dataset["train_sup"]],
+    return {"train_sup": [tuple(lengthened(sample, folder, factor) for sample in song)
+                          for song in dataset["train_sup"]],
             "train_unsup": [[lengthened(sample, folder, factor) for sample in samples]
                             for samples in dataset["train_unsup"]]}
+
+
+def built_twice(build):
+    """``build()``'s result, the seconds it took, and the seconds of a second call (which should
+    find everything current and reuse it)."""
+    began = time.monotonic()
+    result = build()
+    seconds = time.monotonic() - began
+    began = time.monotonic()
+    build()
+    return result, seconds, time.monotonic() - began
 
 
 def converted(dataset, cache_dir):
     """The model-rate dataset and its one-off cost: files, seconds, MB written, seconds of a
     second call (which must reuse every copy)."""
-    began = time.monotonic()
-    model_rate = AudioCache.model_rate_dataset(dataset, cache_dir, SETTINGS["expected_sr"], SETTINGS["mono_downmix"],
-                                               num_workers=psutil.cpu_count())
-    seconds = time.monotonic() - began
-    began = time.monotonic()
-    AudioCache.model_rate_dataset(dataset, cache_dir, SETTINGS["expected_sr"], SETTINGS["mono_downmix"])
-    reuse = time.monotonic() - began
+    model_rate, seconds, reuse = built_twice(
+        lambda: AudioCache.model_rate_dataset(dataset, cache_dir, SETTINGS["expected_sr"], SETTINGS["mono_downmix"],
+                                              num_workers=psutil.cpu_count()))
     paths = {sample.path for sample in all_samples(model_rate)}
     return model_rate, {"files": len(paths), "seconds": seconds, "MB written": sum(map(os.path.getsize, paths)) / MB,
                         "reuse s": reuse}
+
+
+def magnitude_folder(cache_dir):
+    """The folder of the bench's magnitude spectrograms (at the SETTINGS' rate and STFT)."""
+    return AudioCache.magnitude_folder(cache_dir, SETTINGS["expected_sr"], SETTINGS["num_fft"], SETTINGS["num_hop"])
+
+
+def folder_megabytes(folder):
+    """MB of the files in ``folder`` (0 if it does not exist)."""
+    if not os.path.isdir(folder):
+        return 0.0
+    return sum(entry.stat().st_size for entry in os.scandir(folder) if entry.is_file()) / MB
+
+
+def spectrograms(dataset, cache_dir):
+    """The magnitude store of the model-rate ``dataset``'s train_sup and train_unsup files (what
+    training builds) and its one-off cost: files, seconds, MB written, seconds of a second call
+    (which must reuse every spectrogram)."""
+    training = {key: dataset[key] for key in ("train_sup", "train_unsup")}
+    size_before = folder_megabytes(magnitude_folder(cache_dir))
+    store, seconds, reuse = built_twice(
+        lambda: AudioCache.magnitude_store(training, cache_dir, SETTINGS["expected_sr"], SETTINGS["num_fft"],
+                                           SETTINGS["num_hop"], num_workers=psutil.cpu_count()))
+    return store, {"files": len(store), "seconds": seconds,
+                   "MB written": folder_megabytes(magnitude_folder(cache_dir)) - size_before, "reuse s": reuse}
 
 
 def all_samples(dataset):
@@ -149,9 +189,10 @@ def all_samples(dataset):
             yield from (sample for sample in entry if sample is not None)
 
 
-def make_generators(dataset, min_replacement_rate, **overrides):
-    """name -> generator factory for the paired and the unpaired generators of training."""
-    settings = dict(SETTINGS, min_replacement_rate=min_replacement_rate, **overrides)
+def make_generators(dataset, min_replacement_rate, magnitudes=None, **overrides):
+    """name -> generator factory for the paired and the unpaired generators of training, reading
+    spectrogram sections from ``magnitudes`` (an ``AudioCache.MagnitudeStore``) if given."""
+    settings = dict(SETTINGS, min_replacement_rate=min_replacement_rate, magnitudes=magnitudes, **overrides)
     mixtures, _, voices = dataset["train_unsup"]
     context = (INPUT_SHAPE[1] - OUTPUT_SHAPE[1]) // 2
     return {
@@ -202,24 +243,34 @@ def measure(make_generator, seconds):
             "wkr ms/item": 1000.0 * workers_cpu / items if items else float("nan")}
 
 
-def reading_cost(make_generator):
-    """CPU milliseconds to read and transform one cache item, measured in this process
-    (``num_workers=0``), so that it does not depend on what else loads the machine. The cache
-    is filled twice and only the second fill is timed: the first one also pays for the first
-    touch of the cache's memory."""
+def reading_costs(dataset, magnitudes=None):
+    """name -> :func:`reading_cost` of each generator of :func:`make_generators`."""
+    factories = make_generators(dataset, READING_CACHE, magnitudes, num_workers=0, cache_size=READING_CACHE,
+                                batch_size=1)
+    return {name: reading_cost(factory) for name, factory in factories.items()}
+
+
+def reading_cost(make_generator, min_items=32, min_seconds=0.5):
+    """CPU milliseconds to read one cache item, measured in this process (a generator with
+    ``num_workers=0``, as :func:`reading_costs` makes it), so that it does not depend on what
+    else loads the machine. Each batch is one window and replaces the whole cache, so nearly
+    all the time is reading. As in the workers, the items are read into slots already used:
+    the fill and a first batch (which pay for the first touch of the slots' memory) are not
+    timed."""
     generator = make_generator()
     with generator:
-        pass
-    items_before = generator.stats()["items_read"]
-    began = time.process_time()
-    with generator:
-        spent = time.process_time() - began
-    return 1000.0 * spent / (generator.stats()["items_read"] - items_before)
+        generator.get_batch()
+        items_before, began = generator.stats()["items_read"], time.process_time()
+        while True:
+            generator.get_batch()
+            items, spent = generator.stats()["items_read"] - items_before, time.process_time() - began
+            if items >= min_items and spent >= min_seconds:
+                return 1000.0 * spent / items
 
 
-def print_conversion_table(costs):
+def print_one_off_table(title, costs):
     columns = ["files", "seconds", "MB written", "reuse s"]
-    header = f"{'one-off conversion to 8192 Hz mono':<42} " + " ".join(f"{c:>13}" for c in columns)
+    header = f"{title:<42} " + " ".join(f"{c:>13}" for c in columns)
     print(header)
     print("-" * len(header))
     for database, row in costs.items():
@@ -236,6 +287,44 @@ def print_table(rows):
         print(f"{name:<24} {database:<9} {rate:>8} " + " ".join(f"{row[c]:>13.1f}" for c in columns))
 
 
+def print_reading_costs(costs, cores):
+    """One line per generator: CPU ms/item from each source (``costs``: source -> name -> ms), and
+    the rate the spectrogram store's cost allows at ``min_replacement_rate`` on idle cores."""
+    rate = SETTINGS["min_replacement_rate"]
+    for name, cost in costs["spectrogram store"].items():
+        figures = " -> ".join(f"{costs[source][name]:5.2f} ({source})" for source in costs)
+        print(f"reading cost {name:<20} {figures} CPU ms/item -> at most {cores * 1000.0 / (rate * cost):6.1f} "
+              f"batches/s at {rate} items/batch on {cores} idle cores")
+
+
+def prepare(cache_dir):
+    """The demo database and its copy with ``LONGER`` times longer songs: database -> original
+    dataset, model-rate dataset and magnitude store, and the one-off costs (``conversion`` and
+    ``spectrograms``: database -> row). Both are rebuilt from scratch, so that their one-off
+    costs are real."""
+    original = demo_dataset(cache_dir)
+    originals = {"demo": original, f"x{LONGER}": longer_dataset(original, os.path.join(cache_dir, f"demo_x{LONGER}"))}
+    shutil.rmtree(os.path.join(cache_dir, "model_rate"), ignore_errors=True)
+    shutil.rmtree(magnitude_folder(cache_dir), ignore_errors=True)
+    datasets, stores, one_off = {}, {}, {"conversion": {}, "spectrograms": {}}
+    for database, dataset in originals.items():
+        datasets[database], one_off["conversion"][database] = converted(dataset, cache_dir)
+    for database, dataset in datasets.items():
+        stores[database], one_off["spectrograms"][database] = spectrograms(dataset, cache_dir)
+    return originals, datasets, stores, one_off
+
+
+def measure_all(datasets, stores, seconds):
+    """Rows ``((generator, database, min rate), result)``: every generator on the demo database at
+    ``min_replacement_rate`` 8 and 0 and on its longer copy at 8, reading the spectrogram stores."""
+    rate = SETTINGS["min_replacement_rate"]
+    rows = []
+    for database, min_rate in (("demo", rate), ("demo", 0), (f"x{LONGER}", rate)):
+        for name, factory in make_generators(datasets[database], min_rate, stores[database]).items():
+            rows.append(((name, database, min_rate), measure(factory, seconds)))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per row")
@@ -243,42 +332,30 @@ def main():
                         help="where the demo database and its 10x copy are generated (once)")
     args = parser.parse_args()
     Utils.setup_logging(logging.WARNING)
-    original = demo_dataset(args.cache_dir)
-    original_longer = longer_dataset(original, os.path.join(args.cache_dir, f"demo_x{LONGER}"))
-    shutil.rmtree(os.path.join(args.cache_dir, "model_rate"), ignore_errors=True)  # measure the one-off cost
-    conversion = {}
-    dataset, conversion["demo"] = converted(original, args.cache_dir)
-    longer, conversion[f"x{LONGER}"] = converted(original_longer, args.cache_dir)
-    seconds = {"demo": np.mean([song[0].duration for song in dataset["train_sup"]]),
-               f"x{LONGER}": np.mean([song[0].duration for song in longer["train_sup"]])}
+    originals, datasets, stores, one_off = prepare(args.cache_dir)
+    dataset = datasets["demo"]
+    seconds = {database: np.mean([song[0].duration for song in data["train_sup"]])
+               for database, data in datasets.items()}
     print(f"demo database: {len(dataset['train_sup'])} paired songs, "
           f"{[len(samples) for samples in dataset['train_unsup']]} unpaired files, "
           f"mean song {seconds['demo']:.0f} s (x{LONGER} copy: {seconds[f'x{LONGER}']:.0f} s); "
           f"{psutil.cpu_count()} CPU cores; {args.seconds:.0f} s per row; workers at niceness {Input.WORKER_NICENESS}")
 
     cores = psutil.cpu_count()
-    original_costs = {name: reading_cost(factory)
-                      for name, factory in make_generators(original, 0, num_workers=0, cache_size=16).items()}
-    costs = {name: reading_cost(factory)
-             for name, factory in make_generators(dataset, 0, num_workers=0, cache_size=16).items()}
+    costs = {"original files": reading_costs(originals["demo"]), "model rate": reading_costs(dataset),
+             "spectrogram store": reading_costs(dataset, stores["demo"])}
     print(f"load average before: {os.getloadavg()[0]:.1f} (measured rates drop when other processes use the cores)")
-    rows = []
-    for rate in (SETTINGS["min_replacement_rate"], 0):
-        for name, factory in make_generators(dataset, rate).items():
-            rows.append(((name, "demo", rate), measure(factory, args.seconds)))
-    for name, factory in make_generators(longer, SETTINGS["min_replacement_rate"]).items():
-        rows.append(((name, f"x{LONGER}", SETTINGS["min_replacement_rate"]), measure(factory, args.seconds)))
+    rows = measure_all(datasets, stores, args.seconds)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     print()
-    print_conversion_table(conversion)
+    print_one_off_table(f"one-off conversion to {SETTINGS['expected_sr']} Hz mono", one_off["conversion"])
+    print()
+    print_one_off_table(f"one-off spectrograms ({SETTINGS['num_fft']} fft, hop {SETTINGS['num_hop']})",
+                        one_off["spectrograms"])
     print()
     print_table(rows)
     print()
-    rate = SETTINGS["min_replacement_rate"]
-    for name, cost in costs.items():
-        print(f"reading cost {name:<20} {original_costs[name]:6.1f} (original files) -> {cost:5.1f} (model rate) "
-              f"CPU ms/item -> at most {cores * 1000.0 / (rate * cost):5.1f} batches/s at {rate} items/batch "
-              f"on {cores} idle cores")
+    print_reading_costs(costs, cores)
 
     def row(name, database, rate):
         return next(result for key, result in rows if key == (name, database, rate))
