@@ -301,7 +301,7 @@ def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: Mappi
         raise ValueError(f"separate_audio expects mono audio [samples], got shape {audio.shape}")
     spectrogram = Input.stft(audio, model_config["num_fft"], model_config["num_hop"])
     magnitudes = separate_spectrogram(np.abs(spectrogram), predict_fn, model_config, batch_size)
-    phase = np.angle(spectrogram)
+    phase = Input.unit_phasors(spectrogram)
     return {name: np.asarray(Input.istft(magnitude, phase, model_config["num_hop"], len(audio)), np.float32)
             for name, magnitude in magnitudes.items()}
 

@@ -390,7 +390,9 @@ def istft(magnitude, phase, num_hop, length) -> np.ndarray:
 
     Args:
         magnitude: linear magnitudes [num_fft // 2 + 1, frames] (frequency padding removed).
-        phase: phase angles in radians, same shape (typically the mixture's).
+        phase: the phase, same shape (typically the mixture's): angles in radians (real), or
+            unit phasors ``exp(1j * angle)`` (complex, see :func:`unit_phasors`), which is
+            faster when one phase serves several sources.
         num_hop: hop in samples.
         length: number of output samples (the signal is cut or zero-padded to it).
 
@@ -399,13 +401,24 @@ def istft(magnitude, phase, num_hop, length) -> np.ndarray:
     """
     import librosa  # heavy import, only needed where audio is reconstructed
 
-    magnitude, phase = np.asarray(magnitude), np.asarray(phase)
+    magnitude, phase = np.asarray(magnitude, np.float32), np.asarray(phase)
     if magnitude.shape != phase.shape or magnitude.ndim != 2:
         raise ValueError(f"istft needs magnitude and phase of the same [freq, frames] shape, "
                          f"got {magnitude.shape} and {phase.shape}")
-    spectrogram = magnitude * np.exp(1j * phase)
+    phasors = phase.astype(np.complex64, copy=False) if np.iscomplexobj(phase) else np.exp(1j * phase)
+    spectrogram = (magnitude * phasors).astype(np.complex64, copy=False)
     num_fft = 2 * (magnitude.shape[0] - 1)
     return librosa.istft(spectrogram, hop_length=num_hop, n_fft=num_fft, length=int(length)).astype(np.float32)
+
+
+def unit_phasors(spectrogram) -> np.ndarray:
+    """complex64 ``exp(1j * angle(spectrogram))`` of a complex [freq, frames] spectrogram;
+    1 where the spectrogram is 0 (as ``np.angle`` gives 0 there)."""
+    spectrogram = np.asarray(spectrogram, np.complex64)
+    magnitude = np.abs(spectrogram)
+    phasors = np.ones_like(spectrogram)
+    np.divide(spectrogram, magnitude, out=phasors, where=magnitude > 0)
+    return phasors
 
 
 def song_spectrogram(path, expected_sr, mono_downmix, num_fft, num_hop):

@@ -198,6 +198,14 @@ def test_stft_matches_librosa_and_round_trips_to_exact_length():
     restored = Input.istft(np.abs(spectrogram), np.angle(spectrogram), 256, length=5001)
     assert restored.shape == (5001,) and restored.dtype == np.float32
     np.testing.assert_allclose(restored, audio, atol=1e-4)
+    # Unit phasors are the same phase: 1 where the spectrogram is 0, as np.angle gives 0 there.
+    spectrogram[:, :3] = 0.0
+    phasors = Input.unit_phasors(spectrogram)
+    assert phasors.dtype == np.complex64 and np.all(phasors[:, :3] == 1)
+    np.testing.assert_allclose(np.abs(phasors), 1.0, rtol=1e-6)
+    magnitude = np.abs(spectrogram) * 0.5
+    np.testing.assert_allclose(Input.istft(magnitude, phasors, 256, 5001),
+                               Input.istft(magnitude, np.angle(spectrogram), 256, 5001), atol=1e-6)
 
 
 def test_song_spectrogram_shapes(tmp_path):
