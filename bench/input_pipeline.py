@@ -289,12 +289,14 @@ def print_table(rows):
 
 def print_reading_costs(costs, cores):
     """One line per generator: CPU ms/item from each source (``costs``: source -> name -> ms), and
-    the rate the spectrogram store's cost allows at ``min_replacement_rate`` on idle cores."""
+    the rate the readers alone could feed at ``min_replacement_rate`` on idle cores with the
+    spectrogram store's cost (the main process's batch assembly is not counted: see the
+    "paired CPU per batch" line for both)."""
     rate = SETTINGS["min_replacement_rate"]
     for name, cost in costs["spectrogram store"].items():
         figures = " -> ".join(f"{costs[source][name]:5.2f} ({source})" for source in costs)
-        print(f"reading cost {name:<20} {figures} CPU ms/item -> at most {cores * 1000.0 / (rate * cost):6.1f} "
-              f"batches/s at {rate} items/batch on {cores} idle cores")
+        print(f"reading cost {name:<20} {figures} CPU ms/item -> readers alone could feed "
+              f"{cores * 1000.0 / (rate * cost):6.1f} batches/s at {rate} items/batch on {cores} idle cores")
 
 
 def prepare(cache_dir):
