@@ -8,16 +8,19 @@ The batch generators return *linear* magnitudes (float32); the TF graph applies
 with :func:`pad_freqs` (equal rows on both sides, an odd remainder at the end).
 
 Data pipeline: worker processes read random sections of ``duration`` seconds (plus the
-mixture's time context) of random songs, compute their magnitudes and hand them to the
-main process through shared memory; the main process keeps a cache of ``cache_size``
-sections and draws every batch from random windows of random cache items, replacing on
-average at least ``min_replacement_rate`` items per batch. Heavy modules (TensorFlow,
-librosa) are never imported here at module level so worker start-up stays cheap.
+mixture's time context) of random songs, compute their magnitudes and write them into
+shared-memory slots; the main process keeps a cache of ``cache_size`` of these slots and
+draws every batch from random windows of random cache items, replacing on average at least
+``min_replacement_rate`` items per batch (a replacement swaps slot numbers: items are never
+copied before the batch is assembled). Heavy modules (TensorFlow, librosa) are never imported
+here at module level so worker start-up stays cheap.
 
-Reading is cheapest from files already at ``expected_sr`` and mono (AudioCache.py makes such
-copies of a dataset): nothing is resampled or down-mixed, and the workers reuse their work
-arrays and write magnitudes straight into shared memory (about 2.5 CPU ms per paired item of
-10 s plus context at the paper's settings, against about 30 ms from 44.1 kHz stereo files).
+Reading costs, per paired item of 10 s plus context at the paper's settings (CPU ms, from
+bench/input_pipeline.py): about 28 from 44.1 kHz stereo files; about 4 from copies already at
+``expected_sr`` and mono (AudioCache.model_rate_dataset), where nothing is resampled or
+down-mixed; about 0.4 when the files' whole magnitude spectrograms are precomputed
+(AudioCache.magnitude_store, the generators' ``magnitudes`` argument) and sections are copied
+from them instead of being transformed.
 """
 
 import collections

@@ -6,6 +6,8 @@ into a temporary checkpoint folder, so the network's cost is the real one. Measu
 - separating a generated 3-minute song at 8192 Hz (a chord plus noise), with the chunks run
   through the network in batches (32 and 8) and one chunk per session call (the reference's
   way): real-time factor = audio seconds / wall-clock seconds (best of 3 runs);
+- the U-Net alone (random magnitudes through ``Separator.predict``), one chunk per call and
+  in batches: the most batching can gain on this machine, whatever the code around it does;
 - BSS Eval (``Evaluate.compute_song_metrics``: estimates and mixture-as-estimate) seconds
   per minute of audio;
 - ``Evaluate.evaluate_model`` on 8 generated 45-second songs with 1 and 2 worker processes.
@@ -90,6 +92,20 @@ def time_separation(folder, audio, batch_size, repeats):
         return best_seconds(lambda: separator.separate(audio), repeats)
 
 
+def network_ms_per_chunk(folder, batch_size, repeats=3, min_chunks=64):
+    """Milliseconds per chunk of the U-Net alone (``Separator.predict`` on random magnitudes in
+    batches of ``batch_size``; no slicing, STFT or ISTFT): what batching can gain at most."""
+    with Evaluate.Separator(folder, batch_size=batch_size) as separator:
+        batch = np.random.default_rng(0).random((batch_size,) + tuple(separator.input_shape) + (1,), np.float32)
+        calls = max(1, min_chunks // batch_size)
+
+        def run():
+            for _ in range(calls):
+                separator.predict(batch)
+
+        return 1000.0 * best_seconds(run, repeats) / (calls * batch_size)
+
+
 def time_bss_eval(seconds=60.0):
     """Seconds of compute_song_metrics (estimates plus mixture-as-estimate) per minute of audio."""
     accompaniment, voice = chord_and_noise(seconds, seed=1)
@@ -130,6 +146,7 @@ def main():
         batched = time_separation(model_folder, song, BATCH_SIZE, repeats=3)
         small_batches = time_separation(model_folder, song, SMALL_BATCH_SIZE, repeats=3)
         one_chunk = time_separation(model_folder, song, 1, repeats=3)
+        network_one, network_batched = (network_ms_per_chunk(model_folder, size) for size in (1, BATCH_SIZE))
         bss_per_minute = time_bss_eval()
         songs = make_songs(os.path.join(tmp, "songs"))
         eval_one = time_evaluation(model_folder, songs, 1)
@@ -148,6 +165,8 @@ def main():
         ("real-time factor, batched", f"{batched_rtf:.0f} x"),
         ("real-time factor, one chunk per call", f"{one_chunk_rtf:.0f} x"),
         ("speed-up of batching (target >= 3)", f"{one_chunk / batched:.2f} x"),
+        (f"U-Net alone, ms per chunk: one per call / batch {BATCH_SIZE}", f"{network_one:.1f} / {network_batched:.1f}"),
+        ("speed-up of batching, U-Net alone (the ceiling)", f"{network_one / network_batched:.2f} x"),
         ("BSS Eval seconds per minute of audio", f"{bss_per_minute:.2f}"),
         (f"evaluate {EVAL_SONGS} songs of {EVAL_SONG_SECONDS:.0f} s, 1 worker (s)", f"{eval_one:.1f}"),
         (f"evaluate {EVAL_SONGS} songs of {EVAL_SONG_SECONDS:.0f} s, 2 workers (s)", f"{eval_two:.1f}"),
