@@ -330,6 +330,44 @@ def test_evaluate_model_in_process_and_in_worker_processes_agree(tmp_path, tiny_
             assert serial[metric] == pytest.approx(worker[metric], nan_ok=True)
 
 
+MAIN_SCRIPT = """
+import os, sys
+sys.path.insert(0, {root!r})
+with open({marker!r}, "a") as handle:  # runs again in every process that re-runs this script
+    handle.write(f"{{os.getpid()}}\\n")
+
+if __name__ == "__main__":
+    import numpy as np
+    import Evaluate
+
+    t = np.arange(8192) / 8192
+    references = [(0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32) for f in (220, 330)]
+    jobs = [Evaluate.SongJob(index=i, model="m", database="d", song=str(i), source_names=("a", "b"),
+                             source_paths=({a!r}, {b!r}), mixture=references[0] + references[1],
+                             estimates={{"a": references[0], "b": references[1]}}, sample_rate=8192)
+            for i in range(3)]
+    results = Evaluate._run_jobs(iter(jobs), len(jobs), num_workers=2)
+    assert sorted(results) == [0, 1, 2], results
+"""
+
+
+def test_bss_eval_workers_do_not_run_the_main_script_again(tmp_path):
+    import subprocess
+    import sys
+
+    t = np.arange(SR) / SR
+    paths = [write_wav(tmp_path / f"{f}.wav", 0.3 * np.sin(2 * np.pi * f * t), SR) for f in (220, 330)]
+    marker = tmp_path / "imports.txt"
+    script = tmp_path / "main_script.py"
+    script.write_text(MAIN_SCRIPT.format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                         marker=str(marker), a=paths[0], b=paths[1]))
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    # Only the main process ran the script; the two BSS Eval workers did not (for Training.py,
+    # each would have imported TensorFlow).
+    assert len(marker.read_text().split()) == 1
+
+
 def test_separate_path_writes_outputs_at_the_input_rate_and_length(tmp_path, tiny_model):
     length = 44100 + 4411
     audio = np.stack([sine(440, length / 44100), sine(660, length / 44100)], axis=1)
