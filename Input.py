@@ -424,21 +424,6 @@ def unit_phasors(spectrogram) -> np.ndarray:
     return phasors
 
 
-def song_spectrogram(path, expected_sr, mono_downmix, num_fft, num_hop):
-    """Read a whole song and return its STFT, for separation and evaluation.
-
-    Returns:
-        ``(magnitude, phase, audio)``: float32 linear magnitudes and phase angles (radians),
-        both ``[num_fft // 2 + 1, 1 + samples // num_hop]``, and the mono audio
-        ``[samples]`` at ``expected_sr`` they were computed from.
-    """
-    if not mono_downmix:
-        raise ValueError("song_spectrogram needs mono_downmix=True: the U-Net takes one channel")
-    audio = read_audio(path, expected_sr, mono_downmix=True)
-    spectrogram = stft(audio, num_fft, num_hop)
-    return np.abs(spectrogram), np.angle(spectrogram).astype(np.float32), audio
-
-
 def _is_tf_tensor(value):
     tf = sys.modules.get("tensorflow")  # a tf tensor can only exist once tf was imported
     return tf is not None and tf.is_tensor(value)
