@@ -148,20 +148,13 @@ def magnitude_store(dataset, cache_dir, expected_sr, num_fft, num_hop, num_worke
         ValueError: bad settings, or an entry that is not a Sample.
     """
     expected_sr, num_workers = _check_settings(expected_sr, num_workers)
-    num_fft, num_hop = _check_stft_settings(num_fft, num_hop)
+    num_fft, num_hop = Input.check_positive_int(num_fft, "num_fft"), Input.check_positive_int(num_hop, "num_hop")
     folder = magnitude_folder(cache_dir, expected_sr, num_fft, num_hop)
     conversions = {path: _plan_conversion(path, folder, expected_sr, True, num_fft, num_hop)
                    for path in _source_paths(dataset)}
     _convert_missing(list(conversions.values()), num_workers, "Magnitude spectrograms", folder,
                      f"Computing magnitude spectrograms ({num_fft}-point STFT, hop {num_hop})")
     return MagnitudeStore({path: job.target for path, job in conversions.items()}, num_fft)
-
-
-def _check_stft_settings(num_fft, num_hop):
-    for name, value in (("num_fft", num_fft), ("num_hop", num_hop)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive integer number of samples, got {value!r}")
-    return int(num_fft), int(num_hop)
 
 
 def _convert_missing(conversions, num_workers, what, folder, description):

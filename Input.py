@@ -956,7 +956,8 @@ def _shut_down(processes, stop_event, queues):
 # Batch generators
 # ----------------------------------------------------------------------------------------
 
-def _check_positive_int(value, name):
+def check_positive_int(value, name):
+    """``value`` as an int if it is a positive integer (not a bool), else a ValueError naming ``name``."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -965,7 +966,7 @@ def _check_positive_int(value, name):
 def _check_shape(shape, name):
     if len(tuple(shape)) != 2:
         raise ValueError(f"{name} must be a (freq rows, frames) pair, got {shape!r}")
-    return tuple(_check_positive_int(size, f"{name} entry") for size in shape)
+    return tuple(check_positive_int(size, f"{name} entry") for size in shape)
 
 
 class _CachedBatchGenerator:
@@ -991,8 +992,8 @@ class _CachedBatchGenerator:
             raise ValueError(f"{name}: need num_workers >= 0, min_replacement_rate >= 0 and duration > 0, got "
                              f"{num_workers}, {min_replacement_rate}, {duration}")
         self._reader, self._name = reader, name
-        self.batch_size = _check_positive_int(batch_size, "batch_size")
-        self.cache_size = _check_positive_int(cache_size, "cache_size")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.cache_size = check_positive_int(cache_size, "cache_size")
         self.num_workers, self.min_replacement_rate = int(num_workers), float(min_replacement_rate)
         self._window_frames = window_frames
         seeds = np.random.SeedSequence(seed).spawn(2)
@@ -1223,7 +1224,8 @@ class SingleSourceBatchGenerator(_CachedBatchGenerator):
         self.context_frames = int(context_frames)
         centre = self.shape[1] - 2 * self.context_frames
         if self.context_frames < 0 or centre < 1:
-            raise ValueError(f"context_frames={context_frames} must be >= 0 and leave a centre in {self.shape[1]} frames")
+            raise ValueError(f"context_frames={context_frames} must be >= 0 and leave a centre in "
+                             f"{self.shape[1]} frames")
         if random_gain is not None and not (len(random_gain) == 2 and 0 <= random_gain[0] <= random_gain[1]):
             raise ValueError(f"random_gain must be None or (low, high) with 0 <= low <= high, got {random_gain!r}")
         self.random_gain = None if random_gain is None else (float(random_gain[0]), float(random_gain[1]))
@@ -1285,7 +1287,7 @@ def validation_batches(songs, input_shape, output_shape, batch_size, expected_sr
     if not mono_downmix:
         raise ValueError("mono_downmix=False is not supported: the U-Net takes one channel")
     (f_in, t_in), (f_out, t_out) = _check_shape(input_shape, "input_shape"), _check_shape(output_shape, "output_shape")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    batch_size = check_positive_int(batch_size, "batch_size")
     context = (t_in - t_out) // 2
     pending = []  # (mixture window [F, T_in], sources [K, F, T_out])
     for song in songs:
