@@ -353,9 +353,11 @@ def validation_clips(session, graph, song, model_config, seconds=10.0):
         true sources.
     """
     sr = model_config["expected_sr"]
-    audios = [Input.read_audio(sample.path, sr, model_config["mono_downmix"], offset=0.0, duration=seconds)
-              for sample in song]
-    mixture = audios[0]
+    mixture = Input.read_audio(song[0].path, sr, model_config["mono_downmix"], offset=0.0, duration=seconds)
+    audios = [mixture] + [np.zeros_like(mixture) if Input.is_silent(sample) else
+                          Input.read_audio(sample.path, sr, model_config["mono_downmix"], offset=0.0,
+                                           duration=seconds)
+                          for sample in song[1:]]
 
     def predict(batch):
         return session.run(graph.inference_outputs, {graph.inference_input: batch})

@@ -221,3 +221,11 @@ def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_an
     again = run_cli(["separate", "with", f"model_path={model}", f"input_path={song}", "output_dir=out"],
                     cwd=tmp_path)
     assert again.returncode != 0 and "overwrite" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_a_validation_song_without_voice_gets_silent_clips(tmp_path, tiny_dataset):
+    # The first validation song feeds TensorBoard's audio clips; an instrumental one has no voice file.
+    mixture, accompaniment, _ = tiny_dataset["valid"][0]
+    dataset = dict(tiny_dataset, valid=[(mixture, accompaniment, None)])
+    state = run_phase("sup", dataset, tiny_model_config(tmp_path), max_epochs=1)
+    assert state.epoch == 1 and state.best_checkpoint
