@@ -3,14 +3,20 @@
 Every file this project writes (XMLs, dataset.pkl, derived audio, model configurations,
 results) goes through :func:`atomic_write` so that an interrupted run never leaves a
 half-written file behind: the content is written to a temporary file in the same folder
-and moved into place with ``os.replace``, which is atomic on POSIX and Windows.
+and moved into place with ``os.replace``, which is atomic on POSIX and Windows. The file
+gets the permissions any other tool would give it: those of the file it replaces, or
+``0666`` less the process's umask for a new one (the temporary file alone would be ``0600``).
 """
 
 import contextlib
 import json
 import logging
 import os
+import stat
 import tempfile
+import threading
+
+_UMASK_LOCK = threading.Lock()
 
 import numpy as np
 import soundfile
@@ -33,6 +39,7 @@ def atomic_write(path, mode="w", **open_kwargs):
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
+        os.chmod(tmp_path, _new_file_mode(path))
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
             handle.flush()
@@ -42,6 +49,16 @@ def atomic_write(path, mode="w", **open_kwargs):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
         raise
+
+
+def _new_file_mode(path):
+    """Permission bits for a file written at ``path``: the existing file's, else 0666 & ~umask."""
+    with contextlib.suppress(FileNotFoundError):
+        return stat.S_IMODE(os.stat(path).st_mode)
+    with _UMASK_LOCK:  # the umask can only be read by setting it
+        umask = os.umask(0o077)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_json(path, obj):
