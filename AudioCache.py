@@ -154,7 +154,8 @@ def magnitude_store(dataset, cache_dir, expected_sr, num_fft, num_hop, num_worke
                    for path in _source_paths(dataset)}
     _convert_missing(list(conversions.values()), num_workers, "Magnitude spectrograms", folder,
                      f"Computing magnitude spectrograms ({num_fft}-point STFT, hop {num_hop})")
-    return MagnitudeStore({path: job.target for path, job in conversions.items()}, num_fft)
+    return MagnitudeStore({path: job.target for path, job in conversions.items()}, num_fft,
+                          frame_rate=expected_sr / num_hop)
 
 
 def _convert_missing(conversions, num_workers, what, folder, description):
@@ -179,11 +180,14 @@ class MagnitudeStore:
     Args:
         files: audio path -> ``.npy`` path.
         num_fft: STFT size the spectrograms were computed with (``bins = num_fft // 2 + 1``).
+        frame_rate: STFT frames per second (``expected_sr / num_hop``), for the times that
+            errors give.
     """
 
-    def __init__(self, files: Mapping[str, str], num_fft: int):
+    def __init__(self, files: Mapping[str, str], num_fft: int, frame_rate: float):
         self._files = {_absolute(path): os.fspath(target) for path, target in files.items()}
         self.bins = int(num_fft) // 2 + 1
+        self.frame_rate = float(frame_rate)
         self._layouts = {}  # npy path -> (data offset in bytes, frames): filled per process
 
     def __contains__(self, path) -> bool:
@@ -193,7 +197,7 @@ class MagnitudeStore:
         return len(self._files)
 
     def __getstate__(self):
-        return {"_files": self._files, "bins": self.bins, "_layouts": {}}
+        return {"_files": self._files, "bins": self.bins, "frame_rate": self.frame_rate, "_layouts": {}}
 
     def read_frames(self, path, first, out, buffer=None) -> np.ndarray:
         """Fill ``out`` (float32 [bins, count]) with frames ``first .. first + count - 1`` of
@@ -211,7 +215,8 @@ class MagnitudeStore:
 
         Raises:
             KeyError: ``path`` is not in the store.
-            Input.UnreadableAudioError: the spectrogram file is missing or damaged (naming it).
+            Input.UnreadableAudioError: the spectrogram file is missing or damaged (naming it);
+                :class:`Input.NonFiniteAudioError` if the span holds NaN or infinite values.
         """
         target = self._files[_absolute(path)]
         bins, count = out.shape
@@ -238,6 +243,7 @@ class MagnitudeStore:
         if read != raw.nbytes:
             raise Input.UnreadableAudioError(target, "the cached spectrogram is truncated; delete it and run "
                                                      "again to recompute it")
+        Input.check_finite(raw, target, self.frame_rate, first_frame=begin, unit="frame")
         out[:, begin - first:end - first] = raw.T
         return out
 

@@ -69,6 +69,7 @@ import yaml
 from lxml import etree
 from tqdm import tqdm
 
+import Input
 import Utils
 from DemoDatabase import generate_demo_database  # noqa: F401 (re-exported for Training.py)
 from Sample import SOUNDFILE_EXTENSIONS, Sample
@@ -733,9 +734,11 @@ def _read_aligned(paths, reference_rate, where):
 
 
 def _read_audio(path):
-    """float32 [samples, channels] and the sample rate of an audio file."""
+    """float32 [samples, channels] and the sample rate of an audio file (NaN or infinite
+    samples raise Input.NonFiniteAudioError naming the file)."""
     if path.lower().endswith(SOUNDFILE_EXTENSIONS):
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        Input.check_finite(audio, path, rate)
         return audio, rate
     import librosa  # only for formats libsndfile cannot read; librosa falls back to audioread
     audio, rate = librosa.load(path, sr=None, mono=False)

@@ -686,9 +686,14 @@ def _collect(futures, pending, results, progress):
 
 @contextlib.contextmanager
 def _naming_the_song(song):
-    """Re-raise a failure of one song's evaluation with the song's name in the message."""
+    """Re-raise a failure of one song's evaluation with the song's name in the message (a file
+    that cannot be used keeps its own error, which names the file)."""
+    import Input
+
     try:
         yield
+    except Input.UnreadableAudioError:
+        raise
     except Exception as error:
         raise RuntimeError(f"Evaluating song {song!r} failed: {error}") from error
 
@@ -948,8 +953,8 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
     Raises:
         FileNotFoundError: the input or the model is missing.
         FileExistsError: an output exists and ``overwrite`` is False.
-        ValueError: an input cannot be read (the message names the file), or a folder holds
-            no audio files.
+        ValueError: an input cannot be read or holds NaN or infinite samples (the message
+            names the file; nothing is written then), or a folder holds no audio files.
     """
     inputs = list_audio_files(input_path)
     checkpoint, folder = find_checkpoint(model_path)
@@ -958,6 +963,8 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
     if not overwrite:
         _refuse_existing([path for outputs in plan.values() for path in outputs.values()])
     samples = {path: _probe_audio(path) for path in inputs}
+    for path in inputs:  # refuse a bad file before anything is written
+        _check_finite_input(path)
     written = []
     with Separator(checkpoint, batch_size) as separator:
         for path in tqdm(inputs, desc="Separating", unit="file", disable=None):
@@ -1018,6 +1025,16 @@ def _probe_audio(path):
     try:
         return Sample.from_path(path)
     except AudioDecoderError as error:
+        raise ValueError(str(error)) from error
+
+
+def _check_finite_input(path):
+    """A ValueError naming the file and the time of its first NaN or infinite sample, if any."""
+    import Input
+
+    try:
+        Input.check_file_finite(path)
+    except Input.UnreadableAudioError as error:
         raise ValueError(str(error)) from error
 
 

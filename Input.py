@@ -79,6 +79,38 @@ class UnreadableAudioError(RuntimeError):
         return type(self), (self.path, self.reason)
 
 
+class NonFiniteAudioError(UnreadableAudioError):
+    """An audio file holds NaN or infinite samples; the message names the file and the time.
+
+    Unlike a file that cannot be decoded, such a file is never skipped: training on it, or
+    writing separations of it, would silently produce garbage, so every reader stops.
+    """
+
+
+def check_finite(audio, path, sample_rate, first_frame=0, unit="sample"):
+    """Raise :class:`NonFiniteAudioError` if ``audio`` holds a NaN or an infinite value.
+
+    Args:
+        audio: array [frames] or [frames, channels] (``unit="sample"``), or a magnitude
+            spectrogram [frames, bins] (``unit="frame"``).
+        path: the file ``audio`` was read from (named in the error).
+        sample_rate: frames per second of ``audio`` (samples/s, or STFT frames/s).
+        first_frame: index in the file of ``audio``'s first frame, so the error gives the time
+            in the file.
+        unit: what a frame is called in the message.
+    """
+    finite = np.isfinite(audio)
+    if finite.all():
+        return
+    if finite.ndim > 1:
+        finite = finite.reshape(len(finite), -1).all(axis=1)
+    index = first_frame + int(np.argmin(finite))
+    value = np.asarray(audio).reshape(len(finite), -1)[index - first_frame]
+    bad = value[~np.isfinite(value)][0]
+    raise NonFiniteAudioError(path, f"{unit} {index} (at {index / sample_rate:.3f} s) is {bad}; the file "
+                                    "holds non-finite values. Repair or remove it from the dataset")
+
+
 # ----------------------------------------------------------------------------------------
 # Reading audio
 # ----------------------------------------------------------------------------------------
@@ -149,6 +181,25 @@ def audio_duration(path) -> float:
     """Length of an audio file in seconds (header only where the format allows)."""
     with _open_audio(path) as audio_file:
         return audio_file.frames / audio_file.sample_rate
+
+
+def check_file_finite(path, block_seconds=60.0):
+    """Raise :class:`NonFiniteAudioError` if the file holds a NaN or infinite sample anywhere.
+
+    Reads the file at its own rate in blocks of ``block_seconds`` (memory stays small for
+    long files). Formats decoded by audioread (MP3, M4A, ...) decode to 16-bit integers,
+    which are always finite, and are not read.
+
+    Raises:
+        UnreadableAudioError: the file cannot be read; NonFiniteAudioError naming the first
+        bad sample's time.
+    """
+    with _open_audio(path) as audio_file:
+        if isinstance(audio_file, _AudioreadReader):
+            return
+        block = max(int(block_seconds * audio_file.sample_rate), 1)
+        for first in range(0, audio_file.frames, block):
+            audio_file.read(first, min(block, audio_file.frames - first))
 
 
 def _read_span(path, expected_sr, mono_downmix, start, length, scratch=None) -> np.ndarray:
@@ -271,6 +322,7 @@ class _SoundFileReader:
             except (RuntimeError, OSError, ValueError) as error:
                 raise UnreadableAudioError(self.path, f"decoding failed ({error})") from error
             target[got:] = 0.0  # a short read (truncated file) leaves zeros, also in a reused ``out``
+            check_finite(target[:got], self.path, self.sample_rate, first_frame=begin)
         return out
 
     def close(self):
@@ -700,6 +752,8 @@ def _read_good_item(reader, bad_entries, rng, on_unreadable, out=None):
             continue
         try:
             return reader.read(index, rng, out)
+        except NonFiniteAudioError:
+            raise  # a file that decodes to garbage is never skipped silently
         except UnreadableAudioError as error:
             bad_entries.add(index)
             on_unreadable(index, error.path, error.reason)
@@ -753,9 +807,12 @@ def _worker_main(reader, seed_sequence, slots, free_slots, messages, stop_event,
 
     Messages to the parent (all small, so a killed worker never leaves half a message):
     ``("item", slot, valid_frames)``, ``("unreadable", index, path, reason)``,
-    ``("all_unreadable",)`` and ``("error", name, traceback_text)``.
+    ``("all_unreadable",)``, ``("non_finite", path, reason)`` and ``("error", name, traceback_text)``.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Ctrl-C and SIGTERM are the parent's to handle (a scheduler signals every process of a job,
+    # and the parent saves a checkpoint first); the parent's stop event or its death ends us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(AttributeError, OSError):  # os.nice is POSIX only
         os.nice(WORKER_NICENESS)
     parent = multiprocessing.parent_process()
@@ -780,6 +837,9 @@ def _worker_main(reader, seed_sequence, slots, free_slots, messages, stop_event,
                 messages.put(("all_unreadable",))
                 return
             messages.put(("item", slot, item[1]))
+    except NonFiniteAudioError as error:
+        messages.put(("non_finite", error.path, error.reason))
+        sys.exit(1)
     except BaseException:  # report anything, then die: the parent turns it into an error
         messages.put(("error", name, traceback.format_exc()))
         sys.exit(1)
@@ -894,6 +954,8 @@ class _WorkerPool:
             self._unreadable.report(index, path, reason)
         elif kind == "all_unreadable":
             raise RuntimeError(self._unreadable.all_bad_message())
+        elif kind == "non_finite":
+            raise NonFiniteAudioError(message[1], message[2])
         elif kind == "error":
             raise RuntimeError(f"Input worker {message[1]} failed:\n{message[2]}")
 
@@ -935,10 +997,7 @@ def _describe_exit(exitcode):
 
 def _shut_down(processes, stop_event, queues):
     """Stop and reap worker processes; also runs at interpreter exit if stop() was never called."""
-    stop_event.set()
-    for process in processes:
-        if process.pid is not None and process.exitcode is None:
-            process.terminate()
+    stop_event.set()  # workers ignore SIGTERM: they see this within POLL_SECONDS
     deadline = time.monotonic() + JOIN_SECONDS
     for process in processes:
         if process.pid is None:

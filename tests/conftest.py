@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -28,6 +29,16 @@ def sine(frequency, seconds, sample_rate=44100, channels=1, amplitude=0.3):
     t = np.arange(int(round(seconds * sample_rate))) / sample_rate
     tone = (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
     return tone if channels == 1 else np.stack([tone] * channels, axis=1)
+
+
+def wait_until(condition, seconds):
+    """Poll ``condition()`` every 50 ms for up to ``seconds``; returns its last value."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
 
 
 @pytest.fixture

@@ -303,3 +303,36 @@ def test_bad_stft_settings_are_named(tmp_path, settings, message):
     arguments = dict(dict(cache_dir=str(tmp_path), expected_sr=SR, num_fft=FFT, num_hop=HOP), **settings)
     with pytest.raises(ValueError, match=message):
         AudioCache.magnitude_store({}, **arguments)
+
+
+def with_a_bad_sample(path, seconds=0.25, value=np.nan):
+    audio, rate = soundfile.read(path, dtype="float32")
+    audio[int(seconds * rate)] = value
+    write_wav(path, audio, rate)
+
+
+def test_non_finite_source_samples_are_named_by_the_copies_and_the_spectrogram_store(tmp_path):
+    good = make_sample(tmp_path / "good.wav", stereo_tone(220, 0.5))
+    bad = make_sample(tmp_path / "bad.wav", stereo_tone(330, 0.5))
+    with_a_bad_sample(bad.path)
+    dataset = {"train_sup": [(good, bad, None)], "train_unsup": [[], [], []], "valid": [], "test": []}
+    for convert in (lambda: AudioCache.model_rate_dataset(dataset, str(tmp_path / "cache"), SR, True, num_workers=2),
+                    lambda: AudioCache.magnitude_store(dataset, str(tmp_path / "cache"), SR, FFT, HOP, num_workers=0)):
+        with pytest.raises(Input.NonFiniteAudioError, match=re.escape(bad.path) + r".*\(at 0\.250 s\) is nan"):
+            convert()
+    assert not [path for path in glob_npy(tmp_path / "cache") if "bad" in path]  # nothing half-made is kept
+
+
+def test_a_stored_spectrogram_with_non_finite_values_is_named(tmp_path):
+    # E.g. made from a model-rate copy that an older version wrote without checking.
+    sample = make_sample(tmp_path / "a.wav", stereo_tone(220, 0.5))
+    store = AudioCache.magnitude_store({"train_sup": [(sample, None, None)]}, str(tmp_path / "cache"), SR, FFT, HOP,
+                                       num_workers=0)
+    (target,) = glob_npy(tmp_path / "cache")
+    magnitudes = np.load(target)
+    magnitudes[16, 3] = np.inf
+    np.save(target, magnitudes)
+    out = np.empty((BINS, 8), np.float32)
+    store.read_frames(sample.path, 0, out)  # frames 0-7 are fine
+    with pytest.raises(Input.NonFiniteAudioError, match=re.escape(target) + r": frame 16 \(at 0\.250 s\) is inf"):
+        store.read_frames(sample.path, 12, out)

@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import os
 import pickle
+import re
 import shutil
 import stat
 import sys
@@ -16,6 +17,7 @@ import soundfile
 import yaml
 
 import Datasets
+import Input
 from conftest import write_wav
 from Datasets import DatasetConfigError, LabelledSong
 from Sample import Sample
@@ -316,6 +318,15 @@ def test_derived_audio_adds_up_and_lives_in_the_cache(setup):
     derived = [sample for triple in paired_triples(dataset) for sample in triple
                if not sample.path.startswith(data_root)]
     assert derived and all(sample.path.startswith(setup["cache"]) for sample in derived)
+
+
+def test_derived_audio_refuses_a_source_with_non_finite_samples(setup):
+    mixture = os.path.join(setup["roots"]["DSD100"], "Mixtures", "Dev", "001 - Alpha - First", "mixture.wav")
+    audio, rate = soundfile.read(mixture, dtype="float32")
+    audio[rate // 2, 1] = np.nan
+    soundfile.write(mixture, audio, rate, subtype="FLOAT")
+    with pytest.raises(Input.NonFiniteAudioError, match=re.escape(mixture) + r".*\(at 0\.500 s\) is nan"):
+        build(setup)
 
 
 def test_each_database_derives_the_right_signals(setup):

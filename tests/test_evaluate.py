@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -330,6 +331,17 @@ def test_evaluate_model_in_process_and_in_worker_processes_agree(tmp_path, tiny_
             assert serial[metric] == pytest.approx(worker[metric], nan_ok=True)
 
 
+@pytest.mark.parametrize("num_workers, bad_file", [(1, "mix.wav"), (2, "voice.wav")])
+def test_evaluation_refuses_songs_with_non_finite_samples(tmp_path, tiny_model, num_workers, bad_file):
+    songs = [make_song(str(tmp_path), "good", SR, 1), make_song(str(tmp_path), "bad", SR, 2)]
+    path = os.path.join(str(tmp_path), "bad", bad_file)
+    audio = soundfile.read(path, dtype="float32")[0]
+    audio[SR // 4] = np.inf
+    write_wav(path, audio, SR)
+    with pytest.raises(Input.NonFiniteAudioError, match=re.escape(path) + r".*\(at 0\.250 s\) is inf"):
+        Evaluate.evaluate_model(tiny_model[0], songs, num_workers=num_workers, batch_size=8)
+
+
 MAIN_SCRIPT = """
 import os, sys
 sys.path.insert(0, {root!r})
@@ -396,3 +408,14 @@ def test_separate_path_errors_name_the_problem(tmp_path, tiny_model):
     assert not (tmp_path / "out").exists()  # inputs are checked before anything is written
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Evaluate.separate_path(tiny_model[0], str(tmp_path / "missing.wav"), str(tmp_path / "out"))
+
+
+def test_separate_path_writes_nothing_for_a_file_with_non_finite_samples(tmp_path, tiny_model):
+    write_wav(tmp_path / "in" / "a good one.wav", sine(440, 0.5, 22050), 22050)
+    audio = sine(330, 1.0, 22050, channels=2)
+    audio[int(0.75 * 22050), 0] = np.nan
+    bad = write_wav(tmp_path / "in" / "b.wav", audio, 22050)
+    for input_path in (bad, str(tmp_path / "in")):
+        with pytest.raises(ValueError, match=re.escape(bad) + r".*\(at 0\.750 s\) is nan"):
+            Evaluate.separate_path(tiny_model[0], input_path, str(tmp_path / "out"))
+        assert not (tmp_path / "out").exists()  # not even the good file's outputs

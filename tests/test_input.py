@@ -15,7 +15,7 @@ import psutil
 import pytest
 import soundfile
 
-from conftest import ROOT, sine, write_wav
+from conftest import ROOT, sine, wait_until, write_wav
 
 import AudioCache
 import Input
@@ -97,20 +97,11 @@ def gone(pid):
         return True
 
 
-def ignores_sigint(pid):
-    """True once the process ignores SIGINT (Linux: the SigIgn mask in /proc/<pid>/status)."""
+def ignores_interrupts(pid):
+    """True once the process ignores SIGINT and SIGTERM (Linux: the SigIgn mask in /proc/<pid>/status)."""
     with open(f"/proc/{pid}/status") as status:
         mask = next(line.split()[1] for line in status if line.startswith("SigIgn:"))
-    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
-
-
-def wait_until(condition, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+    return all(int(mask, 16) & (1 << (number - 1)) for number in (signal.SIGINT, signal.SIGTERM))
 
 
 class ExplodingSample:
@@ -186,6 +177,41 @@ def test_unreadable_file_error_names_the_path(tmp_path):
         Input.read_audio(str(path), SR)
     with pytest.raises(Input.UnreadableAudioError, match="does not exist"):
         Input.read_audio(str(tmp_path / "missing.wav"), SR)
+
+
+def song_with_a_bad_voice_sample(folder, name, value=np.nan, sample_rate=SR, bad_seconds=0.25):
+    """A 1 s chirp song whose voice file holds one non-finite sample at ``bad_seconds``."""
+    song = chirp_song(folder, name, 1.0, sample_rate)
+    audio = soundfile.read(song[2].path, dtype="float32")[0]
+    audio[int(bad_seconds * sample_rate)] = value
+    write_wav(song[2].path, audio, sample_rate)
+    return song
+
+
+@pytest.mark.parametrize("value, sample_rate", [(np.nan, SR), (np.inf, SR), (-np.inf, 44100)])
+def test_non_finite_samples_are_refused_naming_the_file_and_the_time(tmp_path, value, sample_rate):
+    voice = song_with_a_bad_voice_sample(tmp_path, "bad", value, sample_rate)[2].path
+    for read in (lambda: Input.read_audio(voice, SR), lambda: Input.read_audio(voice, SR, offset=0.2, duration=0.1),
+                 lambda: Input.check_file_finite(voice, block_seconds=0.1)):
+        with pytest.raises(Input.NonFiniteAudioError, match=rf"bad_voice\.wav.*\(at 0\.250 s\) is {value}"):
+            read()
+    assert np.isfinite(Input.read_audio(voice, SR, offset=0.6, duration=0.3)).all()  # other spans read fine
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_non_finite_file_stops_the_batch_generator_instead_of_being_skipped(tmp_path, num_workers):
+    good, bad = chirp_song(tmp_path, "good", 1.0), song_with_a_bad_voice_sample(tmp_path, "bad")
+    with pytest.raises(Input.NonFiniteAudioError, match="bad_voice.wav"):
+        with Input.PairedBatchGenerator([good, bad], (BINS, 12), (BINS, 12),
+                                        **generator_kwargs(num_workers=num_workers)) as generator:
+            for _ in range(50):
+                generator.get_batch()
+
+
+def test_validation_batches_refuse_a_non_finite_song(tmp_path):
+    songs = [chirp_song(tmp_path, "good", 1.0), song_with_a_bad_voice_sample(tmp_path, "bad")]
+    with pytest.raises(Input.NonFiniteAudioError, match="bad_voice.wav"):
+        list(Input.validation_batches(songs, (BINS + 1, 18), (BINS, 8), 3, SR, True, FFT, HOP))
 
 
 def test_stft_matches_librosa_and_round_trips_to_exact_length():
@@ -506,11 +532,12 @@ def test_workers_fill_the_cache_and_leave_no_process_behind(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         with generator:
             if os.path.exists(f"/proc/{pids[0]}/status"):  # a worker still importing would die of it
-                assert wait_until(lambda: all(ignores_sigint(pid) for pid in pids), 10)
-            for pid in pids:  # as a terminal's Ctrl-C: the whole process group gets SIGINT
+                assert wait_until(lambda: all(ignores_interrupts(pid) for pid in pids), 10)
+            for pid in pids:  # as a terminal's Ctrl-C (or a scheduler): the whole process group is signalled
                 os.kill(pid, signal.SIGINT)
+                os.kill(pid, signal.SIGTERM)
             time.sleep(0.3)
-            assert generator.get_batch()[0].shape == (4, BINS, 20, 1)  # workers ignore SIGINT
+            assert generator.get_batch()[0].shape == (4, BINS, 20, 1)  # workers ignore both
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)  # interrupted long before
     assert all(gone(pid) for pid in pids)
