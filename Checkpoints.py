@@ -17,8 +17,11 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
-from typing import Optional
+import time
+import uuid
+from typing import List, Optional
 
 import Utils
 
@@ -28,6 +31,19 @@ MODEL_CONFIG_FILE = "model_config.json"
 STATE_FILE = "training_state.json"
 BEST_FOLDER = "best"
 CHECKPOINT_PREFIX = "model"
+CHECKPOINT_STATE_FILE = "checkpoint"  # TensorFlow's list of the folder's checkpoints
+# Last 8 bytes of an intact checkpoint .index file (an SSTable's magic number, little-endian).
+_INDEX_MAGIC = (0xdb4775248b80fb57).to_bytes(8, "little")
+
+
+class CheckpointError(RuntimeError):
+    """A phase folder has progress recorded but no checkpoint that can be restored."""
+
+
+def new_experiment_id() -> str:
+    """``<YYYYmmdd-HHMMSS>-<6 hex digits>``: sortable by start time and unique per run, also
+    for runs started in the same second (a job array on a cluster)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclasses.dataclass
@@ -85,6 +101,26 @@ class PhaseState:
     def save(self, folder):
         """Write the state atomically to ``<folder>/training_state.json``."""
         Utils.atomic_write_json(os.path.join(folder, STATE_FILE), _finite_json(dataclasses.asdict(self)))
+
+    def rewound(self, step, best_step=None):
+        """The state as it was when the checkpoint of ``step`` was saved.
+
+        Used when later checkpoints are damaged: the epochs validated after ``step`` are
+        forgotten and early stopping is replayed over the ones before. ``best_step`` is the
+        step of the model kept in ``best/``; if it is not among the kept epochs, no best
+        model is claimed, and the next validated epoch becomes the best.
+        """
+        state = type(self)(phase=self.phase)
+        for entry in self.history:
+            if entry["step"] <= step:
+                state.record_validation(entry["valid_loss"], entry["step"], entry["seconds"], math.inf)
+        state.epoch_start_step = state.history[-1]["step"] if state.history else 0
+        best_entries = [entry for entry in state.history if entry["valid_loss"] == state.best_loss]
+        if best_step is not None and best_entries and best_entries[0]["step"] == best_step:
+            state.best_checkpoint = self.best_checkpoint
+        else:
+            state.best_loss = math.inf
+        return state
 
     @classmethod
     def load(cls, folder, phase):
@@ -147,6 +183,73 @@ def keep_best(folder, checkpoint_prefix, model_config):
     os.rename(staging, best)
     shutil.rmtree(retired, ignore_errors=True)
     return os.path.join(best, name)
+
+
+def checkpoint_step(prefix) -> Optional[int]:
+    """The global step in a checkpoint prefix ``.../model-<step>``, or None."""
+    match = re.fullmatch(re.escape(CHECKPOINT_PREFIX) + r"-(\d+)", os.path.basename(prefix))
+    return int(match.group(1)) if match else None
+
+
+def checkpoint_candidates(folder) -> List[str]:
+    """Checkpoint prefixes of a phase folder, newest (highest step) first.
+
+    Both the ones TensorFlow's ``checkpoint`` state file lists (even if their files are gone)
+    and every ``model-<step>.index`` on disk, so that a damaged state file hides nothing.
+    """
+    prefixes = {os.path.join(folder, os.path.basename(path[:-len(".index")]))
+                for path in glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_PREFIX + "-*.index"))}
+    state_file = os.path.join(folder, CHECKPOINT_STATE_FILE)
+    if os.path.isfile(state_file):
+        with open(state_file, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                match = re.match(r'\s*\w+:\s*"(.*)"\s*$', line)
+                if match:
+                    prefixes.add(os.path.join(folder, os.path.basename(match.group(1))))
+    prefixes = [prefix for prefix in prefixes if checkpoint_step(prefix) is not None]
+    return sorted(prefixes, key=checkpoint_step, reverse=True)
+
+
+def damaged_file(prefix) -> str:
+    """Which file of a checkpoint that failed to restore is at fault, and how, e.g.
+    ``".../model-40.index is missing"``."""
+    index = prefix + ".index"
+    if not os.path.isfile(index):
+        return f"{index} is missing"
+    with open(index, "rb") as handle:
+        handle.seek(max(os.path.getsize(index) - len(_INDEX_MAGIC), 0))
+        if handle.read() != _INDEX_MAGIC:
+            return f"{index} is truncated or damaged"
+    data = sorted(glob.glob(glob.escape(prefix) + ".data-*"))
+    if not data:
+        return f"{prefix}.data-00000-of-00001 is missing"
+    return f"{' / '.join(data)} is truncated or damaged"
+
+
+def has_progress(folder) -> bool:
+    """True if a phase folder holds checkpoints or a training state of a run."""
+    return (os.path.isfile(os.path.join(folder, STATE_FILE))
+            or os.path.isfile(os.path.join(folder, CHECKPOINT_STATE_FILE))
+            or bool(glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_PREFIX + "-*.index"))))
+
+
+def refuse_to_reuse(model_base_dir, log_dir, experiment_id, phases=("sup", "semisup")):
+    """Raise FileExistsError if a new run would write into another run's folders.
+
+    A phase folder with checkpoints or a training state, or a TensorBoard folder with event
+    files, belongs to an earlier run: continuing it needs ``resume``.
+    """
+    for phase in phases:
+        folder = phase_folder(model_base_dir, experiment_id, phase)
+        logs = phase_folder(log_dir, experiment_id, phase)
+        taken = folder if has_progress(folder) else None
+        if taken is None and glob.glob(os.path.join(glob.escape(logs), "events.*")):
+            taken = logs
+        if taken:
+            raise FileExistsError(
+                f"{taken} already holds another run of experiment_id={experiment_id}. To continue that run: "
+                f"python Training.py with resume={folder} (plus its other settings); to start a new one, "
+                "leave experiment_id unset (each run then gets its own) or choose an unused one.")
 
 
 def resolve_resume(path):

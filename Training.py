@@ -20,7 +20,9 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import Utils
@@ -69,8 +71,18 @@ def user_errors():
     """Turn errors caused by the user's settings or files into a :class:`UsageError`."""
     try:
         yield
-    except (Datasets.DatasetConfigError, AudioDecoderError, FileNotFoundError, FileExistsError,
-            ValueError) as error:
+    except (Datasets.DatasetConfigError, AudioDecoderError, Input.UnreadableAudioError, FileNotFoundError,
+            FileExistsError, ValueError) as error:
+        raise UsageError(str(error)) from error
+
+
+@contextlib.contextmanager
+def unusable_files_end_the_run():
+    """During training, a file that cannot be used (NaN samples, a damaged cached copy) or
+    checkpoints that cannot be restored end the run with one message instead of a traceback."""
+    try:
+        yield
+    except (Input.NonFiniteAudioError, Checkpoints.CheckpointError) as error:
         raise UsageError(str(error)) from error
 
 
@@ -104,7 +116,7 @@ def config():
         "critic_initial_filters": 32,  # critic filters of the first convolution
         "critic_dense_units": 32,  # critic hidden dense layer
     }
-    experiment_id = time.strftime("%Y%m%d-%H%M%S")  # names checkpoint and log folders
+    experiment_id = Checkpoints.new_experiment_id()  # names checkpoint and log folders; unique per run
     seed = 2018  # reaches numpy, the TensorFlow graph seed and every reader process
     deterministic = False  # TF op determinism (slower); with num_workers=0 runs repeat exactly
 
@@ -204,6 +216,8 @@ def reader_settings(model_config):
 def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=None):
     """Start the batch generators of a phase; stop them (and their processes) on exit.
 
+    ``seed``: an int or a sequence of ints (``[seed, step]`` when a phase starts or resumes at
+    ``step``), the entropy of every reader's random stream.
     ``magnitudes``: optional ``AudioCache.MagnitudeStore`` of the training files.
 
     Yields:
@@ -235,7 +249,7 @@ def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=No
 # ----------------------------------------------------------------------------------------
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the message names the loss and the step."""
+    """A loss or the weights became NaN or infinite; the message names which and the step."""
 
 
 def check_finite(values, step):
@@ -243,6 +257,16 @@ def check_finite(values, step):
     for name, value in values.items():
         if not math.isfinite(float(value)):
             raise NonFiniteLossError(f"the {name} became {value} at step {step}")
+
+
+def check_weights(weights_finite, which, step):
+    """Raise :class:`NonFiniteLossError` unless the update of ``step`` left ``which``'s weights finite.
+
+    This catches what the losses may not show: a loss is computed before its update, and
+    how a kernel treats a NaN input (a max-pool may drop it) differs between CPUs.
+    """
+    if not weights_finite:
+        raise NonFiniteLossError(f"the {which} weights became non-finite in the update of step {step}")
 
 
 class Timer:
@@ -260,7 +284,7 @@ class Timer:
             self.seconds += time.perf_counter() - start
 
 
-def train_critics(session, graph, mixtures, sources, num_disc, data_timer):
+def train_critics(session, graph, mixtures, sources, num_disc, data_timer, step):
     """``num_disc`` updates of every critic, each on fresh unpaired batches.
 
     All critics are updated in one ``session.run`` per iteration: they share the separator's
@@ -273,7 +297,8 @@ def train_critics(session, graph, mixtures, sources, num_disc, data_timer):
     for _ in range(num_disc):
         with data_timer.measure():
             feed = graph.feed_unpaired(mixtures.get_batch(), [gen.get_batch() for gen in sources])
-        fetched = session.run({"train": graph.all_critics_train_op, "critic": graph.critic_scalars}, feed)
+        fetched = session.run({"finite": graph.critic_weights_finite, "critic": graph.critic_scalars}, feed)
+        check_weights(fetched["finite"], "critics'", step)
     return fetched["critic"]
 
 
@@ -299,12 +324,12 @@ def train_epoch(session, graph, writer, summaries, paired, mixtures, sources, mo
             critic_scalars = {}
             if semi_supervised:
                 critic_scalars = train_critics(session, graph, mixtures, sources,
-                                               model_config["num_disc"], data_timer)
+                                               model_config["num_disc"], data_timer, step)
             with data_timer.measure():
                 feed = graph.feed_paired(paired.get_batch())
                 if semi_supervised:  # the separator's losses need no real source excerpts
                     feed.update(graph.feed_unpaired(mixtures.get_batch()))
-            fetches = {"train": graph.separator_train_op, "scalars": graph.separator_scalars}
+            fetches = {"finite": graph.separator_weights_finite, "scalars": graph.separator_scalars}
             if step % summary_every == 0:
                 fetches["summary"] = summaries["scalars"]
             if step % image_every == 0:
@@ -312,6 +337,7 @@ def train_epoch(session, graph, writer, summaries, paired, mixtures, sources, mo
             result = session.run(fetches, feed)
             scalars = dict(result["scalars"], **critic_scalars)
             check_finite(scalars, step)
+            check_weights(result["finite"], "separator", step)
             for key in ("summary", "images"):
                 if key in result:
                     writer.add_summary(result[key], step)
@@ -370,6 +396,24 @@ def validation_clips(session, graph, song, model_config, seconds=10.0):
     return clips
 
 
+@contextlib.contextmanager
+def terminate_like_ctrl_c():
+    """Inside the block, SIGTERM (sent by ``kill`` and by cluster schedulers before they kill a
+    job) stops training as Ctrl-C does: a checkpoint is saved first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def open_session(deterministic):
     """A session that lets TensorFlow place ops on whatever device is there."""
     if deterministic:
@@ -420,7 +464,7 @@ def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_ep
         saver = tf.compat.v1.train.Saver(max_to_keep=2)
         with open_session(deterministic) as session:
             session.run(tf.compat.v1.global_variables_initializer())
-            restore_or_initialise(session, saver, folder, graph, init_checkpoint, state)
+            state = restore_or_initialise(session, saver, folder, graph, init_checkpoint, state)
             writer = tf.compat.v1.summary.FileWriter(
                 os.path.join(model_config["log_dir"], f"{experiment_id}_{phase}"),
                 graph=graph_ if state.epoch == 0 else None)
@@ -444,30 +488,63 @@ def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_ep
 
 
 def restore_or_initialise(session, saver, folder, graph, init_checkpoint, state):
-    """Continue from the folder's latest checkpoint, or start a new phase.
+    """Continue from the folder's newest usable checkpoint, or start a new phase.
 
-    A new phase may take its separator weights from ``init_checkpoint`` (the supervised
-    model, with ``semisup_init="supervised"``); everything else starts fresh.
+    A damaged checkpoint (truncated or missing files: what a kill during a save or a full disk
+    leaves) is passed over with a warning naming the bad file, and the previous one is used;
+    ``state`` is then rewound to that checkpoint's step. A new phase may take its separator
+    weights from ``init_checkpoint`` (the supervised model, with ``semisup_init="supervised"``);
+    everything else starts fresh.
+
+    Returns:
+        The phase state to continue with (``state`` itself unless it had to be rewound).
+
+    Raises:
+        Checkpoints.CheckpointError: the folder records progress but no checkpoint can be restored.
     """
-    latest = tf.train.latest_checkpoint(folder)
-    if latest:
-        saver.restore(session, latest)
-        LOGGER.info("Resuming %s phase from %s (step %d, epoch %d)", PHASES[state.phase], latest,
-                    session.run(graph.global_step), state.epoch + 1)
-    elif init_checkpoint:
+    damaged = []
+    for prefix in Checkpoints.checkpoint_candidates(folder):
+        try:
+            saver.restore(session, prefix)
+        except (tf.errors.OpError, ValueError):
+            damaged.append(Checkpoints.damaged_file(prefix))
+            LOGGER.warning("Cannot restore checkpoint %s: %s. Trying the previous one.", prefix, damaged[-1])
+            continue
+        step = int(session.run(graph.global_step))
+        if damaged:
+            best_step = Checkpoints.checkpoint_step(state.best_checkpoint) if state.best_checkpoint else None
+            state = state.rewound(step, best_step)
+            state.save(folder)
+            LOGGER.warning("Continuing from the older checkpoint %s: the %s phase is rewound to step %d "
+                           "(%d epoch(s) done).", prefix, PHASES[state.phase], step, state.epoch)
+        LOGGER.info("Resuming %s phase from %s (step %d, epoch %d)", PHASES[state.phase], prefix, step,
+                    state.epoch + 1)
+        return state
+    if damaged or state.epoch > 0:
+        found = "; ".join(damaged) if damaged else "no checkpoint files are left"
+        raise Checkpoints.CheckpointError(
+            f"{folder} records {state.epoch} finished epoch(s) of the {PHASES[state.phase]} phase, but none of its "
+            f"checkpoints can be restored ({found}). Restore the files from a backup, or move the folder away "
+            "to train this phase again from the start.")
+    if init_checkpoint:
         tf.compat.v1.train.Saver(var_list=graph.separator_variables()).restore(session, init_checkpoint)
         LOGGER.info("Separator initialised from %s", init_checkpoint)
+    return state
 
 
 def train_phase(session, graph, saver, writer, summaries, folder, state, dataset, model_config,
                 seed, patience, max_epochs, summary_every, image_every, magnitudes=None):
     """Epochs with a checkpoint and the validation loss after each, until early stopping.
 
-    Ctrl-C saves a checkpoint (and the early-stopping state) before it stops the run; a
-    non-finite loss finishes the phase with the last good checkpoint kept.
+    Ctrl-C (or SIGTERM, see :func:`terminate_like_ctrl_c`) saves a checkpoint (and the
+    early-stopping state) before it stops the run; a non-finite loss or weight finishes the
+    phase with the last good checkpoint kept. The readers' random streams are seeded from
+    ``(seed, global step)``, so a resumed run draws new data rather than replaying the stream
+    its interrupted epoch had started with.
     """
     semi_supervised = state.phase == "semisup"
-    with batch_generators(dataset, model_config, semi_supervised, seed + state.epoch,
+    start_step = int(session.run(graph.global_step))
+    with batch_generators(dataset, model_config, semi_supervised, [seed, start_step],
                           magnitudes) as (paired, mixtures, sources):
         while not state.finished:
             if max_epochs is not None and state.epoch >= max_epochs:
@@ -545,34 +622,37 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
             experiment_id, model_base_dir = Checkpoints.resolve_resume(resume)
             model_config = dict(model_config, model_base_dir=model_base_dir)
             LOGGER.info("Resuming experiment %s", experiment_id)
+        else:
+            Checkpoints.refuse_to_reuse(model_config["model_base_dir"], model_config["log_dir"], experiment_id)
         dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                                custom_dataset, use_demo, demo_database)
-    LOGGER.info("Dataset:\n%s", Datasets.dataset_table(dataset))
-    # Reader processes then read audio at the model's rate instead of resampling every section.
-    dataset = AudioCache.model_rate_dataset(dataset, cache_dir, model_config["expected_sr"],
-                                            model_config["mono_downmix"])
-    magnitudes = None
-    if spectrogram_cache:
-        magnitudes = AudioCache.magnitude_store({key: dataset[key] for key in ("train_sup", "train_unsup")},
-                                                cache_dir, model_config["expected_sr"], model_config["num_fft"],
-                                                model_config["num_hop"])
+        LOGGER.info("Dataset:\n%s", Datasets.dataset_table(dataset))
+        # Reader processes then read audio at the model's rate instead of resampling every section.
+        dataset = AudioCache.model_rate_dataset(dataset, cache_dir, model_config["expected_sr"],
+                                                model_config["mono_downmix"])
+        magnitudes = None
+        if spectrogram_cache:
+            magnitudes = AudioCache.magnitude_store({key: dataset[key] for key in ("train_sup", "train_unsup")},
+                                                    cache_dir, model_config["expected_sr"], model_config["num_fft"],
+                                                    model_config["num_hop"])
     _run.info["experiment_id"] = experiment_id
 
     phase_settings = dict(experiment_id=experiment_id, seed=seed, patience=patience, max_epochs=max_epochs,
                           summary_every=summary_every, image_every=image_every, deterministic=deterministic,
                           magnitudes=magnitudes)
-    sup = optimise("sup", dataset, model_config, **phase_settings)
-    _run.log_scalar("supervised.test_loss", sup.test_loss)
-    init = sup.best_checkpoint if semisup_init == "supervised" else None
-    semisup = optimise("semisup", dataset, model_config, init_checkpoint=init, **phase_settings)
-    _run.log_scalar("semi-supervised.test_loss", semisup.test_loss)
+    with terminate_like_ctrl_c(), unusable_files_end_the_run():
+        sup = optimise("sup", dataset, model_config, **phase_settings)
+        _run.log_scalar("supervised.test_loss", sup.test_loss)
+        init = sup.best_checkpoint if semisup_init == "supervised" else None
+        semisup = optimise("semisup", dataset, model_config, init_checkpoint=init, **phase_settings)
+        _run.log_scalar("semi-supervised.test_loss", semisup.test_loss)
 
-    results = {}
-    for name, state in ((PHASES["sup"], sup), (PHASES["semisup"], semisup)):
-        LOGGER.info("Evaluating the %s model on %d test songs", name, len(dataset["test"]))
-        results[name] = Evaluate.evaluate_model(os.path.dirname(state.best_checkpoint), dataset["test"],
-                                                num_workers=eval_workers, batch_size=eval_batch_size,
-                                                model_name=name)
+        results = {}
+        for name, state in ((PHASES["sup"], sup), (PHASES["semisup"], semisup)):
+            LOGGER.info("Evaluating the %s model on %d test songs", name, len(dataset["test"]))
+            results[name] = Evaluate.evaluate_model(os.path.dirname(state.best_checkpoint), dataset["test"],
+                                                    num_workers=eval_workers, batch_size=eval_batch_size,
+                                                    model_name=name)
     table = save_results(results, os.path.join(results_dir, str(experiment_id)), _run)
     print(table)
     return {"experiment_id": str(experiment_id),

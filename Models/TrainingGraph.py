@@ -83,6 +83,10 @@ class TrainingGraph:
     separator_train_op: tf.Operation
     critic_train_ops: Dict[str, tf.Operation]
     all_critics_train_op: Optional[tf.Operation]  # all critic steps on one shared feed
+    # bool scalars, read after the update: fetching one runs its train op, then checks that
+    # every weight it changed is finite (an elementwise test, the same on every CPU).
+    separator_weights_finite: tf.Tensor
+    critic_weights_finite: Optional[tf.Tensor]
     # Scalars to log: separator_scalars/summary_scalars/summary_images need only the separator
     # step's feed (paired batch + unpaired mixture); critic_scalars also need the unpaired sources.
     separator_scalars: Dict[str, tf.Tensor]
@@ -206,6 +210,13 @@ def _minimize(loss, learning_rate, var_list, scope, global_step=None):
         return optimiser.minimize(loss, var_list=var_list, global_step=global_step)
 
 
+def _all_finite_after(update, variables, name):
+    """bool scalar: every element of ``variables`` is finite once ``update`` has run."""
+    with tf.control_dependencies([update]):
+        checks = [tf.reduce_all(tf.math.is_finite(variable.read_value())) for variable in variables]
+    return tf.reduce_all(tf.stack(checks), name=name)
+
+
 def build_training_graph(model_config: dict, semi_supervised: bool, seed: Optional[int] = None) -> TrainingGraph:
     """Builds the supervised or semi-supervised training graph in the default graph.
 
@@ -249,6 +260,11 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
                         for name in unpaired["critic_losses"]}
     all_critics_train_op = (tf.group(*critic_train_ops.values(), name="all_critics_train_op")
                             if critic_train_ops else None)
+    separator_weights_finite = _all_finite_after(separator_train_op, separator_vars, "separator_weights_finite")
+    critic_weights_finite = None
+    if critic_train_ops:
+        critic_vars = [variable for name in critic_train_ops for variable in _scope_variables(critic_scope(name))]
+        critic_weights_finite = _all_finite_after(all_critics_train_op, critic_vars, "critic_weights_finite")
 
     inference_input = _placeholder(None, input_shape, "inference_mixture")
     inference_norm = separator.get_output(_normalise(inference_input), reuse=True)
@@ -288,7 +304,8 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
         critic_real_scores=unpaired["critic_real_scores"], critic_fake_scores=unpaired["critic_fake_scores"],
         global_step=global_step, sup_sep_lr=sup_sep_lr, unsup_sep_lr=unsup_sep_lr, disc_lr=disc_lr,
         separator_train_op=separator_train_op, critic_train_ops=critic_train_ops,
-        all_critics_train_op=all_critics_train_op, separator_scalars=separator_scalars,
+        all_critics_train_op=all_critics_train_op, separator_weights_finite=separator_weights_finite,
+        critic_weights_finite=critic_weights_finite, separator_scalars=separator_scalars,
         critic_scalars=critic_scalars, summary_scalars=summary_scalars, summary_images=summary_images,
         inference_input=inference_input, inference_outputs=inference_outputs,
         validation_targets=validation_targets, validation_loss=validation_loss)

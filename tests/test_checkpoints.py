@@ -71,3 +71,78 @@ def test_resolve_resume_rejects_missing_and_unrelated_folders(tmp_path):
         Checkpoints.resolve_resume(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="neither a checkpoint folder"):
         Checkpoints.resolve_resume(str(tmp_path))
+
+
+def validated_state(losses, best_step):
+    state = Checkpoints.PhaseState(phase="sup")
+    for epoch, loss in enumerate(losses, start=1):
+        state.record_validation(loss, step=10 * epoch, seconds=1, patience=5)
+    state.best_checkpoint = f"/x/best/model-{best_step}"
+    return state
+
+
+def test_rewinding_forgets_later_epochs_and_replays_early_stopping():
+    state = validated_state([1.0, 0.8, 0.9, 0.7], best_step=20)
+    state.best_checkpoint = "/x/best/model-20"
+    rewound = state.rewound(30, best_step=20)  # the best (epoch 2) was before the checkpoint
+    assert [entry["step"] for entry in rewound.history] == [10, 20, 30]
+    assert (rewound.epoch, rewound.epoch_start_step, rewound.worse_epochs) == (3, 30, 1)
+    assert rewound.best_loss == 0.8 and rewound.best_checkpoint == "/x/best/model-20"
+    assert not rewound.finished and rewound.test_loss is None
+
+
+def test_rewinding_past_the_kept_best_model_claims_no_best():
+    state = validated_state([1.0, 0.8, 0.5], best_step=30)
+    rewound = state.rewound(20, best_step=30)  # best/ holds the model of a forgotten epoch
+    assert rewound.epoch == 2 and rewound.best_checkpoint is None and math.isinf(rewound.best_loss)
+    assert Checkpoints.PhaseState(phase="sup").rewound(0).epoch == 0
+
+
+def touch_checkpoint(folder, step, index=b"x" * 8 + (0xdb4775248b80fb57).to_bytes(8, "little")):
+    (folder / f"model-{step}.index").write_bytes(index)
+    (folder / f"model-{step}.data-00000-of-00001").write_bytes(b"data")
+
+
+def test_checkpoint_candidates_come_from_the_state_file_and_the_disk_newest_first(tmp_path):
+    for step in (3, 12):
+        touch_checkpoint(tmp_path, step)
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "/elsewhere/model-20"\n'
+                                         'all_model_checkpoint_paths: "/elsewhere/model-12"\n'
+                                         'all_model_checkpoint_paths: "/elsewhere/model-20"\n')
+    assert Checkpoints.checkpoint_candidates(str(tmp_path)) == [
+        str(tmp_path / "model-20"), str(tmp_path / "model-12"), str(tmp_path / "model-3")]
+    assert Checkpoints.checkpoint_step(str(tmp_path / "model-12")) == 12
+    assert Checkpoints.checkpoint_step(str(tmp_path / "best")) is None
+
+
+def test_damaged_file_names_the_part_at_fault(tmp_path):
+    touch_checkpoint(tmp_path, 1)
+    assert Checkpoints.damaged_file(str(tmp_path / "model-1")).endswith("model-1.data-00000-of-00001 is truncated or damaged")
+    touch_checkpoint(tmp_path, 2, index=b"truncated")
+    assert Checkpoints.damaged_file(str(tmp_path / "model-2")).endswith("model-2.index is truncated or damaged")
+    (tmp_path / "model-1.data-00000-of-00001").unlink()
+    assert Checkpoints.damaged_file(str(tmp_path / "model-1")).endswith("model-1.data-00000-of-00001 is missing")
+    assert Checkpoints.damaged_file(str(tmp_path / "model-9")).endswith("model-9.index is missing")
+
+
+def test_experiment_ids_are_unique_and_sort_by_start_time():
+    ids = [Checkpoints.new_experiment_id() for _ in range(100)]
+    assert len(set(ids)) == 100
+    assert all(len(value) == len("20261201-211500-a1b2c3") and value[8] == "-" for value in ids)
+
+
+def test_a_new_run_may_not_reuse_another_runs_folders(tmp_path):
+    base, logs = str(tmp_path / "checkpoints"), str(tmp_path / "logs")
+    Checkpoints.refuse_to_reuse(base, logs, "exp")  # nothing there yet
+    phase = tmp_path / "checkpoints" / "exp_sup"
+    phase.mkdir(parents=True)
+    Checkpoints.write_model_config(str(phase), {})  # a run that failed before training: no progress
+    Checkpoints.refuse_to_reuse(base, logs, "exp")
+    Checkpoints.PhaseState(phase="sup").save(str(phase))
+    with pytest.raises(FileExistsError, match=r"exp_sup already holds another run.*resume="):
+        Checkpoints.refuse_to_reuse(base, logs, "exp")
+    events = tmp_path / "logs" / "other_semisup"
+    events.mkdir(parents=True)
+    (events / "events.out.tfevents.1").write_bytes(b"")
+    with pytest.raises(FileExistsError, match="other_semisup already holds"):
+        Checkpoints.refuse_to_reuse(base, logs, "other")

@@ -1,12 +1,16 @@
 """Training.py: phases, early stopping, checkpoints, resume, NaN guard, TensorBoard, the CLI."""
 
 import contextlib
+import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
+import psutil
 import pytest
 import soundfile
 import tensorflow as tf
@@ -15,7 +19,7 @@ import Checkpoints
 import Evaluate
 import Training
 from Sample import Sample
-from conftest import ROOT, write_wav
+from conftest import ROOT, wait_until, write_wav
 
 tf.compat.v1.disable_eager_execution()
 
@@ -54,13 +58,14 @@ def tiny_dataset(tmp_path_factory):
 
 
 class FakePairedGenerator:
-    """Random paired batches; from call ``fail_at`` on it returns NaN or raises ``error``."""
+    """Random paired batches; from call ``fail_at`` on it raises ``error``, or calls
+    ``on_failure()`` and returns a batch whose first source is +inf."""
 
-    def __init__(self, model_config, fail_at=None, error=None):
+    def __init__(self, model_config, fail_at=None, error=None, on_failure=None):
         (self.f_in, self.t_in), (self.f_out, self.t_out) = Training.network_shapes(model_config)
         self.batch = model_config["batch_size"]
         self.sources = len(model_config["sources"])
-        self.fail_at, self.error, self.calls = fail_at, error, 0
+        self.fail_at, self.error, self.on_failure, self.calls = fail_at, error, on_failure, 0
         self.rng = np.random.default_rng(0)
 
     def get_batch(self):
@@ -71,9 +76,24 @@ class FakePairedGenerator:
         mixture = self.rng.random((self.batch, self.f_in, self.t_in, 1), dtype=np.float32)
         sources = [self.rng.random((self.batch, self.f_out, self.t_out, 1), dtype=np.float32)
                    for _ in range(self.sources)]
-        if failing:
-            mixture[:] = np.nan
+        if failing and self.on_failure is not None:
+            self.on_failure()
+        elif failing:
+            # (finite estimate - inf)^2 is +inf in IEEE arithmetic on every CPU; no kernel's
+            # handling of NaN (max-pool, ReLU) is involved, unlike a NaN input.
+            sources[0][:] = np.inf
         return [mixture] + sources
+
+
+def set_learning_rate_to_nan():
+    """What a diverging schedule does: the separator's learning rate (a variable) becomes NaN.
+
+    Adam's update then makes every separator weight NaN (NaN times anything is NaN), while the
+    loss of that step, computed before the update, is still finite."""
+    session = tf.compat.v1.get_default_session()
+    learning_rate = next(variable for variable in tf.compat.v1.global_variables()
+                         if variable.op.name == "sup_sep_lr")
+    learning_rate.load(float("nan"), session)
 
 
 def use_fake_generator(monkeypatch, generator):
@@ -89,16 +109,27 @@ def run_phase(phase, dataset, model_config, experiment_id="exp", seed=1, max_epo
                              patience=10, max_epochs=max_epochs, summary_every=1, image_every=2, **kwargs)
 
 
-def test_nan_loss_stops_the_phase_naming_loss_and_step_and_keeps_last_good_checkpoint(
-        tmp_path, tiny_dataset, monkeypatch, caplog):
+@pytest.mark.parametrize("failure, named", [(None, "supervised_loss"),
+                                             (set_learning_rate_to_nan, "separator weights")])
+def test_a_non_finite_loss_or_weight_stops_the_phase_naming_it_and_the_step_and_keeps_last_good_checkpoint(
+        tmp_path, tiny_dataset, monkeypatch, caplog, failure, named):
     config = tiny_model_config(tmp_path)
-    use_fake_generator(monkeypatch, FakePairedGenerator(config, fail_at=5))
+    use_fake_generator(monkeypatch, FakePairedGenerator(config, fail_at=5, on_failure=failure))
     state = run_phase("sup", tiny_dataset, config)
-    assert state.finished and "supervised_loss" in state.stop_reason and "step 4" in state.stop_reason
+    assert state.finished and named in state.stop_reason and "step 4" in state.stop_reason
     assert "step 4" in caplog.text and "last good checkpoint" in caplog.text
     folder = Checkpoints.phase_folder(config["model_base_dir"], "exp", "sup")
     assert tf.train.latest_checkpoint(folder).endswith("model-4")
     assert state.epoch == 2 and state.best_checkpoint is not None and np.isfinite(state.test_loss)
+
+
+def test_non_finite_critic_weights_stop_the_semi_supervised_phase(tmp_path, tiny_dataset):
+    config = tiny_model_config(tmp_path, init_disc_lr=float("nan"))
+    with pytest.raises(RuntimeError, match="before any epoch finished"):
+        run_phase("semisup", tiny_dataset, config, max_epochs=1)
+    state = Checkpoints.PhaseState.load(Checkpoints.phase_folder(config["model_base_dir"], "exp", "semisup"),
+                                        "semisup")
+    assert state.finished and "critics' weights" in state.stop_reason and "step 0" in state.stop_reason
 
 
 def test_interrupt_saves_a_checkpoint_and_resume_continues_the_step_counter(tmp_path, tiny_dataset,
@@ -120,6 +151,67 @@ def test_interrupt_saves_a_checkpoint_and_resume_continues_the_step_counter(tmp_
     assert state.finished and "max_epochs" in state.stop_reason
     # A finished phase is not trained again.
     assert run_phase("sup", tiny_dataset, config, max_epochs=5).history == state.history
+
+
+def interrupted_run(tmp_path, dataset, monkeypatch):
+    """A phase interrupted mid-epoch 3 (epoch_it=2): checkpoints model-4 (end of epoch 2) and
+    model-5 (the interruption) are on disk."""
+    config = tiny_model_config(tmp_path)
+    use_fake_generator(monkeypatch, FakePairedGenerator(config, fail_at=6, error=KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run_phase("sup", dataset, config, max_epochs=3)
+    folder = Checkpoints.phase_folder(config["model_base_dir"], "exp", "sup")
+    assert tf.train.get_checkpoint_state(folder).all_model_checkpoint_paths[-2:] == [
+        os.path.join(folder, "model-4"), os.path.join(folder, "model-5")]
+    return config, folder
+
+
+def truncate(path):
+    with open(path, "r+b") as handle:
+        handle.truncate(os.path.getsize(path) // 2)
+
+
+@pytest.mark.parametrize("damage, bad_file", [
+    ("data", "model-5.data-00000-of-00001 is truncated"),
+    ("index", "model-5.index is truncated"),
+    ("gone", "model-5.index is missing")])  # the `checkpoint` state file still lists model-5
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny_dataset, monkeypatch, caplog,
+                                                                   damage, bad_file):
+    config, folder = interrupted_run(tmp_path, tiny_dataset, monkeypatch)
+    if damage == "gone":
+        for path in glob.glob(os.path.join(folder, "model-5.*")):
+            os.remove(path)
+    else:
+        truncate(glob.glob(os.path.join(folder, f"model-5.{damage}*"))[0])
+    use_fake_generator(monkeypatch, FakePairedGenerator(config))
+    state = run_phase("sup", tiny_dataset, config, max_epochs=3)
+    assert bad_file in caplog.text and "rewound to step 4" in caplog.text
+    # Epochs 1 and 2 are kept; epoch 3 is trained again from model-4 (its step counter included).
+    assert [entry["step"] for entry in state.history] == [2, 4, 6]
+    assert state.finished and "max_epochs" in state.stop_reason and np.isfinite(state.test_loss)
+
+
+def test_no_usable_checkpoint_is_a_clear_error(tmp_path, tiny_dataset, monkeypatch):
+    config, folder = interrupted_run(tmp_path, tiny_dataset, monkeypatch)
+    for path in glob.glob(os.path.join(folder, "model-*.data-*")):
+        truncate(path)
+    use_fake_generator(monkeypatch, FakePairedGenerator(config))
+    with pytest.raises(Checkpoints.CheckpointError, match="none of its checkpoints can be restored") as error:
+        run_phase("sup", tiny_dataset, config, max_epochs=3)
+    assert "model-5.data-00000-of-00001" in str(error.value) and "model-4.data-00000-of-00001" in str(error.value)
+
+
+def test_sigterm_stops_training_as_ctrl_c_does():
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        with Training.terminate_like_ctrl_c():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises as soon as Python code runs again
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_each_run_gets_its_own_experiment_id():
+    ids = {Training.config()["experiment_id"] for _ in range(20)}
+    assert len(ids) == 20
 
 
 def first_losses(tmp_path, dataset, seed, name):
@@ -229,3 +321,58 @@ def test_a_validation_song_without_voice_gets_silent_clips(tmp_path, tiny_datase
     dataset = dict(tiny_dataset, valid=[(mixture, accompaniment, None)])
     state = run_phase("sup", dataset, tiny_model_config(tmp_path), max_epochs=1)
     assert state.epoch == 1 and state.best_checkpoint
+
+
+SMALL_MODEL = ["model_config.num_fft=128", "model_config.num_hop=64", "model_config.num_freqs=64",
+               "model_config.num_frames=16", "model_config.num_layers=2", "model_config.num_initial_filters=4",
+               "model_config.critic_initial_filters=4", "model_config.critic_dense_units=4"]
+
+
+def alive_descendants(processes):
+    alive = []
+    for process in processes:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def test_kill_9_mid_epoch_leaves_no_reader_behind_and_resume_continues_from_the_last_epoch(tmp_path):
+    args = (["with", "demo", "experiment_id=killed", "max_epochs=2", "model_config.epoch_it=200",
+             "model_config.batch_size=2", "model_config.num_workers=2", "model_config.num_disc=1",
+             "model_config.duration=2", "model_config.cache_size=4", "model_config.min_replacement_rate=1"]
+            + SMALL_MODEL + TINY_DEMO)
+    state_file = tmp_path / "checkpoints" / "killed_sup" / Checkpoints.STATE_FILE
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    with open(tmp_path / "killed.log", "w") as log:
+        trainer = subprocess.Popen([sys.executable, os.path.join(ROOT, "Training.py")] + args, cwd=tmp_path,
+                                   env=env, stdout=log, stderr=log)
+    try:
+        def first_epoch_done():
+            assert trainer.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            return state_file.is_file() and json.loads(state_file.read_text())["epoch"] >= 1
+
+        assert wait_until(first_epoch_done, 300)
+        children = psutil.Process(trainer.pid).children(recursive=True)
+        assert len(children) >= 2  # the reader processes of the paired generator (and their helpers)
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait(timeout=30)
+    finally:
+        trainer.kill()
+        trainer.wait()
+    assert wait_until(lambda: not alive_descendants(children), 15), alive_descendants(children)
+    before = json.loads(state_file.read_text())
+    assert before["epoch"] == 1 and not before["finished"]  # killed during the second epoch
+
+    refused = run_cli(args, cwd=tmp_path, timeout=300)
+    assert refused.returncode != 0 and "already holds another run" in refused.stderr
+    assert "resume=" in refused.stderr and "Traceback" not in refused.stderr
+
+    resumed = run_cli(args + ["resume=checkpoints/killed_sup"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = Checkpoints.PhaseState.load(str(state_file.parent), "sup")
+    assert after.history[0] == before["history"][0]  # the finished epoch was kept, not trained again
+    assert [entry["step"] for entry in after.history] == [200, 400]  # only the killed epoch was redone
+    assert "Resuming supervised phase" in resumed.stderr
