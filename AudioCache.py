@@ -358,10 +358,10 @@ def _convert_all(conversions, num_workers, description):
 def _convert_in_pool(conversions, num_workers, progress):
     # The pool's processes start during submit(): hide the main script (it may import
     # TensorFlow) from them for that moment, as Input's reading workers do.
-    pool = ProcessPoolExecutor(max_workers=num_workers, mp_context=Input.worker_context())
+    pool = ProcessPoolExecutor(max_workers=num_workers, mp_context=Utils.worker_context())
     written = 0
     try:
-        with Input.main_script_hidden():
+        with Utils.main_script_hidden():
             futures = [pool.submit(_convert_file, conversion) for conversion in conversions]
         for future in as_completed(futures):
             written += future.result()

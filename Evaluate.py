@@ -650,11 +650,11 @@ def _start_workers(pool, num_workers):
     A spawned child re-runs the parent's main script; for Training.py that means importing
     TensorFlow (about 12 s and 650 MB per process on our machine) for nothing. The pool
     starts a process per submitted job while none is idle, so ``num_workers`` quick jobs
-    submitted inside :func:`Input.main_script_hidden` start them all.
+    submitted inside :func:`Utils.main_script_hidden` start them all.
     """
     import Input
 
-    with Input.main_script_hidden():
+    with Utils.main_script_hidden():
         started = [pool.submit(os.getpid) for _ in range(num_workers)]
     concurrent.futures.wait(started)
 

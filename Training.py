@@ -38,6 +38,7 @@ from sacred.utils import SacredError, apply_backspaces_and_linefeeds
 from tqdm import tqdm
 
 import AudioCache
+import BatchGenerators
 import Checkpoints
 import Datasets
 import Evaluate
@@ -229,16 +230,16 @@ def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=No
     settings = dict(reader_settings(model_config), magnitudes=magnitudes)
     seeds = np.random.SeedSequence(seed).generate_state(2 + len(model_config["sources"]))
     with contextlib.ExitStack() as stack:
-        paired = stack.enter_context(Input.PairedBatchGenerator(
+        paired = stack.enter_context(BatchGenerators.PairedBatchGenerator(
             dataset["train_sup"], input_shape, output_shape, seed=int(seeds[0]), **settings))
         mixtures, sources = None, []
         if semi_supervised:
             mixture_list, *source_lists = dataset["train_unsup"]
             context = (input_shape[1] - output_shape[1]) // 2
-            mixtures = stack.enter_context(Input.SingleSourceBatchGenerator(
+            mixtures = stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
                 mixture_list, input_shape, context_frames=context, seed=int(seeds[1]), **settings))
             for index, samples in enumerate(source_lists):
-                sources.append(stack.enter_context(Input.SingleSourceBatchGenerator(
+                sources.append(stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
                     samples, output_shape, context_frames=0, random_gain=(0.2, 1.2),
                     seed=int(seeds[2 + index]), **settings)))
         yield paired, mixtures, sources
@@ -362,7 +363,7 @@ def partition_loss(session, graph, songs, model_config):
     settings = {key: model_config[key] for key in ("batch_size", "expected_sr", "mono_downmix",
                                                    "num_fft", "num_hop")}
     total, count = 0.0, 0
-    for batch in Input.validation_batches(songs, input_shape, output_shape, **settings):
+    for batch in BatchGenerators.validation_batches(songs, input_shape, output_shape, **settings):
         size = len(batch[0])
         total += float(session.run(graph.validation_loss, graph.feed_validation(batch))) * size
         count += size

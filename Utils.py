@@ -12,9 +12,12 @@ import contextlib
 import json
 import logging
 import os
+import multiprocessing
 import stat
+import sys
 import tempfile
 import threading
+import types
 
 _UMASK_LOCK = threading.Lock()
 
@@ -118,3 +121,33 @@ def use_fast_cpu_kernels():
     """
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
+
+@contextlib.contextmanager
+def main_script_hidden():
+    """Hide the main script from multiprocessing while worker processes are being started.
+
+    A spawned (or forkserver) child re-runs the parent's main script to recreate its
+    ``__main__``; for Training.py that imports TensorFlow in every worker (seconds of CPU and
+    ~250 MB each). Workers that only need library modules (this one, AudioCache, ...) should
+    be started inside ``with main_script_hidden():``: the script is swapped for an empty
+    module for the few milliseconds of ``Process.start``. The target function must live in an
+    importable module, not in the main script. With ``concurrent.futures.ProcessPoolExecutor``
+    the processes start during ``submit``, so submit the jobs inside the block.
+    """
+    main_module = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main_module
+
+
+def worker_context():
+    """The multiprocessing context for worker processes: forkserver, or spawn where there is none.
+
+    TensorFlow in the parent is not fork-safe, so workers never come from a plain fork; use
+    together with :func:`main_script_hidden`.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")

@@ -1,4 +1,4 @@
-"""Benchmark of the input pipeline (Input.py) on the demo database at the paper's shapes.
+"""Benchmark of the input pipeline (BatchGenerators.py) on the demo database at the paper's shapes.
 
 The generators read what training reads: the model-rate copy of the dataset
 (AudioCache.model_rate_dataset: every file converted once to 8192 Hz mono) and the magnitude
@@ -54,7 +54,8 @@ import soundfile  # noqa: E402
 
 import AudioCache  # noqa: E402
 import Datasets  # noqa: E402
-import Input  # noqa: E402
+import BatchGenerators  # noqa: E402
+import ReaderPool  # noqa: E402
 import Utils  # noqa: E402
 from Sample import Sample  # noqa: E402
 
@@ -196,11 +197,11 @@ def make_generators(dataset, min_replacement_rate, magnitudes=None, **overrides)
     mixtures, _, voices = dataset["train_unsup"]
     context = (INPUT_SHAPE[1] - OUTPUT_SHAPE[1]) // 2
     return {
-        "paired (train_sup)": lambda: Input.PairedBatchGenerator(dataset["train_sup"], INPUT_SHAPE, OUTPUT_SHAPE,
+        "paired (train_sup)": lambda: BatchGenerators.PairedBatchGenerator(dataset["train_sup"], INPUT_SHAPE, OUTPUT_SHAPE,
                                                                  **settings),
-        "unpaired mixtures": lambda: Input.SingleSourceBatchGenerator(mixtures, INPUT_SHAPE, context_frames=context,
+        "unpaired mixtures": lambda: BatchGenerators.SingleSourceBatchGenerator(mixtures, INPUT_SHAPE, context_frames=context,
                                                                       **settings),
-        "unpaired voice": lambda: Input.SingleSourceBatchGenerator(voices, OUTPUT_SHAPE, random_gain=(0.2, 1.2),
+        "unpaired voice": lambda: BatchGenerators.SingleSourceBatchGenerator(voices, OUTPUT_SHAPE, random_gain=(0.2, 1.2),
                                                                    **settings),
     }
 
@@ -341,7 +342,7 @@ def main():
     print(f"demo database: {len(dataset['train_sup'])} paired songs, "
           f"{[len(samples) for samples in dataset['train_unsup']]} unpaired files, "
           f"mean song {seconds['demo']:.0f} s (x{LONGER} copy: {seconds[f'x{LONGER}']:.0f} s); "
-          f"{psutil.cpu_count()} CPU cores; {args.seconds:.0f} s per row; workers at niceness {Input.WORKER_NICENESS}")
+          f"{psutil.cpu_count()} CPU cores; {args.seconds:.0f} s per row; workers at niceness {ReaderPool.WORKER_NICENESS}")
 
     cores = psutil.cpu_count()
     costs = {"original files": reading_costs(originals["demo"]), "model rate": reading_costs(dataset),

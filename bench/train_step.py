@@ -8,7 +8,7 @@ Measures, in one process and against the same CPU:
   (one ``session.run`` per update, all critics sharing the separator's forward pass) plus one
   separator update; and its components;
 - the share of wall time a supervised training loop waits for data from
-  ``Input.PairedBatchGenerator`` with the default workers on the demo database.
+  ``BatchGenerators.PairedBatchGenerator`` with the default workers on the demo database.
 
 FLOPs are counted from the graph with ``tf.compat.v1.profiler`` (``float_ops``), which
 has statistics for Conv2D and both convolution gradients, so backward passes are counted,
@@ -239,14 +239,14 @@ def bench_data_wait(tf, args, config):
 
     Returns:
         ``(fraction, steps, seconds)`` over the steady-state steps (after the first batch,
-        which waits for the cache to fill), or ``None`` with a logged reason if Input.py /
+        which waits for the cache to fill), or ``None`` with a logged reason if BatchGenerators.py /
         the demo database are not available.
     """
     try:
-        import Input
-        generator_class = Input.PairedBatchGenerator
+        import BatchGenerators
+        generator_class = BatchGenerators.PairedBatchGenerator
     except (ImportError, AttributeError) as error:
-        LOGGER.warning("Data-wait measurement skipped: Input.PairedBatchGenerator is not available (%s)", error)
+        LOGGER.warning("Data-wait measurement skipped: BatchGenerators.PairedBatchGenerator is not available (%s)", error)
         return None
     graph, model = build(tf, config, semi_supervised=False)
     with tempfile.TemporaryDirectory() as folder, \
@@ -311,7 +311,7 @@ def main():
 
     wait = None if args.skip_data else bench_data_wait(tf, args, config)
     if wait is None:
-        print("data wait: SKIPPED (Input.PairedBatchGenerator or the demo database is not available)")
+        print("data wait: SKIPPED (BatchGenerators.PairedBatchGenerator or the demo database is not available)")
     else:
         fraction, steps, seconds = wait
         print(f"data wait: {100 * fraction:.1f} % of wall time over {steps} supervised steps ({seconds:.1f} s) "

@@ -128,7 +128,7 @@ def _write_song(folder, name, seconds, seed):
 
 def batch_values():
     """Seeded batches of the paired and the single-source generator, reading in this process."""
-    from Input import PairedBatchGenerator, SingleSourceBatchGenerator
+    from BatchGenerators import PairedBatchGenerator, SingleSourceBatchGenerator
 
     settings = dict(batch_size=3, expected_sr=SR, num_fft=256, num_hop=128, duration=1.0, cache_size=3,
                     num_workers=0, min_replacement_rate=2)
