@@ -42,6 +42,8 @@ import BatchGenerators
 import Checkpoints
 import Datasets
 import Evaluate
+import Results
+import Separation
 import Input
 import Summaries
 from Models.TrainingGraph import build_training_graph
@@ -389,7 +391,7 @@ def validation_clips(session, graph, song, model_config, seconds=10.0):
     def predict(batch):
         return session.run(graph.inference_outputs, {graph.inference_input: batch})
 
-    estimates = Evaluate.separate_audio(mixture, predict, model_config)
+    estimates = Separation.separate_audio(mixture, predict, model_config)
     clips = {"mixture": mixture}
     for name, audio in zip(model_config["sources"], audios[1:]):
         clips[f"{name}/estimate"] = estimates[name]
@@ -602,11 +604,11 @@ def prepare(seed):
 
 def save_results(results_by_model, out_dir, run):
     """Write result files, attach them to the sacred run and return the printed table."""
-    paths = Evaluate.write_results(results_by_model, out_dir)
+    paths = Results.write_results(results_by_model, out_dir)
     for path in paths:
         run.add_artifact(path)
-    run.info["results"] = Evaluate.summarise(results_by_model)
-    return Evaluate.format_results_table(results_by_model)
+    run.info["results"] = Results.summarise(results_by_model)
+    return Results.format_results_table(results_by_model)
 
 
 @ex.main
@@ -704,7 +706,7 @@ def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, see
             raise ValueError("separate needs model_path=<checkpoint folder> and input_path=<file or folder>, "
                              "e.g. python Training.py separate with model_path=checkpoints/<id>_semisup/best "
                              "input_path=song.mp3 output_dir=separated")
-        written = Evaluate.separate_path(model_path, input_path, output_dir, overwrite=overwrite,
+        written = Separation.separate_path(model_path, input_path, output_dir, overwrite=overwrite,
                                          batch_size=eval_batch_size)
     for path in written:
         print(path)

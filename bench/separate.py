@@ -8,7 +8,7 @@ into a temporary checkpoint folder, so the network's cost is the real one. Measu
   way): real-time factor = audio seconds / wall-clock seconds (best of 3 runs);
 - the U-Net alone (random magnitudes through ``Separator.predict``), one chunk per call and
   in batches: the most batching can gain on this machine, whatever the code around it does;
-- BSS Eval (``Evaluate.compute_song_metrics``: estimates and mixture-as-estimate) seconds
+- BSS Eval (``Metrics.compute_song_metrics``: estimates and mixture-as-estimate) seconds
   per minute of audio;
 - ``Evaluate.evaluate_model`` on 8 generated 45-second songs with 1 and 2 worker processes.
 
@@ -29,6 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import Evaluate  # noqa: E402
+import Metrics  # noqa: E402
+import Separation  # noqa: E402
 import Utils  # noqa: E402
 from Sample import Sample  # noqa: E402
 
@@ -52,7 +54,7 @@ def save_random_model(folder, model_config):
 
     from Models.Unet import Unet
 
-    input_shape, _ = Evaluate.network_shapes(model_config)
+    input_shape, _ = Separation.network_shapes(model_config)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
@@ -88,14 +90,14 @@ def best_seconds(function, repeats):
 
 
 def time_separation(folder, audio, batch_size, repeats):
-    with Evaluate.Separator(folder, batch_size=batch_size) as separator:
+    with Separation.Separator(folder, batch_size=batch_size) as separator:
         return best_seconds(lambda: separator.separate(audio), repeats)
 
 
 def network_ms_per_chunk(folder, batch_size, repeats=3, min_chunks=64):
     """Milliseconds per chunk of the U-Net alone (``Separator.predict`` on random magnitudes in
     batches of ``batch_size``; no slicing, STFT or ISTFT): what batching can gain at most."""
-    with Evaluate.Separator(folder, batch_size=batch_size) as separator:
+    with Separation.Separator(folder, batch_size=batch_size) as separator:
         batch = np.random.default_rng(0).random((batch_size,) + tuple(separator.input_shape) + (1,), np.float32)
         calls = max(1, min_chunks // batch_size)
 
@@ -113,7 +115,7 @@ def time_bss_eval(seconds=60.0):
     rng = np.random.default_rng(2)
     estimates = references + 0.05 * rng.standard_normal(references.shape).astype(np.float32)
     start = time.perf_counter()
-    Evaluate.compute_song_metrics(references, estimates, references.sum(axis=0))
+    Metrics.compute_song_metrics(references, estimates, references.sum(axis=0))
     return (time.perf_counter() - start) / (seconds / 60.0)
 
 
@@ -153,7 +155,7 @@ def main():
         eval_two = time_evaluation(model_folder, songs, 2)
         load_after = os.getloadavg()[0]
 
-    input_shape, output_shape = Evaluate.network_shapes(PAPER_MODEL_CONFIG)
+    input_shape, output_shape = Separation.network_shapes(PAPER_MODEL_CONFIG)
     batched_rtf, one_chunk_rtf = SONG_SECONDS / batched, SONG_SECONDS / one_chunk
     rows = [
         ("CPU cores / load average before, after", f"{os.cpu_count()} / {load_before:.1f}, {load_after:.1f}"),

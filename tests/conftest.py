@@ -49,3 +49,11 @@ def wav_factory(tmp_path):
         return write_wav(tmp_path / name, audio, sample_rate)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """``(folder, batch, outputs)``: a saved tiny U-Net (tests/tiny_model.py), shared read-only."""
+    from tiny_model import save_tiny_model
+
+    return save_tiny_model(str(tmp_path_factory.mktemp("model")))

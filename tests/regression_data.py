@@ -148,8 +148,8 @@ def batch_values():
 
 
 def metric_values():
-    """BSS Eval and the scale-optimal SNR of a fixed estimate: [sources, metrics] in Evaluate.METRICS order."""
-    import Evaluate as Metrics
+    """BSS Eval and the scale-optimal SNR of a fixed estimate: [sources, metrics] in Metrics.METRICS order."""
+    import Metrics
 
     rng = np.random.default_rng(3)
     references = np.stack([chirp_with_noise(2.0, seed=20), 0.6 * chirp_with_noise(2.0, seed=21)[::-1]])

@@ -16,7 +16,7 @@ import soundfile
 import tensorflow as tf
 
 import Checkpoints
-import Evaluate
+import Separation
 import Training
 from Sample import Sample
 from conftest import ROOT, wait_until, write_wav
@@ -252,7 +252,7 @@ def test_semi_supervised_phase_trains_critics_and_writes_tensorboard_summaries(t
     state = run_phase("semisup", tiny_dataset, config, max_epochs=1)
     assert state.finished and state.epoch == 1 and np.isfinite(state.test_loss)
     best = os.path.dirname(state.best_checkpoint)
-    assert Evaluate.load_model_config(best)["sources"] == ["accompaniment", "voice"]
+    assert Separation.load_model_config(best)["sources"] == ["accompaniment", "voice"]
     tags = summary_tags(config["log_dir"])
     expected = {"supervised_loss", "L_u", "additive_penalty", "unsupervised_loss", "separator_loss",
                 "learning_rate/separator", "learning_rate/critics", "valid_loss", "test_loss",
