@@ -1,4 +1,10 @@
-"""Datasets: XML track lists, discovery of the public folder layouts, derived audio, partition.
+"""Datasets: from the configured XMLs and folders to the paper's partition, cached in dataset.pkl.
+
+Each database is described by an XML (DatasetXML.py), filled by discovery of its public
+folder layout when empty (DatasetLayouts.py); its songs, with derived audio such as
+accompaniment = mixture - vocals, come from DerivedAudio.py. This module prepares the
+configured databases, builds the paper's partition, validates dataset dictionaries (also
+custom ones) and caches the result in ``dataset.pkl``.
 
 The dataset dictionary
 ----------------------
@@ -15,461 +21,33 @@ A custom dataset is a function returning that dictionary, named as
 ``custom_dataset="package.module:function"``; it is called with ``custom_dataset_kwargs``
 (none by default) and its result is checked by :func:`validate_dataset`.
 
-XML files
----------
-One XML per database (``database/databaseName``, ``database/databaseFolderPath``,
-``database/trackList/track`` with ``title``, ``artist``, ``performer``, optional
-``databaseSplit`` (``Training``/``Test``) and ``instrumentList/instrument`` entries with
-``relativeFilepath``, ``audioFormat``, ``sampleRate``, ``length`` (seconds), ``numChannels``,
-``instrumentName``, ``hasEffects``, ``multipleVoices``). ``relativeFilepath`` is relative to
-the database folder: ``databaseFolderPath`` (itself relative to the XML's folder if not
-absolute) unless ``dataset_roots[name]`` overrides it. The audio files are authoritative for
-sample rate, channels and length; the XML's values are informative. An XML with an empty
-track list is filled by discovery from the folder's public layout and written back.
-
-``instrumentName`` per database (derived audio is never listed, it is computed at load time):
-
-- DSD100 / MUSDB18HQ: ``Mix`` (mixture.wav), ``Voice`` (vocals.wav), ``Bass``, ``Drums``,
-  ``Other``; accompaniment = Mix - Voice.
-- MedleyDB: ``Mix`` (the _MIX.wav, used for its sample rate only) and one entry per stem:
-  ``Voice`` for the singer labels in :data:`MEDLEYDB_VOCAL_LABELS`, otherwise ``Bass``,
-  ``Drums``, ``Guitar``, ``Piano`` or ``Other``. Voice = sum of the ``Voice`` stems (silence
-  if none), accompaniment = sum of all other stems, mixture = voice + accompaniment.
-- CCMixter: ``Mix`` (mix.wav), ``Instrumental`` (source-01.wav), ``Voice`` (source-02.wav).
-- iKala: ``Mix`` (the stereo Wavfile/<id>.wav); accompaniment = left channel, voice = right
-  channel, mixture = left + right (all three mono).
-
-Derived audio is written once into ``cache_dir`` (never into the dataset folder) as float32
-WAV at the inputs' sample rate; its file name carries a hash of the inputs' paths, sizes and
-modification times, so a changed input gives a new file and the stale one is removed. Files
-of one song at different sample rates are resampled to the mixture's rate, different lengths
-are cut to the shortest (both with a warning naming the files).
-
 Command line: ``python Datasets.py NAME ROOT --xml FILE`` discovers the songs in ROOT (NAME one
 of DSD100, MedleyDB, CCMixter, iKala, MUSDB18HQ), writes FILE and prints a one-line summary.
 """
 
 import argparse
 import dataclasses
-import glob
 import hashlib
 import importlib
 import json
 import logging
 import os
 import pickle
-import re
 import sys
-from typing import NamedTuple, Optional
+from typing import Optional
 
-import numpy as np
-import soundfile
-import soxr
-import yaml
-from lxml import etree
-from tqdm import tqdm
-
-import Input
 import Utils
-from DemoDatabase import generate_demo_database  # noqa: F401 (re-exported for Training.py)
-from Sample import SOUNDFILE_EXTENSIONS, Sample
+from DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database
+from DatasetXML import (SPLITS, DatabaseDescription, DatasetConfigError, PreparedDatabase, is_placeholder_folder,
+                        read_database_xml, write_database_xml)
+from DerivedAudio import DATASET_FORMAT_VERSION, SOURCE_ORDER, load_database_songs
+from Sample import Sample
 
 LOGGER = logging.getLogger(__name__)
 
-DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ")
 SUPERVISED_DATABASES = ("DSD100", "MUSDB18HQ")
-INSTRUMENT_NAMES = ("Mix", "Voice", "Instrumental", "Bass", "Drums", "Guitar", "Piano", "Other")
-SPLITS = ("Training", "Test")
 PARTITION_KEYS = ("train_sup", "train_unsup", "valid", "test")
 PAIRED_PARTITIONS = ("train_sup", "valid", "test")
-SOURCE_ORDER = ("mixture", "accompaniment", "voice")
-PLACEHOLDER_PREFIX = "/path/to/"
-# Bump when the structure stored in dataset.pkl or the derived audio changes meaning.
-DATASET_FORMAT_VERSION = 1
-
-MEDLEYDB_VOCAL_LABELS = frozenset({
-    "male singer", "female singer", "vocalists", "male rapper", "female rapper", "choir",
-    "male speaker", "female speaker"})
-MEDLEYDB_MULTIPLE_VOICE_LABELS = frozenset({"vocalists", "choir"})
-MEDLEYDB_INSTRUMENT_NAMES = {
-    "electric bass": "Bass", "double bass": "Bass",
-    "drum set": "Drums", "drum machine": "Drums", "kick drum": "Drums", "snare drum": "Drums",
-    "bass drum": "Drums", "toms": "Drums", "auxiliary percussion": "Drums",
-    "clean electric guitar": "Guitar", "distorted electric guitar": "Guitar",
-    "acoustic guitar": "Guitar", "piano": "Piano", "electric piano": "Piano"}
-# (file stem, instrumentName) of the sources of a DSD100 / MUSDB18-HQ song, mixture excluded.
-MULTITRACK_SOURCES = (("vocals", "Voice"), ("bass", "Bass"), ("drums", "Drums"), ("other", "Other"))
-
-
-class DatasetConfigError(ValueError):
-    """The data is not configured or described correctly; the message says what to do."""
-
-
-# ----------------------------------------------------------------------------------------------
-# In-memory form of an XML file
-
-
-@dataclasses.dataclass(frozen=True)
-class Instrument:
-    """One ``instrument`` entry: an audio file of a track (path relative to the database folder)."""
-
-    relative_path: str
-    name: str
-    audio_format: str = ""
-    sample_rate: int = 0
-    length: float = 0.0
-    channels: int = 0
-    has_effects: bool = True
-    multiple_voices: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Track:
-    """One ``track``: a song with its instrument files; ``split`` is "Training", "Test" or None."""
-
-    title: str
-    artist: str
-    performer: str
-    split: Optional[str]
-    instruments: tuple
-
-    @property
-    def song_name(self) -> str:
-        """Human-readable name "Artist - Title" (just the title if there is no artist)."""
-        return f"{self.artist} - {self.title}" if self.artist else self.title
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds as listed in the XML: the Mix's, else the longest instrument's."""
-        mixes = [instrument.length for instrument in self.instruments if instrument.name == "Mix"]
-        return max(mixes or [instrument.length for instrument in self.instruments] or [0.0])
-
-
-@dataclasses.dataclass(frozen=True)
-class DatabaseDescription:
-    """Contents of one database XML: name, databaseFolderPath as written, tracks in order."""
-
-    name: str
-    folder: str
-    tracks: tuple
-
-
-class LabelledSong(NamedTuple):
-    """A paired song ``(mixture, accompaniment, voice)`` and its databaseSplit (or None)."""
-
-    triple: tuple
-    split: Optional[str]
-
-
-@dataclasses.dataclass(frozen=True)
-class PreparedDatabase:
-    """A database ready to load: its XML path, resolved folder and (possibly discovered) tracks."""
-
-    name: str
-    xml_path: str
-    folder: str
-    description: DatabaseDescription
-
-
-# ----------------------------------------------------------------------------------------------
-# XML reading and writing
-
-
-def read_database_xml(xml_path) -> DatabaseDescription:
-    """Parse a database XML file.
-
-    Raises:
-        FileNotFoundError: the XML file does not exist.
-        DatasetConfigError: malformed XML (with its line number), a wrong root element, an
-            unknown instrumentName, a bad databaseSplit or a missing required tag.
-    """
-    if not os.path.isfile(xml_path):
-        raise FileNotFoundError(f"Database XML {xml_path} does not exist: check the xml_paths setting")
-    try:
-        tree = etree.parse(xml_path, etree.XMLParser(remove_comments=True))
-    except etree.XMLSyntaxError as error:
-        raise DatasetConfigError(
-            f"{xml_path} is not well-formed XML (line {error.lineno}: {error.msg}). Fix the file at "
-            "that line, or restore it (`git checkout -- <file>`) and let discovery fill it") from error
-    root = tree.getroot()
-    if root.tag != "database":
-        raise DatasetConfigError(f"{xml_path}: the root element is <{root.tag}>, expected <database>")
-    tracks = tuple(_parse_track(element, xml_path, index)
-                   for index, element in enumerate(root.iterfind("trackList/track"), start=1))
-    return DatabaseDescription(name=(root.findtext("databaseName") or "").strip(),
-                               folder=(root.findtext("databaseFolderPath") or "").strip(),
-                               tracks=tracks)
-
-
-def _parse_track(element, xml_path, index):
-    title = (element.findtext("title") or "").strip()
-    artist = (element.findtext("artist") or "").strip()
-    where = f"{xml_path}: track {index} ('{f'{artist} - {title}' if artist else title}')"
-    split = (element.findtext("databaseSplit") or "").strip() or None
-    if split is not None and split not in SPLITS:
-        raise DatasetConfigError(f"{where} has databaseSplit '{split}'; use one of {', '.join(SPLITS)} "
-                                 "or leave the tag out")
-    instruments = tuple(_parse_instrument(node, where) for node in element.iterfind("instrumentList/instrument"))
-    if not instruments:
-        raise DatasetConfigError(f"{where} lists no instrumentList/instrument entries: add them or remove the track")
-    return Track(title=title, artist=artist, performer=(element.findtext("performer") or "").strip(),
-                 split=split, instruments=instruments)
-
-
-def _parse_instrument(node, where):
-    paths = [(path.text or "").strip() for path in node.findall("relativeFilepath")]
-    if len(paths) != 1 or not paths[0]:
-        raise DatasetConfigError(f"{where}: every instrument needs exactly one non-empty relativeFilepath "
-                                 f"(found {len(paths)})")
-    name = (node.findtext("instrumentName") or "").strip()
-    if name not in INSTRUMENT_NAMES:
-        raise DatasetConfigError(f"{where}: instrument {paths[0]} has unknown instrumentName '{name}'; "
-                                 f"valid names are {', '.join(INSTRUMENT_NAMES)}. Fix the name or remove the entry")
-    return Instrument(relative_path=paths[0], name=name,
-                      audio_format=(node.findtext("audioFormat") or "").strip(),
-                      sample_rate=_parse_number(node, "sampleRate", int, where),
-                      length=_parse_number(node, "length", float, where),
-                      channels=_parse_number(node, "numChannels", int, where),
-                      has_effects=_parse_bool(node, "hasEffects", True),
-                      multiple_voices=_parse_bool(node, "multipleVoices", False))
-
-
-def _parse_number(node, tag, number_type, where):
-    text = (node.findtext(tag) or "").strip()
-    if not text:
-        return number_type(0)
-    try:
-        return number_type(float(text)) if number_type is int else number_type(text)
-    except ValueError as error:
-        raise DatasetConfigError(f"{where}: <{tag}> '{text}' is not a number") from error
-
-
-def _parse_bool(node, tag, default):
-    text = (node.findtext(tag) or "").strip().lower()
-    return default if not text else text in ("true", "1", "yes")
-
-
-def write_database_xml(xml_path, description: DatabaseDescription):
-    """Write ``description`` to ``xml_path`` atomically (pretty-printed UTF-8 XML)."""
-    root = etree.Element("database")
-    _add_text(root, "databaseName", description.name)
-    _add_text(root, "databaseFolderPath", description.folder)
-    track_list = etree.SubElement(root, "trackList")
-    for track in description.tracks:
-        element = etree.SubElement(track_list, "track")
-        _add_text(element, "title", track.title)
-        _add_text(element, "artist", track.artist)
-        _add_text(element, "performer", track.performer)
-        if track.split:
-            _add_text(element, "databaseSplit", track.split)
-        instrument_list = etree.SubElement(element, "instrumentList")
-        for instrument in track.instruments:
-            _add_instrument(instrument_list, instrument)
-    content = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
-    with Utils.atomic_write(xml_path, "wb") as handle:
-        handle.write(content)
-
-
-def write_empty_xml(xml_path, name, folder=None):
-    """Write an XML for database ``name`` without tracks (discovery fills it on first use).
-
-    ``folder`` becomes databaseFolderPath; None writes the placeholder ``/path/to/<name>``.
-    """
-    write_database_xml(xml_path, DatabaseDescription(name=name, folder=folder or PLACEHOLDER_PREFIX + name,
-                                                     tracks=()))
-
-
-def _add_instrument(parent, instrument):
-    node = etree.SubElement(parent, "instrument")
-    _add_text(node, "relativeFilepath", instrument.relative_path)
-    _add_text(node, "audioFormat", instrument.audio_format)
-    _add_text(node, "sampleRate", str(instrument.sample_rate))
-    _add_text(node, "length", f"{instrument.length:.6f}")
-    _add_text(node, "numChannels", str(instrument.channels))
-    _add_text(node, "instrumentName", instrument.name)
-    _add_text(node, "hasEffects", "true" if instrument.has_effects else "false")
-    _add_text(node, "multipleVoices", "true" if instrument.multiple_voices else "false")
-
-
-def _add_text(parent, tag, text):
-    etree.SubElement(parent, tag).text = text
-
-
-def is_placeholder_folder(folder) -> bool:
-    """True for an unset databaseFolderPath: empty or starting with ``/path/to/``."""
-    return not folder or folder.startswith(PLACEHOLDER_PREFIX)
-
-
-# ----------------------------------------------------------------------------------------------
-# Discovery of the public folder layouts
-
-
-def discover_database(name, root) -> DatabaseDescription:
-    """List the songs of database ``name`` found in folder ``root`` in a fixed (sorted) order.
-
-    Reads sample rate, channels and length from every file's header.
-
-    Raises:
-        DatasetConfigError: unknown name, or ``root`` holds no songs in the expected layout.
-        FileNotFoundError: a song folder lacks one of its files.
-    """
-    discoverers = {"DSD100": _discover_dsd100, "MUSDB18HQ": _discover_musdb18hq,
-                   "MedleyDB": _discover_medleydb, "CCMixter": _discover_ccmixter, "iKala": _discover_ikala}
-    if name not in discoverers:
-        raise DatasetConfigError(f"Unknown database '{name}'; known databases: {', '.join(DATABASE_NAMES)}")
-    root = os.path.abspath(root)
-    tracks = tuple(discoverers[name](root))
-    if not tracks:
-        raise DatasetConfigError(f"Found no {name} songs in {root}: is it the right folder? "
-                                 f"Expected layout: {_LAYOUT_HINTS[name]}")
-    LOGGER.info("Discovered %d %s songs in %s", len(tracks), name, root)
-    return DatabaseDescription(name=name, folder=root, tracks=tracks)
-
-
-_LAYOUT_HINTS = {
-    "DSD100": "Mixtures/{Dev,Test}/<NNN - Artist - Title>/mixture.wav and "
-              "Sources/{Dev,Test}/<same>/{bass,drums,other,vocals}.wav",
-    "MUSDB18HQ": "{train,test}/<Artist - Title>/{mixture,vocals,bass,drums,other}.wav",
-    "MedleyDB": "Audio/<Name>/<Name>_MIX.wav, Audio/<Name>/<Name>_STEMS/<Name>_STEM_NN.wav and "
-                "Audio/<Name>/<Name>_METADATA.yaml",
-    "CCMixter": "<Artist_-_Title>/{mix,source-01,source-02}.wav",
-    "iKala": "Wavfile/<id>.wav (stereo: accompaniment left, voice right)",
-}
-
-
-def _sorted_entries(folder, want_dirs):
-    """Sorted names of the non-hidden sub-folders (or files) of ``folder``; [] if it is missing."""
-    if not os.path.isdir(folder):
-        return []
-    return sorted(entry for entry in os.listdir(folder) if not entry.startswith(".")
-                  and os.path.isdir(os.path.join(folder, entry)) == want_dirs)
-
-
-def _describe_file(root, relative_path, instrument_name, multiple_voices=False):
-    """An Instrument entry for the file ``root/relative_path`` with metadata from its header."""
-    path = os.path.join(root, *relative_path.split("/"))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Expected file {path} is missing: restore it, or remove the whole "
-                                "song folder if the song is incomplete")
-    sample = Sample.from_path(path)
-    return Instrument(relative_path=relative_path, name=instrument_name,
-                      audio_format=os.path.splitext(path)[1].lstrip(".").lower(),
-                      sample_rate=sample.sample_rate, length=sample.duration, channels=sample.channels,
-                      has_effects=True, multiple_voices=multiple_voices)
-
-
-def _discover_dsd100(root):
-    layout = [(f"Mixtures/{folder}", f"Sources/{folder}", split)
-              for folder, split in (("Dev", "Training"), ("Test", "Test"))]
-    return _discover_multitrack(root, layout, artist_title_from=_dsd100_artist_title)
-
-
-def _discover_musdb18hq(root):
-    layout = [(folder, folder, split) for folder, split in (("train", "Training"), ("test", "Test"))]
-    return _discover_multitrack(root, layout, artist_title_from=_split_artist_title)
-
-
-def _discover_multitrack(root, layout, artist_title_from):
-    """Songs of a DSD100-like layout: [(mixtures folder, sources folder, split)] under ``root``."""
-    tracks = []
-    for mixture_folder, source_folder, split in layout:
-        songs = _sorted_entries(os.path.join(root, *mixture_folder.split("/")), want_dirs=True)
-        for song in tqdm(songs, desc=f"Reading {mixture_folder}", unit="song", leave=False, disable=None):
-            instruments = [_describe_file(root, f"{mixture_folder}/{song}/mixture.wav", "Mix", True)]
-            instruments += [_describe_file(root, f"{source_folder}/{song}/{stem}.wav", name, name == "Voice")
-                             for stem, name in MULTITRACK_SOURCES]
-            artist, title = artist_title_from(song)
-            tracks.append(Track(title=title, artist=artist, performer=artist, split=split,
-                                instruments=tuple(instruments)))
-    return tracks
-
-
-def _dsd100_artist_title(folder_name):
-    parts = folder_name.split(" - ", 2)
-    return (parts[1], parts[2]) if len(parts) == 3 else ("", folder_name)
-
-
-def _split_artist_title(folder_name, separator=" - "):
-    artist, found, title = folder_name.partition(separator)
-    return (artist.strip(), title.strip()) if found else ("", folder_name)
-
-
-def _discover_medleydb(root):
-    tracks = []
-    for name in tqdm(_sorted_entries(os.path.join(root, "Audio"), want_dirs=True),
-                     desc="Reading MedleyDB", unit="song", leave=False, disable=None):
-        metadata = _read_medleydb_metadata(root, name)
-        instruments = [_describe_file(root, f"Audio/{name}/{name}_MIX.wav", "Mix", True)]
-        for stem_id, stem in sorted(metadata["stems"].items()):
-            instruments.append(_medleydb_stem(root, name, stem_id, stem))
-        artist, title = _split_artist_title(name, "_")
-        tracks.append(Track(title=str(metadata.get("title") or title), artist=str(metadata.get("artist") or artist),
-                            performer=str(metadata.get("artist") or artist), split=None,
-                            instruments=tuple(instruments)))
-    return tracks
-
-
-def _read_medleydb_metadata(root, name):
-    """The parsed <Name>_METADATA.yaml (beside the audio, or in MedleyDB's Metadata/ folder)."""
-    candidates = [os.path.join(root, "Audio", name, f"{name}_METADATA.yaml"),
-                  os.path.join(root, "Metadata", f"{name}_METADATA.yaml")]
-    path = next((candidate for candidate in candidates if os.path.isfile(candidate)), None)
-    if path is None:
-        raise FileNotFoundError(f"MedleyDB song {name} has no metadata file: expected {candidates[0]}")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            metadata = yaml.safe_load(handle)
-    except yaml.YAMLError as error:
-        raise DatasetConfigError(f"{path} is not valid YAML ({error}): restore the original file") from error
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("stems"), dict) or not metadata["stems"]:
-        raise DatasetConfigError(f"{path} has no 'stems' mapping (S01: {{filename: ..., instrument: ...}}): "
-                                 "restore the original file")
-    return metadata
-
-
-def _medleydb_stem(root, name, stem_id, stem):
-    if not isinstance(stem, dict) or not stem.get("filename"):
-        raise DatasetConfigError(f"MedleyDB song {name}: stem {stem_id} in its METADATA.yaml has no 'filename'")
-    labels = stem.get("instrument") or []
-    labels = {str(label).strip().lower() for label in (labels if isinstance(labels, list) else [labels])}
-    if labels & MEDLEYDB_VOCAL_LABELS:
-        instrument_name = "Voice"
-    else:
-        instrument_name = next((MEDLEYDB_INSTRUMENT_NAMES[label] for label in sorted(labels)
-                                if label in MEDLEYDB_INSTRUMENT_NAMES), "Other")
-    return _describe_file(root, f"Audio/{name}/{name}_STEMS/{stem['filename']}", instrument_name,
-                          multiple_voices=bool(labels & MEDLEYDB_MULTIPLE_VOICE_LABELS))
-
-
-def _discover_ccmixter(root):
-    tracks = []
-    for name in tqdm(_sorted_entries(root, want_dirs=True), desc="Reading CCMixter", unit="song",
-                     leave=False, disable=None):
-        instruments = (_describe_file(root, f"{name}/mix.wav", "Mix", True),
-                       _describe_file(root, f"{name}/source-01.wav", "Instrumental", True),
-                       _describe_file(root, f"{name}/source-02.wav", "Voice"))
-        artist, title = _split_artist_title(name, "_-_")
-        artist, title = artist.replace("_", " "), title.replace("_", " ")
-        tracks.append(Track(title=title, artist=artist, performer=artist, split=None, instruments=instruments))
-    return tracks
-
-
-def _discover_ikala(root):
-    tracks = []
-    files = [name for name in _sorted_entries(os.path.join(root, "Wavfile"), want_dirs=False)
-             if name.lower().endswith(".wav")]
-    for name in tqdm(files, desc="Reading iKala", unit="song", leave=False, disable=None):
-        instrument = _describe_file(root, f"Wavfile/{name}", "Mix", True)
-        if instrument.channels != 2:
-            raise DatasetConfigError(f"iKala file {os.path.join(root, 'Wavfile', name)} has {instrument.channels} "
-                                     "channel(s); iKala clips are stereo (accompaniment left, voice right)")
-        tracks.append(Track(title=os.path.splitext(name)[0], artist="", performer="", split=None,
-                            instruments=(instrument,)))
-    return tracks
-
-
-# ----------------------------------------------------------------------------------------------
-# Configuration: XML + root -> prepared database
 
 
 def prepare_database(name, xml_path, root, cache_dir, optional=False) -> Optional[PreparedDatabase]:
@@ -514,7 +92,7 @@ def prepare_database(name, xml_path, root, cache_dir, optional=False) -> Optiona
     folder = os.path.abspath(folder)
     if not os.path.isdir(folder):
         raise DatasetConfigError(f"The {name} folder {folder} (set by {setting}) does not exist: point "
-                                 f"{setting} at your {name} copy (expected layout: {_LAYOUT_HINTS[name]})")
+                                 f"{setting} at your {name} copy (expected layout: {LAYOUT_HINTS[name]})")
     if description is None or not description.tracks:
         # Keep the XML's own databaseFolderPath (it may be relative); a root override is written.
         description = dataclasses.replace(discover_database(name, folder), folder=stored if root is None else folder)
@@ -545,222 +123,6 @@ def _unconfigured_message(name, xml_path, description):
             f"{xml_path} to point at your {name} folder, or pass it on the command line without editing any "
             f"file: `python Training.py with dataset_roots.{name}=/path/to/{name}`. To try the method on the "
             "built-in demo database instead: `python Training.py with demo`.")
-
-
-# ----------------------------------------------------------------------------------------------
-# Songs with derived audio
-
-
-def load_database_songs(database: PreparedDatabase, cache_dir) -> list:
-    """Build the ``(mixture, accompaniment, voice)`` triples of every track, in XML order.
-
-    Derived audio (see the module docstring) is written into ``cache_dir`` or reused from it.
-
-    Returns:
-        list of :class:`LabelledSong` (triple of Samples and the track's databaseSplit).
-
-    Raises:
-        FileNotFoundError: a file listed in the XML is missing.
-        DatasetConfigError: a track lacks an instrument its database needs.
-    """
-    builders = {"DSD100": _multitrack_song, "MUSDB18HQ": _multitrack_song, "MedleyDB": _medleydb_song,
-                "CCMixter": _ccmixter_song, "iKala": _ikala_song}
-    songs = []
-    for track in tqdm(database.description.tracks, desc=f"Preparing {database.name}", unit="song",
-                      leave=False, disable=None):
-        context = _SongContext(database, track, os.path.abspath(cache_dir))
-        songs.append(LabelledSong(triple=builders[database.name](context), split=track.split))
-    return songs
-
-
-class _SongContext:
-    """Everything needed to resolve one track's files and to name its errors and cache folder."""
-
-    def __init__(self, database, track, cache_dir):
-        self.database, self.track, self.cache_dir = database, track, cache_dir
-        self.where = f"{database.xml_path}: track '{track.song_name}'"
-
-    def absolute(self, instrument):
-        return os.path.join(self.database.folder, *instrument.relative_path.split("/"))
-
-    def paths(self, instrument_name):
-        return [self.absolute(item) for item in self.track.instruments if item.name == instrument_name]
-
-    def single_path(self, instrument_name):
-        paths = self.paths(instrument_name)
-        if len(paths) != 1:
-            raise DatasetConfigError(f"{self.where} needs exactly one instrument named {instrument_name} for a "
-                                     f"{self.database.name} song, found {len(paths)}")
-        return paths[0]
-
-    def sample(self, path):
-        return Sample.from_path(path, database=self.database.name, song=self.track.song_name)
-
-    @property
-    def cache_folder(self):
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.track.song_name).strip("_")[:60] or "song"
-        identity = hashlib.sha1(self.track.instruments[0].relative_path.encode("utf-8")).hexdigest()[:8]
-        return os.path.join(self.cache_dir, self.database.name, f"{slug}-{identity}")
-
-
-def _multitrack_song(context):
-    """DSD100 / MUSDB18-HQ: accompaniment = mixture - vocals (everything re-cut if they differ)."""
-    mixture_path, voice_path = context.single_path("Mix"), context.single_path("Voice")
-    mixture, voice = context.sample(mixture_path), context.sample(voice_path)
-    inputs = [("mixture", mixture_path), ("voice", voice_path)]
-    if _same_format([mixture, voice]):
-        derived = _derived_samples(context, inputs, ("accompaniment",),
-                                   lambda audio: {"accompaniment": audio["mixture"] - audio["voice"]})
-        return mixture, derived["accompaniment"], voice
-    derived = _derived_samples(context, inputs, SOURCE_ORDER, lambda audio: {
-        "mixture": audio["mixture"], "accompaniment": audio["mixture"] - audio["voice"], "voice": audio["voice"]})
-    return tuple(derived[role] for role in SOURCE_ORDER)
-
-
-def _medleydb_song(context):
-    """MedleyDB: voice = sum of singer stems, accompaniment = sum of the rest, mixture = both."""
-    stems = [item for item in context.track.instruments if item.name != "Mix"]
-    if not stems:
-        raise DatasetConfigError(f"{context.where} lists no stems (only the Mix): add its stems or remove the track")
-    inputs = [(f"stem{index}", context.absolute(item)) for index, item in enumerate(stems)]
-    vocal_labels = {label for (label, _), item in zip(inputs, stems) if item.name == "Voice"}
-    mix_paths = context.paths("Mix")
-    reference_rate = context.sample(mix_paths[0]).sample_rate if mix_paths else None
-
-    def mix_stems(audio):
-        template = np.zeros_like(next(iter(audio.values())))
-        voice = sum((audio[label] for label in audio if label in vocal_labels), template)
-        accompaniment = sum((audio[label] for label in audio if label not in vocal_labels), template)
-        return {"mixture": voice + accompaniment, "accompaniment": accompaniment, "voice": voice}
-
-    derived = _derived_samples(context, inputs, SOURCE_ORDER, mix_stems, reference_rate)
-    return tuple(derived[role] for role in SOURCE_ORDER)
-
-
-def _ccmixter_song(context):
-    """CCMixter: the three files as they are (re-cut into the cache only if their formats differ)."""
-    paths = [context.single_path(name) for name in ("Mix", "Instrumental", "Voice")]
-    samples = [context.sample(path) for path in paths]
-    if _same_format(samples):
-        return tuple(samples)
-    derived = _derived_samples(context, list(zip(SOURCE_ORDER, paths)), SOURCE_ORDER, lambda audio: audio)
-    return tuple(derived[role] for role in SOURCE_ORDER)
-
-
-def _ikala_song(context):
-    """iKala: accompaniment = left channel, voice = right channel, mixture = their sum (mono)."""
-    path = context.single_path("Mix")
-    if context.sample(path).channels != 2:
-        raise DatasetConfigError(f"{path} ({context.where}) is not stereo: iKala clips hold the accompaniment "
-                                 "on the left and the voice on the right channel")
-
-    def split_channels(audio):
-        accompaniment, voice = audio["stereo"][:, :1], audio["stereo"][:, 1:2]
-        return {"mixture": accompaniment + voice, "accompaniment": accompaniment, "voice": voice}
-
-    derived = _derived_samples(context, [("stereo", path)], SOURCE_ORDER, split_channels)
-    return tuple(derived[role] for role in SOURCE_ORDER)
-
-
-def _same_format(samples):
-    """True if all samples share sample rate, channel count and number of frames."""
-    signatures = {(sample.sample_rate, sample.channels, round(sample.duration * sample.sample_rate))
-                  for sample in samples}
-    return len(signatures) == 1
-
-
-def _derived_samples(context, inputs, roles, compute, reference_rate=None):
-    """Samples of derived audio files, computed from ``inputs`` once and cached.
-
-    Args:
-        context: the song's _SongContext (database, song name, cache folder).
-        inputs: list of (label, absolute path) of the files the outputs depend on.
-        roles: names of the outputs (e.g. "accompaniment"), used in the file names.
-        compute: function dict label -> float32 [samples, channels] -> dict role -> array.
-        reference_rate: sample rate the inputs are resampled to; None = the first input's.
-
-    Returns:
-        dict role -> Sample of ``<cache_folder>/<role>-<key>.wav`` where key hashes the
-        inputs' paths, sizes and modification times.
-    """
-    key = _cache_key(context.database.name, roles, inputs, reference_rate)
-    folder = context.cache_folder
-    outputs = {role: os.path.join(folder, f"{role}-{key}.wav") for role in roles}
-    if not all(os.path.isfile(path) for path in outputs.values()):
-        audio, sample_rate = _read_aligned([path for _, path in inputs], reference_rate, context.where)
-        results = compute(dict(zip([label for label, _ in inputs], audio)))
-        for role, path in outputs.items():
-            Utils.atomic_write_audio(path, results[role].astype(np.float32), sample_rate)
-            _remove_stale(folder, role, path)
-    return {role: context.sample(path) for role, path in outputs.items()}
-
-
-def _cache_key(database, roles, inputs, reference_rate):
-    identity = [DATASET_FORMAT_VERSION, database, list(roles), reference_rate]
-    for label, path in inputs:
-        status = os.stat(path)
-        identity.append([label, os.path.abspath(path), status.st_size, status.st_mtime_ns])
-    return hashlib.sha256(json.dumps(identity).encode("utf-8")).hexdigest()[:16]
-
-
-def _remove_stale(folder, role, keep):
-    for path in glob.glob(os.path.join(glob.escape(folder), f"{role}-*.wav")):
-        if path != keep:
-            os.remove(path)
-
-
-def _read_aligned(paths, reference_rate, where):
-    """Read files as float32 [samples, channels] at one rate, one channel count and one length.
-
-    Files at another rate than ``reference_rate`` (default: the first file's) are resampled
-    with a warning; mono files are duplicated to the others' channel count; different lengths
-    are cut to the shortest with a warning naming the files.
-    """
-    audio, rates = zip(*(_read_audio(path) for path in paths))
-    durations = [len(signal) / rate for signal, rate in zip(audio, rates)]
-    target_rate = reference_rate or rates[0]
-    if any(rate != target_rate for rate in rates):
-        LOGGER.warning("%s: resampling to %d Hz, the mixture's rate: %s", where, target_rate,
-                       ", ".join(f"{path} ({rate} Hz)" for path, rate in zip(paths, rates) if rate != target_rate))
-        audio = [soxr.resample(signal, rate, target_rate) if rate != target_rate else signal
-                 for signal, rate in zip(audio, rates)]
-    audio = _match_channels(list(audio), paths)
-    shortest = min(len(signal) for signal in audio)
-    if max(durations) - min(durations) > 1.0 / max(rates):
-        LOGGER.warning("%s: files have different lengths, using the common %.3f s: %s", where,
-                       shortest / target_rate, ", ".join(f"{path} ({duration:.3f} s)"
-                                                         for path, duration in zip(paths, durations)))
-    return [np.ascontiguousarray(signal[:shortest], dtype=np.float32) for signal in audio], target_rate
-
-
-def _read_audio(path):
-    """float32 [samples, channels] and the sample rate of an audio file (NaN or infinite
-    samples raise Input.NonFiniteAudioError naming the file)."""
-    if path.lower().endswith(SOUNDFILE_EXTENSIONS):
-        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        Input.check_finite(audio, path, rate)
-        return audio, rate
-    import librosa  # only for formats libsndfile cannot read; librosa falls back to audioread
-    audio, rate = librosa.load(path, sr=None, mono=False)
-    return np.atleast_2d(audio).T.astype(np.float32), rate
-
-
-def _match_channels(audio, paths):
-    channels = max(signal.shape[1] for signal in audio)
-    matched = []
-    for signal, path in zip(audio, paths):
-        if signal.shape[1] == 1 and channels > 1:
-            signal = np.repeat(signal, channels, axis=1)
-        elif signal.shape[1] != channels:
-            raise ValueError(f"{path} has {signal.shape[1]} channels but the other files of its song have "
-                             f"{channels}: convert it to mono or {channels} channels")
-        matched.append(signal)
-    return matched
-
-
-# ----------------------------------------------------------------------------------------------
-# The paper's partition
-
 
 def partition_dataset(songs_by_database: dict, supervised_database="DSD100",
                       unsupervised_databases=("MedleyDB", "CCMixter", "iKala"),
@@ -824,11 +186,6 @@ def _check_partition_settings(supervised_database, unsupervised_databases, super
     if isinstance(supervised_valid_songs, bool) or not isinstance(supervised_valid_songs, int) \
             or supervised_valid_songs < 0:
         raise DatasetConfigError(f"supervised_valid_songs={supervised_valid_songs!r} must be an integer >= 0")
-
-
-# ----------------------------------------------------------------------------------------------
-# Validation of a dataset dictionary and custom datasets
-
 
 def validate_dataset(dataset, origin="dataset") -> dict:
     """Check a dataset dict's keys, triple layout and types; return it with tuples as triples.
@@ -896,11 +253,6 @@ def load_custom_dataset(spec, kwargs=None) -> dict:
     if not callable(function):
         raise DatasetConfigError(f"custom_dataset='{spec}': module '{module_name}' has no function '{function_name}'")
     return validate_dataset(function(**(kwargs or {})), origin=f"custom_dataset '{spec}'")
-
-
-# ----------------------------------------------------------------------------------------------
-# dataset.pkl and the entry point
-
 
 def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: str,
                 supervised_database: str = "DSD100",
@@ -1004,11 +356,6 @@ def _all_samples(dataset):
             yield from triple
     for samples in dataset["train_unsup"]:
         yield from samples
-
-
-# ----------------------------------------------------------------------------------------------
-# Summaries
-
 
 def dataset_table(dataset) -> str:
     """A text table: per partition and database, number of songs (or items) and hours of audio.

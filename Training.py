@@ -38,16 +38,15 @@ from sacred.utils import SacredError, apply_backspaces_and_linefeeds
 from tqdm import tqdm
 
 import AudioCache
-import BatchGenerators
 import Checkpoints
 import Datasets
 import Evaluate
+import Input
 import Results
 import Separation
-import Input
 import Summaries
+import TrainingData
 from Models.TrainingGraph import build_training_graph
-from Models.Unet import shapes_for_config as network_shapes
 from Sample import AudioDecoderError
 
 LOGGER = logging.getLogger("Training")
@@ -183,71 +182,6 @@ def demo():
 
 
 # ----------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------
-
-def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                 custom_dataset, use_demo, demo_database):
-    """The dataset dictionary (train_sup, train_unsup, valid, test) for this configuration.
-
-    With ``use_demo`` the demo database is generated once into ``<cache_dir>/demo`` and its
-    roots replace ``dataset_roots``; XMLs for it are written into that folder too, so the
-    shipped placeholder XMLs stay untouched.
-    """
-    xmls, roots = dict(dataset_xmls), dict(dataset_roots)
-    if use_demo:
-        demo_dir = os.path.join(cache_dir, "demo")
-        roots = Datasets.generate_demo_database(os.path.join(demo_dir, "audio"), **demo_database)
-        xmls = {name: os.path.join(demo_dir, name + ".xml") for name in roots}
-        for name, xml_path in xmls.items():
-            if not os.path.exists(xml_path):
-                Datasets.write_empty_xml(xml_path, name)
-        dataset_pkl = os.path.join(demo_dir, "dataset.pkl")
-    return Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=cache_dir,
-                                pkl_path=dataset_pkl, custom_dataset=custom_dataset,
-                                **partition_config)
-
-
-def reader_settings(model_config):
-    """The batch generators' keyword arguments that come straight from ``model_config``."""
-    keys = ("batch_size", "expected_sr", "mono_downmix", "num_fft", "num_hop", "duration",
-            "cache_size", "num_workers", "min_replacement_rate")
-    return {key: model_config[key] for key in keys}
-
-
-@contextlib.contextmanager
-def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=None):
-    """Start the batch generators of a phase; stop them (and their processes) on exit.
-
-    ``seed``: an int or a sequence of ints (``[seed, step]`` when a phase starts or resumes at
-    ``step``), the entropy of every reader's random stream.
-    ``magnitudes``: optional ``AudioCache.MagnitudeStore`` of the training files.
-
-    Yields:
-        ``(paired, unpaired_mixtures, unpaired_sources)``: the paired generator for
-        train_sup, and for the semi-supervised phase the unpaired mixture generator and
-        one real-source generator per source (``None`` and ``[]`` when supervised).
-    """
-    input_shape, output_shape = network_shapes(model_config)
-    settings = dict(reader_settings(model_config), magnitudes=magnitudes)
-    seeds = np.random.SeedSequence(seed).generate_state(2 + len(model_config["sources"]))
-    with contextlib.ExitStack() as stack:
-        paired = stack.enter_context(BatchGenerators.PairedBatchGenerator(
-            dataset["train_sup"], input_shape, output_shape, seed=int(seeds[0]), **settings))
-        mixtures, sources = None, []
-        if semi_supervised:
-            mixture_list, *source_lists = dataset["train_unsup"]
-            context = (input_shape[1] - output_shape[1]) // 2
-            mixtures = stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
-                mixture_list, input_shape, context_frames=context, seed=int(seeds[1]), **settings))
-            for index, samples in enumerate(source_lists):
-                sources.append(stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
-                    samples, output_shape, context_frames=0, random_gain=(0.2, 1.2),
-                    seed=int(seeds[2 + index]), **settings)))
-        yield paired, mixtures, sources
-
-
-# ----------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------
 
@@ -356,49 +290,6 @@ def train_epoch(session, graph, writer, summaries, paired, mixtures, sources, mo
     return step, scalars, wait_fraction
 
 
-def partition_loss(session, graph, songs, model_config):
-    """The supervised loss averaged over all non-overlapping excerpts of ``songs``.
-
-    Every excerpt counts equally, whatever the batch it falls in.
-    """
-    input_shape, output_shape = network_shapes(model_config)
-    settings = {key: model_config[key] for key in ("batch_size", "expected_sr", "mono_downmix",
-                                                   "num_fft", "num_hop")}
-    total, count = 0.0, 0
-    for batch in BatchGenerators.validation_batches(songs, input_shape, output_shape, **settings):
-        size = len(batch[0])
-        total += float(session.run(graph.validation_loss, graph.feed_validation(batch))) * size
-        count += size
-    if count == 0:
-        raise ValueError("The partition has no audio to compute a loss on.")
-    return total / count
-
-
-def validation_clips(session, graph, song, model_config, seconds=10.0):
-    """Separate the first ``seconds`` of one validation song for TensorBoard audio.
-
-    Returns:
-        dict ``tag -> audio [samples]`` at ``expected_sr``: the mixture, the estimates and the
-        true sources.
-    """
-    sr = model_config["expected_sr"]
-    mixture = Input.read_audio(song[0].path, sr, model_config["mono_downmix"], offset=0.0, duration=seconds)
-    audios = [mixture] + [np.zeros_like(mixture) if Input.is_silent(sample) else
-                          Input.read_audio(sample.path, sr, model_config["mono_downmix"], offset=0.0,
-                                           duration=seconds)
-                          for sample in song[1:]]
-
-    def predict(batch):
-        return session.run(graph.inference_outputs, {graph.inference_input: batch})
-
-    estimates = Separation.separate_audio(mixture, predict, model_config)
-    clips = {"mixture": mixture}
-    for name, audio in zip(model_config["sources"], audios[1:]):
-        clips[f"{name}/estimate"] = estimates[name]
-        clips[f"{name}/true"] = audio
-    return clips
-
-
 @contextlib.contextmanager
 def terminate_like_ctrl_c():
     """Inside the block, SIGTERM (sent by ``kill`` and by cluster schedulers before they kill a
@@ -479,7 +370,7 @@ def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_ep
                     raise RuntimeError(f"The {PHASES[phase]} phase stopped ({state.stop_reason}) "
                                        "before any epoch finished, so there is no model to test.")
                 saver.restore(session, state.best_checkpoint)
-                state.test_loss = partition_loss(session, graph, dataset["test"], model_config)
+                state.test_loss = TrainingData.partition_loss(session, graph, dataset["test"], model_config)
                 writer.add_summary(Summaries.scalar_summary({"test_loss": state.test_loss}),
                                    int(session.run(graph.global_step)))
                 state.save(folder)
@@ -547,7 +438,7 @@ def train_phase(session, graph, saver, writer, summaries, folder, state, dataset
     """
     semi_supervised = state.phase == "semisup"
     start_step = int(session.run(graph.global_step))
-    with batch_generators(dataset, model_config, semi_supervised, [seed, start_step],
+    with TrainingData.batch_generators(dataset, model_config, semi_supervised, [seed, start_step],
                           magnitudes) as (paired, mixtures, sources):
         while not state.finished:
             if max_epochs is not None and state.epoch >= max_epochs:
@@ -571,7 +462,7 @@ def train_phase(session, graph, saver, writer, summaries, folder, state, dataset
                              PHASES[state.phase], error)
                 break
             checkpoint = Checkpoints.save_checkpoint(saver, session, folder, step)
-            valid_loss = partition_loss(session, graph, dataset["valid"], model_config)
+            valid_loss = TrainingData.partition_loss(session, graph, dataset["valid"], model_config)
             seconds = time.perf_counter() - epoch_start
             if state.record_validation(valid_loss, step, seconds, patience):
                 state.best_checkpoint = Checkpoints.keep_best(folder, checkpoint, model_config)
@@ -580,7 +471,7 @@ def train_phase(session, graph, saver, writer, summaries, folder, state, dataset
             writer.add_summary(Summaries.scalar_summary({"valid_loss": valid_loss, "best_valid_loss": state.best_loss}), step)
             if dataset["valid"]:
                 writer.add_summary(Summaries.audio_summary(
-                    validation_clips(session, graph, dataset["valid"][0], model_config),
+                    TrainingData.validation_clips(session, graph, dataset["valid"][0], model_config),
                     model_config["expected_sr"]), step)
             writer.flush()
             losses = ", ".join(f"{name} {value:.4g}" for name, value in sorted(scalars.items()))
@@ -627,7 +518,7 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
             LOGGER.info("Resuming experiment %s", experiment_id)
         else:
             Checkpoints.refuse_to_reuse(model_config["model_base_dir"], model_config["log_dir"], experiment_id)
-        dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
+        dataset = TrainingData.load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                                custom_dataset, use_demo, demo_database)
         LOGGER.info("Dataset:\n%s", Datasets.dataset_table(dataset))
         # Reader processes then read audio at the model's rate instead of resampling every section.
@@ -671,7 +562,7 @@ def datasets(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_conf
     """Print the number of songs and hours of audio per partition and database."""
     prepare(seed)
     with user_errors():
-        dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
+        dataset = TrainingData.load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                                custom_dataset, use_demo, demo_database)
     print(Datasets.dataset_table(dataset))
 
@@ -688,7 +579,7 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
                              "python Training.py evaluate with model_path=checkpoints/<id>_sup/best")
         if partition not in ("test", "valid"):
             raise ValueError(f"partition={partition!r}: use test or valid.")
-        dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
+        dataset = TrainingData.load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                                custom_dataset, use_demo, demo_database)
         rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,
                                        batch_size=eval_batch_size)

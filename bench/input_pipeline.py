@@ -54,6 +54,8 @@ import soundfile  # noqa: E402
 
 import AudioCache  # noqa: E402
 import Datasets  # noqa: E402
+import DemoDatabase  # noqa: E402
+import DatasetXML  # noqa: E402
 import BatchGenerators  # noqa: E402
 import ReaderPool  # noqa: E402
 import Utils  # noqa: E402
@@ -110,11 +112,11 @@ class PeakMemory:
 def demo_dataset(cache_dir):
     """train_sup and train_unsup of the demo database (generated once), as Training.py builds it."""
     demo_dir = os.path.join(cache_dir, "demo")
-    roots = Datasets.generate_demo_database(os.path.join(demo_dir, "audio"), seed=0)
+    roots = DemoDatabase.generate_demo_database(os.path.join(demo_dir, "audio"), seed=0)
     xmls = {name: os.path.join(demo_dir, name + ".xml") for name in roots}
     for name, xml_path in xmls.items():
         if not os.path.exists(xml_path):
-            Datasets.write_empty_xml(xml_path, name)
+            DatasetXML.write_empty_xml(xml_path, name)
     return Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=demo_dir,
                                 pkl_path=os.path.join(demo_dir, "dataset.pkl"))
 

@@ -228,7 +228,8 @@ def bench_semi_supervised(tf, np, args, config, ceiling, rows):
 def demo_songs(target_dir):
     """Paired (mixture, accompaniment, voice) songs of the demo database's supervised part."""
     import Datasets
-    roots = Datasets.generate_demo_database(os.path.join(target_dir, "audio"), seed=0)
+    import DemoDatabase
+    roots = DemoDatabase.generate_demo_database(os.path.join(target_dir, "audio"), seed=0)
     dataset = Datasets.get_dataset(xml_paths={}, dataset_roots=roots, cache_dir=os.path.join(target_dir, "cache"),
                                    pkl_path=os.path.join(target_dir, "dataset.pkl"))
     return dataset["train_sup"]

@@ -1,6 +1,7 @@
 """Shared pytest fixtures: tiny audio files that the tests make themselves."""
 
 import os
+import shutil
 import sys
 import time
 
@@ -57,3 +58,29 @@ def tiny_model(tmp_path_factory):
     from tiny_model import save_tiny_model
 
     return save_tiny_model(str(tmp_path_factory.mktemp("model")))
+
+
+@pytest.fixture(scope="session")
+def template_data(tmp_path_factory):
+    """Tiny DSD100, MedleyDB, CCMixter and iKala folders, generated once and copied per test."""
+    from databases import MAKERS, PAPER_DATABASES
+
+    folder = tmp_path_factory.mktemp("template")
+    for name in PAPER_DATABASES:
+        MAKERS[name](folder / name)
+    return folder
+
+
+@pytest.fixture
+def setup(tmp_path, template_data):
+    """A private copy of the tiny databases and copies of the shipped placeholder XMLs."""
+    from databases import PAPER_DATABASES, REPO
+
+    shutil.copytree(template_data, tmp_path / "data")
+    roots = {name: str(tmp_path / "data" / name) for name in PAPER_DATABASES}
+    xmls = {}
+    for name in PAPER_DATABASES:
+        xmls[name] = str(tmp_path / "xml" / f"{name}.xml")
+        os.makedirs(os.path.dirname(xmls[name]), exist_ok=True)
+        shutil.copy(os.path.join(REPO, f"{name}.xml"), xmls[name])
+    return {"roots": roots, "xmls": xmls, "cache": str(tmp_path / "cache"), "pkl": str(tmp_path / "dataset.pkl")}

@@ -18,6 +18,8 @@ import tensorflow as tf
 import Checkpoints
 import Separation
 import Training
+import TrainingData
+from Models.Unet import shapes_for_config
 from Sample import Sample
 from conftest import ROOT, wait_until, write_wav
 
@@ -62,7 +64,7 @@ class FakePairedGenerator:
     ``on_failure()`` and returns a batch whose first source is +inf."""
 
     def __init__(self, model_config, fail_at=None, error=None, on_failure=None):
-        (self.f_in, self.t_in), (self.f_out, self.t_out) = Training.network_shapes(model_config)
+        (self.f_in, self.t_in), (self.f_out, self.t_out) = shapes_for_config(model_config)
         self.batch = model_config["batch_size"]
         self.sources = len(model_config["sources"])
         self.fail_at, self.error, self.on_failure, self.calls = fail_at, error, on_failure, 0
@@ -101,7 +103,7 @@ def use_fake_generator(monkeypatch, generator):
     def fake(dataset, model_config, semi_supervised, seed, magnitudes=None):
         yield generator, None, []
 
-    monkeypatch.setattr(Training, "batch_generators", fake)
+    monkeypatch.setattr(TrainingData, "batch_generators", fake)
 
 
 def run_phase(phase, dataset, model_config, experiment_id="exp", seed=1, max_epochs=3, **kwargs):

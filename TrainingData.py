@@ -1,0 +1,120 @@
+"""What a training phase reads: the configured dataset, the batch generators of a phase, and
+the whole-song validation loss and TensorBoard clips.
+"""
+
+import contextlib
+import os
+
+import numpy as np
+
+import BatchGenerators
+import Datasets
+import DatasetXML
+import DemoDatabase
+import Input
+import Separation
+from Models.Unet import shapes_for_config as network_shapes
+
+
+def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
+                 custom_dataset, use_demo, demo_database):
+    """The dataset dictionary (train_sup, train_unsup, valid, test) for this configuration.
+
+    With ``use_demo`` the demo database is generated once into ``<cache_dir>/demo`` and its
+    roots replace ``dataset_roots``; XMLs for it are written into that folder too, so the
+    shipped placeholder XMLs stay untouched.
+    """
+    xmls, roots = dict(dataset_xmls), dict(dataset_roots)
+    if use_demo:
+        demo_dir = os.path.join(cache_dir, "demo")
+        roots = DemoDatabase.generate_demo_database(os.path.join(demo_dir, "audio"), **demo_database)
+        xmls = {name: os.path.join(demo_dir, name + ".xml") for name in roots}
+        for name, xml_path in xmls.items():
+            if not os.path.exists(xml_path):
+                DatasetXML.write_empty_xml(xml_path, name)
+        dataset_pkl = os.path.join(demo_dir, "dataset.pkl")
+    return Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=cache_dir,
+                                pkl_path=dataset_pkl, custom_dataset=custom_dataset,
+                                **partition_config)
+
+
+def reader_settings(model_config):
+    """The batch generators' keyword arguments that come straight from ``model_config``."""
+    keys = ("batch_size", "expected_sr", "mono_downmix", "num_fft", "num_hop", "duration",
+            "cache_size", "num_workers", "min_replacement_rate")
+    return {key: model_config[key] for key in keys}
+
+
+@contextlib.contextmanager
+def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=None):
+    """Start the batch generators of a phase; stop them (and their processes) on exit.
+
+    ``seed``: an int or a sequence of ints (``[seed, step]`` when a phase starts or resumes at
+    ``step``), the entropy of every reader's random stream.
+    ``magnitudes``: optional ``AudioCache.MagnitudeStore`` of the training files.
+
+    Yields:
+        ``(paired, unpaired_mixtures, unpaired_sources)``: the paired generator for
+        train_sup, and for the semi-supervised phase the unpaired mixture generator and
+        one real-source generator per source (``None`` and ``[]`` when supervised).
+    """
+    input_shape, output_shape = network_shapes(model_config)
+    settings = dict(reader_settings(model_config), magnitudes=magnitudes)
+    seeds = np.random.SeedSequence(seed).generate_state(2 + len(model_config["sources"]))
+    with contextlib.ExitStack() as stack:
+        paired = stack.enter_context(BatchGenerators.PairedBatchGenerator(
+            dataset["train_sup"], input_shape, output_shape, seed=int(seeds[0]), **settings))
+        mixtures, sources = None, []
+        if semi_supervised:
+            mixture_list, *source_lists = dataset["train_unsup"]
+            context = (input_shape[1] - output_shape[1]) // 2
+            mixtures = stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
+                mixture_list, input_shape, context_frames=context, seed=int(seeds[1]), **settings))
+            for index, samples in enumerate(source_lists):
+                sources.append(stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
+                    samples, output_shape, context_frames=0, random_gain=(0.2, 1.2),
+                    seed=int(seeds[2 + index]), **settings)))
+        yield paired, mixtures, sources
+
+
+def partition_loss(session, graph, songs, model_config):
+    """The supervised loss averaged over all non-overlapping excerpts of ``songs``.
+
+    Every excerpt counts equally, whatever the batch it falls in.
+    """
+    input_shape, output_shape = network_shapes(model_config)
+    settings = {key: model_config[key] for key in ("batch_size", "expected_sr", "mono_downmix",
+                                                   "num_fft", "num_hop")}
+    total, count = 0.0, 0
+    for batch in BatchGenerators.validation_batches(songs, input_shape, output_shape, **settings):
+        size = len(batch[0])
+        total += float(session.run(graph.validation_loss, graph.feed_validation(batch))) * size
+        count += size
+    if count == 0:
+        raise ValueError("The partition has no audio to compute a loss on.")
+    return total / count
+
+
+def validation_clips(session, graph, song, model_config, seconds=10.0):
+    """Separate the first ``seconds`` of one validation song for TensorBoard audio.
+
+    Returns:
+        dict ``tag -> audio [samples]`` at ``expected_sr``: the mixture, the estimates and the
+        true sources.
+    """
+    sr = model_config["expected_sr"]
+    mixture = Input.read_audio(song[0].path, sr, model_config["mono_downmix"], offset=0.0, duration=seconds)
+    audios = [mixture] + [np.zeros_like(mixture) if Input.is_silent(sample) else
+                          Input.read_audio(sample.path, sr, model_config["mono_downmix"], offset=0.0,
+                                           duration=seconds)
+                          for sample in song[1:]]
+
+    def predict(batch):
+        return session.run(graph.inference_outputs, {graph.inference_input: batch})
+
+    estimates = Separation.separate_audio(mixture, predict, model_config)
+    clips = {"mixture": mixture}
+    for name, audio in zip(model_config["sources"], audios[1:]):
+        clips[f"{name}/estimate"] = estimates[name]
+        clips[f"{name}/true"] = audio
+    return clips

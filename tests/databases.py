@@ -1,0 +1,112 @@
+"""Tiny databases in the public layouts (DSD100, MUSDB18-HQ, MedleyDB, CCMixter, iKala), made by
+the tests, and helpers to build a dataset from them; the fixtures are in conftest.py."""
+
+import os
+import zlib
+
+import numpy as np
+import soundfile
+import yaml
+
+import Datasets
+from conftest import write_wav
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+SR = 8000
+
+
+SMALL_PARTITION = {"supervised_valid_songs": 1}
+
+
+def noise(key, seconds=1.0, channels=2, sample_rate=SR):
+    """Deterministic quiet noise [samples, channels], different for every ``key``."""
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    return (0.1 * rng.standard_normal((int(round(seconds * sample_rate)), channels))).astype(np.float32)
+
+
+def make_dsd100(root, dev=("002 - Beta - Second", "001 - Alpha - First"),
+                test=("004 - Delta - Fourth", "003 - Gamma - Third")):
+    for folder, songs in (("Dev", dev), ("Test", test)):
+        for song in songs:
+            sources = {stem: noise(song + stem) for stem in ("vocals", "bass", "drums", "other")}
+            for stem, audio in sources.items():
+                write_wav(root / "Sources" / folder / song / f"{stem}.wav", audio, SR)
+            write_wav(root / "Mixtures" / folder / song / "mixture.wav", sum(sources.values()), SR)
+    return str(root)
+
+
+def make_musdb18hq(root, train=("B - Two", "A - One"), test=("C - Three",)):
+    for folder, songs in (("train", train), ("test", test)):
+        for song in songs:
+            sources = {stem: noise(song + stem) for stem in ("vocals", "bass", "drums", "other")}
+            for stem, audio in sources.items():
+                write_wav(root / folder / song / f"{stem}.wav", audio, SR)
+            write_wav(root / folder / song / "mixture.wav", sum(sources.values()), SR)
+    return str(root)
+
+
+MEDLEYDB_SONGS = {"Artist1_Sing": ["female singer", "electric bass", "male singer"],
+                  "Artist2_Instrumental": ["drum set", "piano"],
+                  "Artist3_Choir": ["choir", "acoustic guitar"]}
+
+
+def make_medleydb(root, songs=None):
+    for name, labels in (songs or MEDLEYDB_SONGS).items():
+        folder = root / "Audio" / name
+        stems = {}
+        for index, label in enumerate(labels, start=1):
+            filename = f"{name}_STEM_{index:02d}.wav"
+            stems[f"S{index:02d}"] = {"filename": filename, "instrument": label, "component": ""}
+            write_wav(folder / f"{name}_STEMS" / filename, noise(name + label), SR)
+        write_wav(folder / f"{name}_MIX.wav", noise(name + "mix"), SR)
+        (folder / f"{name}_METADATA.yaml").write_text(
+            yaml.safe_dump({"artist": name.split("_")[0], "title": name.split("_")[1], "stems": stems}))
+    return str(root)
+
+
+def make_ccmixter(root, names=("Zed_-_Last_Song", "Abe_-_First_Song", "Max_-_Middle")):
+    for name in names:
+        instrumental, voice = noise(name + "inst"), noise(name + "voice")
+        write_wav(root / name / "source-01.wav", instrumental, SR)
+        write_wav(root / name / "source-02.wav", voice, SR)
+        write_wav(root / name / "mix.wav", instrumental + voice, SR)
+    return str(root)
+
+
+def make_ikala(root, ids=("10171_chorus", "10161_verse", "10170_verse")):
+    for clip in ids:
+        write_wav(root / "Wavfile" / f"{clip}.wav", noise(clip), SR)
+    return str(root)
+
+
+MAKERS = {"DSD100": make_dsd100, "MUSDB18HQ": make_musdb18hq, "MedleyDB": make_medleydb,
+          "CCMixter": make_ccmixter, "iKala": make_ikala}
+
+
+PAPER_DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala")
+
+
+def build(setup, **kwargs):
+    arguments = dict(xml_paths=setup["xmls"], dataset_roots=setup["roots"], cache_dir=setup["cache"],
+                     pkl_path=setup["pkl"], **SMALL_PARTITION)
+    arguments.update(kwargs)
+    return Datasets.get_dataset(**arguments)
+
+
+def read(sample):
+    audio, rate = soundfile.read(sample.path, dtype="float32", always_2d=True)
+    assert rate == sample.sample_rate and audio.shape[1] == sample.channels
+    return audio
+
+
+def paired_triples(dataset):
+    triples = [triple for key in ("train_sup", "valid", "test") for triple in dataset[key]]
+    return triples + list(zip(*dataset["train_unsup"]))
+
+
+def files_under(folder):
+    return sorted((os.path.join(path, name), os.stat(os.path.join(path, name)).st_mtime_ns)
+                  for path, _, names in os.walk(folder) for name in names)
