@@ -5,8 +5,12 @@ Per song and source, at the model's sample rate (8192 Hz mono), in dB:
 - ``SDR``, ``SIR``, ``SAR``: ``mir_eval.separation.bss_eval_sources`` without permutation;
 - ``NSDR``, ``NSIR``: SDR / SIR of the estimate minus those of the mixture used as the
   estimate of every source;
-- ``SNR_scale_optimal``: ``10 log10(|a r|^2 / |a r - e|^2)`` with ``a = <e, r> / <r, r>``
-  (reference ``r`` scaled optimally towards the estimate ``e``; equal to SI-SDR).
+- ``SNR``: the reference's scale-optimal SNR ``10 log10(|r|^2 / |r - a e|^2)`` with
+  ``a = <e, r> / <e, e>`` (the estimate ``e`` scaled optimally towards the reference ``r``),
+  which equals ``10 log10(1 + 10^(SI-SDR / 10))``;
+- ``NSNR``: SNR of the estimate minus the SNR of the mixture used as the estimate;
+- ``SI_SDR``: scale-invariant SDR ``10 log10(|a r|^2 / |a r - e|^2)`` with ``a = <e, r> / <r, r>``
+  (the reference scaled towards the estimate).
 
 A metric without a meaningful value is *undefined*: stored as NaN (``null`` in JSON, an empty
 cell in CSV), flagged, counted and left out of means and medians; no noise is ever added.
@@ -21,11 +25,32 @@ import numpy as np
 
 # A reference whose mean power is at most this (RMS 1e-6, -120 dBFS) counts as silent.
 SILENCE_MEAN_SQUARE = 1e-12
-METRICS = ("SDR", "SIR", "SAR", "NSDR", "NSIR", "SNR_scale_optimal")
+METRICS = ("SDR", "SIR", "SAR", "NSDR", "NSIR", "SNR", "NSNR", "SI_SDR")
 
 
 def scale_optimal_snr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """``10 log10(|a r|^2 / |a r - e|^2)`` with ``a = <e, r> / <r, r>`` in dB (= SI-SDR).
+    """The reference's scale-optimal SNR in dB: the *estimate* scaled optimally towards the target,
+    ``10 log10(|r|^2 / |r - a e|^2)`` with ``a = <e, r> / <e, e>``.
+
+    It equals ``10 log10(1 + 10^(SI-SDR / 10))``, so it is never below 0 dB (a useless
+    estimate scaled by ``a`` ~ 0 leaves the whole target as error). Returns NaN when undefined
+    (silent reference or estimate) and +inf for a perfect estimate.
+    """
+    reference = np.asarray(reference, np.float64)
+    estimate = np.asarray(estimate, np.float64)
+    reference_power = float(np.dot(reference, reference))
+    estimate_power = float(np.dot(estimate, estimate))
+    if reference_power == 0.0 or estimate_power == 0.0:
+        return math.nan
+    error_power = float(np.sum((reference - (np.dot(estimate, reference) / estimate_power) * estimate) ** 2))
+    if error_power == 0.0:
+        return math.inf
+    return 10.0 * math.log10(reference_power / error_power)
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Scale-invariant SDR in dB: ``10 log10(|a r|^2 / |a r - e|^2)`` with ``a = <e, r> / <r, r>``
+    (the *target* scaled towards the estimate).
 
     Returns NaN when undefined (silent reference or estimate) and +inf for a perfect estimate.
     """
@@ -51,7 +76,7 @@ def compute_song_metrics(references: np.ndarray, estimates: np.ndarray,
     Args:
         references: true sources ``[sources, samples]`` at the model's sample rate.
         estimates: separated sources ``[sources, samples]`` in the same order.
-        mixture: the mixture ``[samples]`` (for NSDR / NSIR).
+        mixture: the mixture ``[samples]`` (for NSDR / NSIR / NSNR).
 
     Returns:
         One dict per source: ``{metric: float (NaN if undefined), "undefined_metrics": [...],
@@ -69,7 +94,7 @@ def compute_song_metrics(references: np.ndarray, estimates: np.ndarray,
       decomposed on its own, so the other sources' numbers are unaffected.
     - SIR and NSIR are undefined for a source with no other non-silent reference (no
       interference to measure; mir_eval would report +inf).
-    - NSDR and NSIR are undefined when any reference of the song is silent (the mixture then is
+    - NSDR, NSIR and NSNR are undefined when any reference of the song is silent (the mixture then is
       a near-perfect estimate of the remaining source, so the difference is meaningless) or
       when the mixture is all zeros.
     """
@@ -102,11 +127,13 @@ def compute_song_metrics(references: np.ndarray, estimates: np.ndarray,
                 continue
             result = results[source]
             result["SDR"], result["SAR"] = float(sdr[index]), float(sar[index])
-            result["SNR_scale_optimal"] = scale_optimal_snr(references[source], estimates[source])
+            result["SNR"] = scale_optimal_snr(references[source], estimates[source])
+            result["SI_SDR"] = si_sdr(references[source], estimates[source])
             if active.size > 1:
                 result["SIR"] = float(sir[index])
             if mixture_scores is not None:
                 result["NSDR"] = float(sdr[index] - mixture_scores[0][index])
+                result["NSNR"] = result["SNR"] - scale_optimal_snr(references[source], mixture)
                 if active.size > 1:
                     result["NSIR"] = float(sir[index] - mixture_scores[1][index])
     for source, result in enumerate(results):

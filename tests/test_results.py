@@ -45,4 +45,4 @@ def test_result_files_have_the_documented_columns(tmp_path):
 
     table = Results.format_results_table(results)
     assert "supervised" in table and "semi-supervised" in table and "iKala" in table
-    assert "SNR_scale_optimal" in table
+    assert "SNR" in table and "NSNR" in table and "SI_SDR" in table
