@@ -18,7 +18,7 @@ from them instead of being transformed.
 import logging
 import math
 import time
-from typing import Iterator, List
+from typing import Iterator, List, Tuple
 
 import numpy as np
 
@@ -336,18 +336,22 @@ def _song_magnitudes(song, expected_sr, num_fft, num_hop):
 
 
 def validation_batches(songs, input_shape, output_shape, batch_size, expected_sr, mono_downmix, num_fft,
-                       num_hop) -> Iterator[List[np.ndarray]]:
+                       num_hop) -> Iterator[Tuple[List[np.ndarray], np.ndarray]]:
     """Paired batches covering every song by non-overlapping output windows, for the
     validation and test loss.
 
     Each song is read whole (one at a time). Output windows start at frames 0, T_out,
     2 T_out, ...; the last one is zero-padded past the song's end, and the mixture context
     is zeros before the start and after the end. Windows of consecutive songs share batches.
+    As in the reference, a loss counts only the frames inside the songs: each batch comes
+    with the number of real frames of each window.
 
     Yields:
-        ``[mixture [B, F_in, T_in, 1], source_1 [B, F_out, T_out, 1], ...]`` float32 linear
-        magnitudes as :class:`PairedBatchGenerator`; ``B = batch_size`` except possibly for the
-        last batch, which is smaller (weight per-batch means by ``B``).
+        ``(batch, valid_frames)``: ``batch`` is ``[mixture [B, F_in, T_in, 1], source_1
+        [B, F_out, T_out, 1], ...]`` float32 linear magnitudes as :class:`PairedBatchGenerator`;
+        ``B = batch_size`` except possibly for the last batch, which is smaller.
+        ``valid_frames`` is int32 [B]: the leading output frames of each window that lie inside
+        its song (``T_out`` but for a song's last window).
 
     Raises:
         UnreadableAudioError: a song's file cannot be read (the loss must cover every song).
@@ -357,7 +361,7 @@ def validation_batches(songs, input_shape, output_shape, batch_size, expected_sr
     (f_in, t_in), (f_out, t_out) = _check_shape(input_shape, "input_shape"), _check_shape(output_shape, "output_shape")
     batch_size = check_positive_int(batch_size, "batch_size")
     context = (t_in - t_out) // 2
-    pending = []  # (mixture window [F, T_in], sources [K, F, T_out])
+    pending = []  # (mixture window [F, T_in], sources [K, F, T_out], real frames)
     for song in songs:
         mix, sources = _song_magnitudes(song, expected_sr, num_fft, num_hop)
         frames = mix.shape[1]
@@ -365,7 +369,8 @@ def validation_batches(songs, input_shape, output_shape, batch_size, expected_sr
         mix = np.pad(mix, [(0, 0), (context, span - frames + context)])
         sources = np.pad(sources, [(0, 0), (0, 0), (0, span - frames)])
         for start in range(0, frames, t_out):
-            pending.append((mix[:, start:start + t_in], sources[:, :, start:start + t_out]))
+            pending.append((mix[:, start:start + t_in], sources[:, :, start:start + t_out],
+                            min(t_out, frames - start)))
             if len(pending) == batch_size:
                 yield _stack_validation_batch(pending, f_in, f_out)
                 pending = []
@@ -374,9 +379,10 @@ def validation_batches(songs, input_shape, output_shape, batch_size, expected_sr
 
 
 def _stack_validation_batch(examples, f_in, f_out):
-    mixtures = np.stack([mixture for mixture, _ in examples])[..., np.newaxis]
-    sources = np.stack([source for _, source in examples])  # [B, K, F, T_out]
+    mixtures = np.stack([mixture for mixture, _, _ in examples])[..., np.newaxis]
+    sources = np.stack([source for _, source, _ in examples])  # [B, K, F, T_out]
     batch = [pad_freqs(mixtures, f_in)]
     for k in range(sources.shape[1]):
         batch.append(pad_freqs(sources[:, k, :, :, np.newaxis], f_out))
-    return [np.ascontiguousarray(array, dtype=np.float32) for array in batch]
+    valid_frames = np.array([frames for _, _, frames in examples], np.int32)
+    return [np.ascontiguousarray(array, dtype=np.float32) for array in batch], valid_frames

@@ -25,9 +25,10 @@ from Sample import Sample
 LOGGER = logging.getLogger(__name__)
 
 DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ")
+# The singer labels of PAPER.md; spoken-word stems ("male speaker", "female speaker") are not
+# singing and stay in the accompaniment.
 MEDLEYDB_VOCAL_LABELS = frozenset({
-    "male singer", "female singer", "vocalists", "male rapper", "female rapper", "choir",
-    "male speaker", "female speaker"})
+    "male singer", "female singer", "vocalists", "male rapper", "female rapper", "choir"})
 MEDLEYDB_MULTIPLE_VOICE_LABELS = frozenset({"vocalists", "choir"})
 MEDLEYDB_INSTRUMENT_NAMES = {
     "electric bass": "Bass", "double bass": "Bass",

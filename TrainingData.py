@@ -15,6 +15,11 @@ import Input
 import Separation
 from Models.Unet import shapes_for_config as network_shapes
 
+# As the reference: *every* unpaired excerpt gets a random gain, the unpaired mixtures as well
+# as the real solo sources. The separator's estimates come from the scaled mixtures, so their
+# level matches the real excerpts'; with only one side scaled, a critic can win on loudness.
+UNPAIRED_GAIN = (0.2, 1.2)
+
 
 def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                  custom_dataset, use_demo, demo_database):
@@ -69,10 +74,11 @@ def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=No
             mixture_list, *source_lists = dataset["train_unsup"]
             context = (input_shape[1] - output_shape[1]) // 2
             mixtures = stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
-                mixture_list, input_shape, context_frames=context, seed=int(seeds[1]), **settings))
+                mixture_list, input_shape, context_frames=context, random_gain=UNPAIRED_GAIN, seed=int(seeds[1]),
+                **settings))
             for index, samples in enumerate(source_lists):
                 sources.append(stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
-                    samples, output_shape, context_frames=0, random_gain=(0.2, 1.2),
+                    samples, output_shape, context_frames=0, random_gain=UNPAIRED_GAIN,
                     seed=int(seeds[2 + index]), **settings)))
         yield paired, mixtures, sources
 
@@ -80,16 +86,17 @@ def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=No
 def partition_loss(session, graph, songs, model_config):
     """The supervised loss averaged over all non-overlapping excerpts of ``songs``.
 
-    Every excerpt counts equally, whatever the batch it falls in.
+    Only the frames inside the songs count (as in the reference): the zero padding of a song's
+    last excerpt is left out, and every real frame weighs the same, whatever its batch.
     """
     input_shape, output_shape = network_shapes(model_config)
     settings = {key: model_config[key] for key in ("batch_size", "expected_sr", "mono_downmix",
                                                    "num_fft", "num_hop")}
     total, count = 0.0, 0
-    for batch in BatchGenerators.validation_batches(songs, input_shape, output_shape, **settings):
-        size = len(batch[0])
-        total += float(session.run(graph.validation_loss, graph.feed_validation(batch))) * size
-        count += size
+    for batch, valid_frames in BatchGenerators.validation_batches(songs, input_shape, output_shape, **settings):
+        frames = int(valid_frames.sum())
+        total += float(session.run(graph.validation_loss, graph.feed_validation(batch, valid_frames))) * frames
+        count += frames
     if count == 0:
         raise ValueError("The partition has no audio to compute a loss on.")
     return total / count

@@ -97,7 +97,8 @@ class TrainingGraph:
     inference_input: tf.Tensor             # placeholder [None, F_in, T_in, 1]
     inference_outputs: Dict[str, tf.Tensor]  # expm1 of the separator outputs [None, F_out, T_out, 1]
     validation_targets: Dict[str, tf.Tensor]  # placeholders [None, F_out, T_out, 1]
-    validation_loss: tf.Tensor             # supervised_loss of inference_input vs validation_targets
+    validation_frames: tf.Tensor           # int32 [None]: real output frames per example (default: all)
+    validation_loss: tf.Tensor             # supervised_loss of inference_input vs validation_targets, real frames only
 
     def feed_paired(self, batch: Sequence[np.ndarray]) -> dict:
         """Feed dict for a paired batch ``[mixture, source_1, ...]`` (PairedBatchGenerator order).
@@ -106,10 +107,17 @@ class TrainingGraph:
         """
         return self._feed_mixture_and_sources(batch, self.mixture, self.source_targets, "feed_paired")
 
-    def feed_validation(self, batch: Sequence[np.ndarray]) -> dict:
-        """Feed dict for ``validation_loss``: like :meth:`feed_paired`, but any batch size."""
-        return self._feed_mixture_and_sources(batch, self.inference_input, self.validation_targets,
+    def feed_validation(self, batch: Sequence[np.ndarray], valid_frames: Optional[np.ndarray] = None) -> dict:
+        """Feed dict for ``validation_loss``: like :meth:`feed_paired`, but any batch size.
+
+        ``valid_frames`` (int [B], optional): how many leading output frames of each example lie
+        inside its song; the loss leaves the others (zero padding past a song's end) out.
+        """
+        feed = self._feed_mixture_and_sources(batch, self.inference_input, self.validation_targets,
                                               "feed_validation")
+        if valid_frames is not None:
+            feed[self.validation_frames] = np.asarray(valid_frames, np.int32)
+        return feed
 
     def _feed_mixture_and_sources(self, batch, mixture, targets, caller):
         if len(batch) != 1 + len(self.sources):
@@ -183,6 +191,18 @@ def _denormalise(normalised):
 def _supervised_loss(estimates, targets_norm):
     """Sum over sources of the mean squared error in log-normalised magnitudes."""
     return tf.add_n([tf.reduce_mean(tf.square(estimates[name] - targets_norm[name])) for name in estimates])
+
+
+def _masked_supervised_loss(estimates, targets_norm, frames, output_shape):
+    """:func:`_supervised_loss` over the first ``frames[b]`` output frames of each example only.
+
+    Equal to it when every frame is real: each source's squared error is averaged over the
+    real (frequency, frame) cells of the batch.
+    """
+    mask = tf.sequence_mask(frames, output_shape[1], dtype=tf.float32)[:, tf.newaxis, :, tf.newaxis]
+    cells = tf.reduce_sum(mask) * output_shape[0]
+    return tf.add_n([tf.reduce_sum(mask * tf.square(estimates[name] - targets_norm[name])) / cells
+                     for name in estimates])
 
 
 def _additive_penalty(mixture_linear, estimates_norm):
@@ -270,8 +290,11 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
     inference_norm = separator.get_output(_normalise(inference_input), reuse=True)
     inference_outputs = {name: _denormalise(output) for name, output in inference_norm.items()}
     validation_targets = {name: _placeholder(None, output_shape, f"validation_source_{name}") for name in sources}
-    validation_loss = _supervised_loss(
-        inference_norm, {name: _normalise(target) for name, target in validation_targets.items()})
+    validation_frames = tf.compat.v1.placeholder_with_default(
+        tf.fill(tf.shape(inference_input)[:1], output_shape[1]), [None], name="validation_frames")
+    validation_loss = _masked_supervised_loss(
+        inference_norm, {name: _normalise(target) for name, target in validation_targets.items()},
+        validation_frames, output_shape)
     separator_scalars = {"supervised_loss": supervised_loss, "separator_loss": separator_loss}
     if semi_supervised:
         separator_scalars.update(L_u=unpaired["L_u"], additive_penalty=unpaired["additive_penalty"],
@@ -308,7 +331,7 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
         critic_weights_finite=critic_weights_finite, separator_scalars=separator_scalars,
         critic_scalars=critic_scalars, summary_scalars=summary_scalars, summary_images=summary_images,
         inference_input=inference_input, inference_outputs=inference_outputs,
-        validation_targets=validation_targets, validation_loss=validation_loss)
+        validation_targets=validation_targets, validation_frames=validation_frames, validation_loss=validation_loss)
 
 
 def _no_unpaired():

@@ -147,9 +147,12 @@ def test_bad_settings_are_rejected(tmp_path):
 def test_validation_batches_cover_every_song(tmp_path):
     songs = [chirp_song(tmp_path, "a", 1.0), chirp_song(tmp_path, "b", 0.45, silent_voice=True)]
     input_shape, output_shape = (BINS + 1, 18), (BINS, 8)
-    batches = list(BatchGenerators.validation_batches(songs, input_shape, output_shape, 3, SR, True, FFT, HOP))
+    batches, valid_frames = zip(*BatchGenerators.validation_batches(songs, input_shape, output_shape, 3, SR, True,
+                                                                    FFT, HOP))
     frames = [whole_song_magnitudes(song[0]).shape[1] for song in songs]  # 65 and 29
     windows = [int(np.ceil(n / 8)) for n in frames]
+    # Real frames per window: full windows, then each song's remainder (65 = 8 * 8 + 1, 29 = 3 * 8 + 5).
+    assert np.concatenate(valid_frames).tolist() == [8] * 8 + [1] + [8] * 3 + [5]
     assert [len(batch[0]) for batch in batches] == [3] * (sum(windows) // 3) + ([sum(windows) % 3] * (sum(windows) % 3 > 0))
     mixture, accompaniment, voice = (np.concatenate(parts) for parts in zip(*batches))
     assert mixture.shape[1:] == input_shape + (1,) and voice.shape[1:] == output_shape + (1,)

@@ -73,3 +73,10 @@ def test_root_without_the_expected_layout(setup, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetConfigError, match="Found no CCMixter songs.*mix,source-01,source-02"):
         build(setup, dataset_roots=dict(setup["roots"], CCMixter=str(tmp_path / "empty")))
+
+
+def test_medleydb_speakers_are_accompaniment_and_singers_are_voice(tmp_path):
+    songs = {"Poet_Reading": ["male speaker", "female singer", "piano", "female speaker"]}
+    description = DatasetLayouts.discover_database("MedleyDB", make_medleydb(tmp_path / "MedleyDB", songs=songs))
+    names = [instrument.name for instrument in description.tracks[0].instruments[1:]]
+    assert names == ["Other", "Voice", "Piano", "Other"]

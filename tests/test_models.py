@@ -336,3 +336,24 @@ def test_validation_loss_equals_the_supervised_loss_for_any_batch_size():
                       for i in range(2)]
     assert validation == pytest.approx(supervised, rel=1e-5)
     assert np.mean(single) == pytest.approx(supervised, rel=1e-5)
+
+
+def test_validation_loss_leaves_out_the_frames_past_a_songs_end():
+    rng = np.random.default_rng(5)
+    with tf.Graph().as_default() as graph:
+        model = build_training_graph(small_config(), semi_supervised=False)
+        batch = [random_batch(rng, 2, model.input_shape)] + [random_batch(rng, 2, model.output_shape)
+                                                              for _ in SOURCES]
+        valid = np.array([model.output_shape[1], 3])
+        with session(graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            masked = sess.run(model.validation_loss, model.feed_validation(batch, valid))
+            estimates = sess.run(model.inference_outputs, {model.inference_input: batch[0]})
+            changed = [part.copy() for part in batch]
+            for target in changed[1:]:
+                target[1, :, 3:] += 5.0  # what happens past the real frames must not count
+            again = sess.run(model.validation_loss, model.feed_validation(changed, valid))
+    errors = [(np.log1p(estimates[name]) - np.log1p(target)) ** 2 for name, target in zip(SOURCES, batch[1:])]
+    cells = model.output_shape[0] * valid.sum()
+    expected = sum((error[0].sum() + error[1, :, :3].sum()) / cells for error in errors)
+    assert masked == pytest.approx(expected, rel=1e-4) and again == pytest.approx(masked, rel=1e-6)
