@@ -103,6 +103,8 @@ def config():
         "init_unsup_sep_lr": 5e-5,  # Adam learning rate of the separator, semi-supervised phase
         "epoch_it": 1000,  # separator updates per epoch
         "num_disc": 5,  # updates of each critic per separator update
+        "critic_adam_betas": [0.9, 0.999],  # the critics' Adam (beta1, beta2); TF's defaults, as the paper
+        "critic_warmup": 0,  # critic updates before the separator's first semi-supervised step (paper: 0)
         "num_frames": 64,  # desired output frames of the U-Net (critic input width)
         "num_freqs": 256,  # desired output frequency rows (critic input height)
         "num_fft": 512,  # STFT size
@@ -254,6 +256,14 @@ def train_epoch(session, graph, writer, summaries, paired, mixtures, sources, mo
     remaining = state.epoch_start_step + model_config["epoch_it"] - step
     data_timer, start = Timer(), time.perf_counter()
     scalars = {}
+    warmup = model_config.get("critic_warmup", 0)
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise ValueError(f"model_config.critic_warmup={warmup!r}: give a whole number of critic updates >= 0")
+    if semi_supervised and step == 0 and warmup > 0:
+        # The critics first learn to tell real from estimated sources, so that L_u carries a
+        # signal when the separator first sees it (a resumed phase past step 0 skips this).
+        LOGGER.info("Warming up the critics: %d updates before the first separator update", warmup)
+        train_critics(session, graph, mixtures, sources, warmup, data_timer, step)
     with tqdm(total=model_config["epoch_it"], initial=model_config["epoch_it"] - remaining,
               desc=f"{PHASES[state.phase]} epoch {state.epoch + 1}", unit="step",
               leave=False, dynamic_ncols=True, disable=None) as progress:

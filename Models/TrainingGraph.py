@@ -172,6 +172,9 @@ def _check_config(model_config):
         raise ValueError(f"model_config lacks {missing}: add them (see Training.py's config)")
     if len(model_config["sources"]) == 0:
         raise ValueError("model_config['sources'] is empty: name at least one source")
+    betas = model_config.get("critic_adam_betas", DEFAULT_ADAM_BETAS)
+    if len(betas) != 2 or not all(isinstance(beta, (int, float)) and 0 <= beta < 1 for beta in betas):
+        raise ValueError(f"model_config.critic_adam_betas={betas!r}: give two numbers in [0, 1), e.g. [0.5, 0.9]")
 
 
 def _placeholder(batch_size, shape, name):
@@ -223,10 +226,15 @@ def _control_variables(model_config):
             scalar("disc_lr", model_config["init_disc_lr"]))
 
 
-def _minimize(loss, learning_rate, var_list, scope, global_step=None):
+# TensorFlow's Adam defaults, which the paper's script uses for every optimiser.
+DEFAULT_ADAM_BETAS = (0.9, 0.999)
+
+
+def _minimize(loss, learning_rate, var_list, scope, global_step=None, betas=DEFAULT_ADAM_BETAS):
     # Each optimiser in its own scope so its Adam accumulators have distinct, readable names.
     with tf.compat.v1.variable_scope(scope):
-        optimiser = tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate)
+        beta1, beta2 = (float(beta) for beta in betas)
+        optimiser = tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate, beta1=beta1, beta2=beta2)
         return optimiser.minimize(loss, var_list=var_list, global_step=global_step)
 
 
@@ -275,8 +283,10 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
     separator_vars = _scope_variables(SEPARATOR_SCOPE)
     separator_train_op = _minimize(separator_loss, unsup_sep_lr if semi_supervised else sup_sep_lr,
                                    separator_vars, "separator_solver", global_step=global_step)
+    critic_betas = model_config.get("critic_adam_betas", DEFAULT_ADAM_BETAS)
     critic_train_ops = {name: _minimize(unpaired["critic_losses"][name], disc_lr,
-                                        _scope_variables(critic_scope(name)), f"{critic_scope(name)}_solver")
+                                        _scope_variables(critic_scope(name)), f"{critic_scope(name)}_solver",
+                                        betas=critic_betas)
                         for name in unpaired["critic_losses"]}
     all_critics_train_op = (tf.group(*critic_train_ops.values(), name="all_critics_train_op")
                             if critic_train_ops else None)

@@ -357,3 +357,20 @@ def test_validation_loss_leaves_out_the_frames_past_a_songs_end():
     cells = model.output_shape[0] * valid.sum()
     expected = sum((error[0].sum() + error[1, :, :3].sum()) / cells for error in errors)
     assert masked == pytest.approx(expected, rel=1e-4) and again == pytest.approx(masked, rel=1e-6)
+
+
+def test_the_critics_adam_betas_are_a_setting_with_the_papers_default():
+    def critic_beta1(**changes):
+        with tf.Graph().as_default() as graph:
+            build_training_graph(small_config(**changes), semi_supervised=True)
+            powers = [v for v in tf.compat.v1.global_variables() if v.op.name.endswith("beta1_power")]
+            with session(graph) as sess:
+                sess.run(tf.compat.v1.global_variables_initializer())
+                return {v.op.name.split("/")[0]: float(sess.run(v)) for v in powers}
+
+    default = critic_beta1()
+    assert default["critic_voice_solver"] == pytest.approx(0.9) and default["separator_solver"] == pytest.approx(0.9)
+    changed = critic_beta1(critic_adam_betas=[0.5, 0.9])
+    assert changed["critic_voice_solver"] == pytest.approx(0.5) and changed["separator_solver"] == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="critic_adam_betas"):
+        critic_beta1(critic_adam_betas=[0.5])

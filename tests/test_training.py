@@ -378,3 +378,28 @@ def test_kill_9_mid_epoch_leaves_no_reader_behind_and_resume_continues_from_the_
     assert after.history[0] == before["history"][0]  # the finished epoch was kept, not trained again
     assert [entry["step"] for entry in after.history] == [200, 400]  # only the killed epoch was redone
     assert "Resuming supervised phase" in resumed.stderr
+
+
+@pytest.mark.parametrize("warmup, mixture_batches", [(0, 4), (3, 7)])
+def test_critic_warmup_updates_the_critics_before_the_first_separator_step(tmp_path, tiny_dataset, monkeypatch,
+                                                                           warmup, mixture_batches):
+    real = TrainingData.batch_generators
+    calls = []
+
+    @contextlib.contextmanager
+    def counting(*args, **kwargs):
+        with real(*args, **kwargs) as (paired, mixtures, sources):
+            get_batch = mixtures.get_batch
+
+            def counted():
+                calls.append(1)
+                return get_batch()
+
+            mixtures.get_batch = counted
+            yield paired, mixtures, sources
+
+    monkeypatch.setattr(TrainingData, "batch_generators", counting)
+    config = tiny_model_config(tmp_path, critic_warmup=warmup)  # epoch_it=2, num_disc=1
+    state = run_phase("semisup", tiny_dataset, config, max_epochs=1)
+    # Each separator step takes one mixture batch for its critic update and one for itself.
+    assert state.epoch == 1 and len(calls) == mixture_batches
