@@ -361,8 +361,9 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
     if not overwrite:
         _refuse_existing([path for outputs in plan.values() for path in outputs.values()])
     samples = {path: _probe_audio(path) for path in inputs}
-    for path in inputs:  # refuse a bad file before anything is written
-        _check_finite_input(path)
+    if len(inputs) > 1:  # refuse a bad file before anything is written (one file is checked as it is read)
+        for path in inputs:
+            _check_finite_input(path)
     written = []
     with Separator(checkpoint, batch_size) as separator:
         for path in tqdm(inputs, desc="Separating", unit="file", disable=None):

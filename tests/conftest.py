@@ -32,6 +32,16 @@ def sine(frequency, seconds, sample_rate=44100, channels=1, amplitude=0.3):
     return tone if channels == 1 else np.stack([tone] * channels, axis=1)
 
 
+def process_gone(pid):
+    """True once process ``pid`` has exited (a zombie waiting to be reaped counts as gone)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def wait_until(condition, seconds):
     """Poll ``condition()`` every 50 ms for up to ``seconds``; returns its last value."""
     deadline = time.monotonic() + seconds

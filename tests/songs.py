@@ -9,6 +9,7 @@ import Input
 from Sample import Sample
 from conftest import write_wav
 
+
 SR = 8192
 FFT, HOP = 256, 128
 BINS = FFT // 2 + 1
@@ -20,8 +21,10 @@ def chirp(seconds, sample_rate, low=150.0, high=3800.0, amplitude=0.4):
     phase = 2 * np.pi * (low * t + (high - low) * t ** 2 / (2 * seconds))
     return (amplitude * np.sin(phase)).astype(np.float32)
 
+
 def make_sample(path, audio, sample_rate=SR):
     return Sample.from_path(write_wav(path, audio, sample_rate))
+
 
 def chirp_song(folder, name, seconds, sample_rate=SR, silent_voice=False):
     """(mixture, accompaniment, voice) where the accompaniment IS the mixture's audio, so the
@@ -32,8 +35,10 @@ def chirp_song(folder, name, seconds, sample_rate=SR, silent_voice=False):
     voice = None if silent_voice else make_sample(folder / f"{name}_voice.wav", 0.5 * audio[::-1], sample_rate)
     return mixture, accompaniment, voice
 
+
 def whole_song_magnitudes(sample, num_fft=FFT, num_hop=HOP):
     return np.abs(Input.stft(Input.read_audio(sample.path, SR), num_fft, num_hop))
+
 
 def find_frame(window, spectrogram):
     """Start frame where ``window`` [F, T] matches ``spectrogram`` [F, N] best."""
@@ -41,11 +46,13 @@ def find_frame(window, spectrogram):
     errors = [np.abs(spectrogram[:, p:p + width] - window).max() for p in range(spectrogram.shape[1] - width + 1)]
     return int(np.argmin(errors)), float(np.min(errors))
 
+
 def generator_kwargs(**overrides):
     settings = dict(batch_size=4, expected_sr=SR, num_fft=FFT, num_hop=HOP, duration=1.0, cache_size=4,
                     num_workers=0, min_replacement_rate=2, seed=0)
     settings.update(overrides)
     return settings
+
 
 def song_with_a_bad_voice_sample(folder, name, value=np.nan, sample_rate=SR, bad_seconds=0.25):
     """A 1 s chirp song whose voice file holds one non-finite sample at ``bad_seconds``."""
@@ -55,9 +62,11 @@ def song_with_a_bad_voice_sample(folder, name, value=np.nan, sample_rate=SR, bad
     write_wav(song[2].path, audio, sample_rate)
     return song
 
+
 def magnitude_store(songs, folder, num_fft=FFT, num_hop=HOP):
     samples = [sample for song in songs for sample in song if not Input.is_silent(sample)]
     return AudioCache.magnitude_store({"train_sup": samples}, str(folder), SR, num_fft, num_hop, num_workers=0)
+
 
 class ExplodingSample:
     """Stands for a bug in the reading code: touching ``path`` raises inside the worker."""

@@ -15,6 +15,7 @@ def test_validation_batches_refuse_a_non_finite_song(tmp_path):
     with pytest.raises(Input.NonFiniteAudioError, match="bad_voice.wav"):
         list(BatchGenerators.validation_batches(songs, (BINS + 1, 18), (BINS, 8), 3, SR, True, FFT, HOP))
 
+
 @pytest.mark.parametrize("num_fft, input_shape, output_shape, batch_size, num_sources", [
     (256, (140, 30), (130, 10), 3, 2),
     (512, (270, 24), (258, 8), 2, 1),
@@ -37,6 +38,7 @@ def test_paired_batch_shapes(tmp_path, num_fft, input_shape, output_shape, batch
         assert array.dtype == np.float32 and array.min() >= 0.0 and array.max() > 0.0
         assert not array[:, :before].any() and not array[:, before + bins:].any()  # frequency padding
 
+
 @pytest.mark.parametrize("shape, context, gain", [((130, 30), 10, None), ((129, 7), 0, (0.2, 1.2))])
 def test_single_batch_shapes(tmp_path, shape, context, gain):
     samples = [make_sample(tmp_path / f"{i}.wav", chirp(1.2, SR)) for i in range(3)]
@@ -47,6 +49,7 @@ def test_single_batch_shapes(tmp_path, shape, context, gain):
     assert batch.shape == (6,) + shape + (1,) and batch.dtype == np.float32
     assert not batch[:, BINS:].any()
 
+
 def test_random_gain_range(tmp_path):
     samples = [make_sample(tmp_path / "tone.wav", sine(1000.0, 3.0, SR))]  # same magnitude everywhere
     kwargs = generator_kwargs(batch_size=32, cache_size=2)
@@ -56,6 +59,7 @@ def test_random_gain_range(tmp_path):
         gains = gained.get_batch().max(axis=(1, 2, 3)) / reference.max()
     assert np.allclose(reference, reference.max(), rtol=1e-3)
     assert gains.min() >= 0.2 - 1e-3 and gains.max() <= 1.2 + 1e-3 and gains.std() > 0.1
+
 
 @pytest.mark.parametrize("num_fft, num_hop", [(FFT, HOP), (512, 128)])
 def test_paired_windows_are_aligned_and_padded_at_song_edges(tmp_path, num_fft, num_hop):
@@ -71,6 +75,7 @@ def test_paired_windows_are_aligned_and_padded_at_song_edges(tmp_path, num_fft, 
             edges |= check_paired_alignment(batch, songs, output_shape, input_shape, num_fft, num_hop)
     assert edges == {"start", "end"}
 
+
 def test_silent_sources_give_zero_magnitudes(tmp_path):
     songs = [chirp_song(tmp_path, "a", 1.0, silent_voice=True)]
     silent_file = make_sample(tmp_path / "silence.wav", np.zeros(SR, np.float32))
@@ -81,6 +86,7 @@ def test_silent_sources_give_zero_magnitudes(tmp_path):
     assert not voice.any() and accompaniment.any()
     with BatchGenerators.SingleSourceBatchGenerator([silent_file, None], (BINS, 5), **generator_kwargs()) as generator:
         assert not generator.get_batch().any()
+
 
 def test_inline_generator_is_deterministic_and_keeps_the_replacement_rate(tmp_path):
     songs = [chirp_song(tmp_path, str(i), 2.0) for i in range(3)]
@@ -99,6 +105,7 @@ def test_inline_generator_is_deterministic_and_keeps_the_replacement_rate(tmp_pa
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, other))
     assert stats["batches"] == 5 and stats["items_replaced"] == 10 and stats["replacement_rate"] == 2.0
     assert stats["items_read"] == 4 + 10
+
 
 def test_batches_from_the_magnitude_store_equal_batches_computed_from_audio(tmp_path):
     # A short song (every window touches an edge), a longer one, and a song without voice.
@@ -119,6 +126,7 @@ def test_batches_from_the_magnitude_store_equal_batches_computed_from_audio(tmp_
             assert x.any()
             np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-6)
 
+
 def test_workers_read_from_the_store_and_batches_stay_put(tmp_path):
     songs = [chirp_song(tmp_path, str(i), 2.0) for i in range(2)]
     store = magnitude_store(songs, tmp_path / "cache")
@@ -133,6 +141,7 @@ def test_workers_read_from_the_store_and_batches_stay_put(tmp_path):
     for array, copy in zip(first, kept):  # a batch is the caller's, not a view of the cache
         np.testing.assert_array_equal(array, copy)
 
+
 def test_bad_settings_are_rejected(tmp_path):
     song = chirp_song(tmp_path, "a", 1.0)
     with pytest.raises(ValueError, match="even"):
@@ -143,6 +152,7 @@ def test_bad_settings_are_rejected(tmp_path):
         BatchGenerators.SingleSourceBatchGenerator([], (BINS, 5), **generator_kwargs())
     with pytest.raises(ValueError, match="mono_downmix"):
         BatchGenerators.SingleSourceBatchGenerator([song[0]], (BINS, 5), **generator_kwargs(mono_downmix=False))
+
 
 def test_validation_batches_cover_every_song(tmp_path):
     songs = [chirp_song(tmp_path, "a", 1.0), chirp_song(tmp_path, "b", 0.45, silent_voice=True)]

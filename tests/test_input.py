@@ -17,6 +17,7 @@ def test_resampling_keeps_a_sines_frequency(tmp_path):
     assert abs(np.argmax(spectrum) * SR / 512 - 1000.0) <= SR / 512
     assert 0.25 < np.abs(audio).max() < 0.35  # amplitude kept (0.3), stereo averaged
 
+
 def test_read_audio_clips_and_pads_sections(tmp_path):
     loud = np.full(SR, 1.5, np.float32)
     path = write_wav(tmp_path / "loud.wav", loud, SR)
@@ -25,6 +26,7 @@ def test_read_audio_clips_and_pads_sections(tmp_path):
     assert np.all(audio[:SR // 2] == 0.0)  # before the file's start
     assert np.all(audio[SR // 2:SR] == 1.0)  # clipped
     assert np.all(audio[3 * SR // 2 - 1:] <= 1.0)
+
 
 def test_random_section_reports_its_centre(tmp_path):
     audio = chirp(3.0, 22050)
@@ -35,6 +37,7 @@ def test_random_section_reports_its_centre(tmp_path):
     centre = Input.read_audio(path, SR, offset=offset, duration=1.0)
     np.testing.assert_allclose(section[SR // 2:SR // 2 + SR], centre, atol=1e-5)
 
+
 def test_section_reads_match_the_whole_file(tmp_path):
     """Seeking + resampling a section gives the samples of a whole-file read."""
     noise = (np.random.default_rng(0).standard_normal(3 * 44100) * 0.1).astype(np.float32)
@@ -43,6 +46,7 @@ def test_section_reads_match_the_whole_file(tmp_path):
     section = Input.read_audio(path, SR, offset=1.2, duration=0.5)
     start = int(round(1.2 * SR))
     np.testing.assert_allclose(section, whole[start:start + len(section)], atol=1e-5)
+
 
 def test_audioread_reader_matches_soundfile(tmp_path):
     audio = sine(440.0, 0.5, SR, channels=2)
@@ -56,6 +60,7 @@ def test_audioread_reader_matches_soundfile(tmp_path):
     assert decoded.shape == expected.shape == (1000, 2)
     np.testing.assert_allclose(decoded, expected, atol=1e-4)
 
+
 def test_unreadable_file_error_names_the_path(tmp_path):
     path = tmp_path / "broken.wav"
     path.write_bytes(b"not audio at all")
@@ -63,6 +68,7 @@ def test_unreadable_file_error_names_the_path(tmp_path):
         Input.read_audio(str(path), SR)
     with pytest.raises(Input.UnreadableAudioError, match="does not exist"):
         Input.read_audio(str(tmp_path / "missing.wav"), SR)
+
 
 @pytest.mark.parametrize("value, sample_rate", [(np.nan, SR), (np.inf, SR), (-np.inf, 44100)])
 def test_non_finite_samples_are_refused_naming_the_file_and_the_time(tmp_path, value, sample_rate):
@@ -72,6 +78,7 @@ def test_non_finite_samples_are_refused_naming_the_file_and_the_time(tmp_path, v
         with pytest.raises(Input.NonFiniteAudioError, match=rf"bad_voice\.wav.*\(at 0\.250 s\) is {value}"):
             read()
     assert np.isfinite(Input.read_audio(voice, SR, offset=0.6, duration=0.3)).all()  # other spans read fine
+
 
 def test_stft_matches_librosa_and_round_trips_to_exact_length():
     import librosa
@@ -92,6 +99,7 @@ def test_stft_matches_librosa_and_round_trips_to_exact_length():
     np.testing.assert_allclose(Input.istft(magnitude, phasors, 256, 5001),
                                Input.istft(magnitude, np.angle(spectrogram), 256, 5001), atol=1e-6)
 
+
 def test_whole_song_spectrogram_shapes(tmp_path):
     # How Evaluate separates a song: read it whole at the model's rate, STFT, istft with its phase.
     path = write_wav(tmp_path / "s.wav", chirp(1.3, 16000), 16000)
@@ -101,6 +109,7 @@ def test_whole_song_spectrogram_shapes(tmp_path):
     assert audio.shape == (int(round(1.3 * SR)),)
     assert magnitude.shape == phase.shape == (257, 1 + len(audio) // 256)
     np.testing.assert_allclose(Input.istft(magnitude, phase, 256, len(audio)), audio, atol=1e-4)
+
 
 def test_normalise_pad_and_crop_numpy():
     magnitude = np.random.default_rng(2).random((2, 257, 10, 1)).astype(np.float32)
@@ -116,6 +125,7 @@ def test_normalise_pad_and_crop_numpy():
     np.testing.assert_array_equal(Input.crop(padded, (258, 6)), cropped)
     with pytest.raises(ValueError):
         Input.crop(padded, (400, 6))
+
 
 def test_normalise_pad_and_crop_tensorflow():
     tf = pytest.importorskip("tensorflow")

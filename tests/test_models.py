@@ -1,5 +1,7 @@
 """Tests of Models/: U-Net shapes, critic, gradient penalty, loss terms, train ops, checkpoints."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -322,37 +324,38 @@ def test_inference_outputs_share_the_separator_and_accept_any_batch():
         assert more[name].shape == (4, *model.output_shape, 1)
 
 
-def test_validation_loss_equals_the_supervised_loss_for_any_batch_size():
-    rng = np.random.default_rng(4)
+@contextlib.contextmanager
+def supervised_graph_and_batch(seed):
+    """``(model, paired batch of 2, initialised session)`` of a new supervised graph."""
+    rng = np.random.default_rng(seed)
     with tf.Graph().as_default() as graph:
         model = build_training_graph(small_config(), semi_supervised=False)
         batch = [random_batch(rng, 2, model.input_shape)] + [random_batch(rng, 2, model.output_shape)
                                                               for _ in SOURCES]
         with session(graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            supervised = sess.run(model.supervised_loss, model.feed_paired(batch))
-            validation = sess.run(model.validation_loss, model.feed_validation(batch))
-            single = [sess.run(model.validation_loss, model.feed_validation([part[i:i + 1] for part in batch]))
-                      for i in range(2)]
+            yield model, batch, sess
+
+
+def test_validation_loss_equals_the_supervised_loss_for_any_batch_size():
+    with supervised_graph_and_batch(4) as (model, batch, sess):
+        supervised = sess.run(model.supervised_loss, model.feed_paired(batch))
+        validation = sess.run(model.validation_loss, model.feed_validation(batch))
+        single = [sess.run(model.validation_loss, model.feed_validation([part[i:i + 1] for part in batch]))
+                  for i in range(2)]
     assert validation == pytest.approx(supervised, rel=1e-5)
     assert np.mean(single) == pytest.approx(supervised, rel=1e-5)
 
 
 def test_validation_loss_leaves_out_the_frames_past_a_songs_end():
-    rng = np.random.default_rng(5)
-    with tf.Graph().as_default() as graph:
-        model = build_training_graph(small_config(), semi_supervised=False)
-        batch = [random_batch(rng, 2, model.input_shape)] + [random_batch(rng, 2, model.output_shape)
-                                                              for _ in SOURCES]
+    with supervised_graph_and_batch(5) as (model, batch, sess):
         valid = np.array([model.output_shape[1], 3])
-        with session(graph) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            masked = sess.run(model.validation_loss, model.feed_validation(batch, valid))
-            estimates = sess.run(model.inference_outputs, {model.inference_input: batch[0]})
-            changed = [part.copy() for part in batch]
-            for target in changed[1:]:
-                target[1, :, 3:] += 5.0  # what happens past the real frames must not count
-            again = sess.run(model.validation_loss, model.feed_validation(changed, valid))
+        masked = sess.run(model.validation_loss, model.feed_validation(batch, valid))
+        estimates = sess.run(model.inference_outputs, {model.inference_input: batch[0]})
+        changed = [part.copy() for part in batch]
+        for target in changed[1:]:
+            target[1, :, 3:] += 5.0  # what happens past the real frames must not count
+        again = sess.run(model.validation_loss, model.feed_validation(changed, valid))
     errors = [(np.log1p(estimates[name]) - np.log1p(target)) ** 2 for name, target in zip(SOURCES, batch[1:])]
     cells = model.output_shape[0] * valid.sum()
     expected = sum((error[0].sum() + error[1, :, :3].sum()) / cells for error in errors)

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 import BatchGenerators
-from conftest import ROOT, wait_until
+from conftest import ROOT, process_gone, wait_until
 from songs import BINS, FFT, HOP, SR, check_paired_alignment, chirp, chirp_song, ExplodingSample, generator_kwargs, make_sample
 
 
@@ -22,6 +22,7 @@ def multiprocessing_helper(process):
     command = " ".join(process.cmdline())
     return process.ppid() == os.getpid() and ("multiprocessing.forkserver" in command or
                                              "multiprocessing.resource_tracker" in command)
+
 
 def worker_children():
     """Live descendant processes of this test process, other than multiprocessing helpers."""
@@ -34,17 +35,13 @@ def worker_children():
             continue
     return alive
 
-def gone(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 def ignores_interrupts(pid):
     """True once the process ignores SIGINT and SIGTERM (Linux: the SigIgn mask in /proc/<pid>/status)."""
     with open(f"/proc/{pid}/status") as status:
         mask = next(line.split()[1] for line in status if line.startswith("SigIgn:"))
     return all(int(mask, 16) & (1 << (number - 1)) for number in (signal.SIGINT, signal.SIGTERM))
+
 
 SCRIPT = """
 import sys, time
@@ -64,6 +61,7 @@ if __name__ == "__main__":
     {ending}
 """
 
+
 def test_workers_fill_the_cache_and_leave_no_process_behind(tmp_path):
     songs = [chirp_song(tmp_path, str(i), 2.0) for i in range(2)]
     before = set(worker_children())
@@ -76,7 +74,7 @@ def test_workers_fill_the_cache_and_leave_no_process_behind(tmp_path):
         check_paired_alignment([mixture, accompaniment], songs, (BINS, 10), (BINS, 20))
         stats = generator.stats()
     assert stats["items_replaced"] >= 2 * 5 and stats["batches"] == 5
-    assert all(gone(pid) for pid in pids)
+    assert all(process_gone(pid) for pid in pids)
     assert set(worker_children()) <= before
 
     with pytest.raises(ValueError, match="trainer failed"):
@@ -84,7 +82,7 @@ def test_workers_fill_the_cache_and_leave_no_process_behind(tmp_path):
             pids = generator.worker_pids()
             generator.get_batch()
             raise ValueError("trainer failed")
-    assert pids and all(gone(pid) for pid in pids)
+    assert pids and all(process_gone(pid) for pid in pids)
 
     generator.start()
     pids = generator.worker_pids()
@@ -99,8 +97,9 @@ def test_workers_fill_the_cache_and_leave_no_process_behind(tmp_path):
             assert generator.get_batch()[0].shape == (4, BINS, 20, 1)  # workers ignore both
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)  # interrupted long before
-    assert all(gone(pid) for pid in pids)
+    assert all(process_gone(pid) for pid in pids)
     assert set(worker_children()) <= before
+
 
 def test_crashing_worker_makes_get_batch_raise(tmp_path):
     songs = [chirp_song(tmp_path, "a", 1.0), (ExplodingSample(), ExplodingSample(), ExplodingSample())]
@@ -113,6 +112,7 @@ def test_crashing_worker_makes_get_batch_raise(tmp_path):
     assert time.monotonic() - began < 20
     assert not generator.worker_pids()
 
+
 def test_killed_worker_makes_get_batch_raise(tmp_path):
     songs = [chirp_song(tmp_path, "a", 1.0)]
     with BatchGenerators.PairedBatchGenerator(songs, (BINS, 12), (BINS, 12), **generator_kwargs(num_workers=1)) as generator:
@@ -124,6 +124,7 @@ def test_killed_worker_makes_get_batch_raise(tmp_path):
             for _ in range(1000):
                 generator.get_batch()
         assert time.monotonic() - began < 10
+
 
 @pytest.mark.parametrize("ending, kill", [("pass", False), ("time.sleep(60)", True)])
 def test_workers_end_with_their_parent(tmp_path, ending, kill):
@@ -143,7 +144,7 @@ def test_workers_end_with_their_parent(tmp_path, ending, kill):
         if kill:
             process.kill()
         process.wait(timeout=20)
-        assert wait_until(lambda: all(gone(pid) for pid in pids), 10)
+        assert wait_until(lambda: all(process_gone(pid) for pid in pids), 10)
         assert log.read_text() == "imported\n"
     finally:
         process.kill()

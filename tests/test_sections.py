@@ -19,6 +19,7 @@ def test_a_non_finite_file_stops_the_batch_generator_instead_of_being_skipped(tm
             for _ in range(50):
                 generator.get_batch()
 
+
 def test_unreadable_file_is_skipped_with_one_warning(tmp_path, caplog):
     good = chirp_song(tmp_path, "good", 1.0)
     bad = chirp_song(tmp_path, "bad", 1.0)
@@ -33,6 +34,7 @@ def test_unreadable_file_is_skipped_with_one_warning(tmp_path, caplog):
     assert generator.stats()["unreadable_entries"] == 1
     assert batch[2].any()  # only the good song (with a voice) is left
 
+
 def test_all_unreadable_files_raise(tmp_path, caplog):
     bad = make_sample(tmp_path / "bad.wav", chirp(1.0, SR))
     os.remove(bad.path)
@@ -43,6 +45,7 @@ def test_all_unreadable_files_raise(tmp_path, caplog):
         with BatchGenerators.SingleSourceBatchGenerator([bad], (BINS, 5), **generator_kwargs(num_workers=1)):
             pass
     assert sum(bad.path in record.getMessage() for record in caplog.records) == 2  # once per generator
+
 
 def test_a_store_of_other_stft_settings_is_rejected(tmp_path):
     songs = [chirp_song(tmp_path, "a", 1.0)]

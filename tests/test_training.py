@@ -21,7 +21,7 @@ import Training
 import TrainingData
 from Models.Unet import shapes_for_config
 from Sample import Sample
-from conftest import ROOT, wait_until, write_wav
+from conftest import ROOT, process_gone, wait_until, write_wav
 
 tf.compat.v1.disable_eager_execution()
 
@@ -330,17 +330,6 @@ SMALL_MODEL = ["model_config.num_fft=128", "model_config.num_hop=64", "model_con
                "model_config.critic_initial_filters=4", "model_config.critic_dense_units=4"]
 
 
-def alive_descendants(processes):
-    alive = []
-    for process in processes:
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE:
-                alive.append(process)
-        except psutil.NoSuchProcess:
-            continue
-    return alive
-
-
 def test_kill_9_mid_epoch_leaves_no_reader_behind_and_resume_continues_from_the_last_epoch(tmp_path):
     args = (["with", "demo", "experiment_id=killed", "max_epochs=2", "model_config.epoch_it=200",
              "model_config.batch_size=2", "model_config.num_workers=2", "model_config.num_disc=1",
@@ -357,14 +346,15 @@ def test_kill_9_mid_epoch_leaves_no_reader_behind_and_resume_continues_from_the_
             return state_file.is_file() and json.loads(state_file.read_text())["epoch"] >= 1
 
         assert wait_until(first_epoch_done, 300)
-        children = psutil.Process(trainer.pid).children(recursive=True)
+        children = [child.pid for child in psutil.Process(trainer.pid).children(recursive=True)]
         assert len(children) >= 2  # the reader processes of the paired generator (and their helpers)
         trainer.send_signal(signal.SIGKILL)
         trainer.wait(timeout=30)
     finally:
         trainer.kill()
         trainer.wait()
-    assert wait_until(lambda: not alive_descendants(children), 15), alive_descendants(children)
+    assert wait_until(lambda: all(process_gone(pid) for pid in children), 15), \
+        [pid for pid in children if not process_gone(pid)]
     before = json.loads(state_file.read_text())
     assert before["epoch"] == 1 and not before["finished"]  # killed during the second epoch
 
