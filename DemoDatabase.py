@@ -5,6 +5,13 @@ path of the paper experiment (44.1 kHz stereo files, resampling, down-mixing, st
 channel splits). Every song is composed (DemoSongs.py) and synthesised (DemoSynthesis.py) with numpy and
 scipy from a seed; this module writes the songs into the four layouts.
 
+The demo is the paper's setting in miniature: a small paired set (DSD100 layout, 2 x 4 songs)
+of one family of singers and instruments, and larger sets in the MedleyDB (12 songs),
+CCMixter (9) and iKala (12 clips) layouts, each drawn from a family of its own (other
+voices and registers, lead instruments, pads, mixing levels; see ``DemoSongs.FAMILIES``).
+Their thirds used as unpaired training data come from the same domains as their test songs,
+and the paired training songs do not.
+
 Voice and accompaniment instruments are panned differently, so the two channels differ and
 the down-mix matters. All audio is 44.1 kHz (``sample_rate``) stereo: 32-bit float WAV wherever
 files must add up exactly, 16-bit PCM for iKala (as in the real distribution).
@@ -28,14 +35,19 @@ import numpy as np
 from tqdm import tqdm
 
 import Utils
-from DemoSongs import (DATABASE_NAMES, SINGER_CENTRES, draw_song_plan, mix, peak_normalise, render_song, song_names,
+from DemoSongs import (DATABASE_NAMES, FAMILIES, draw_song_plan, mix, peak_normalise, render_song, song_names,
                        song_rng, song_seconds)
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  # bump whenever the generated audio or layout changes
+FORMAT_VERSION = 2  # bump whenever the generated audio or layout changes
 MARKER_NAME = "demo_database.json"
 IKALA_FIRST_ID = 10161
+
+
+def _plan(rng, database, seconds, sample_rate):
+    """A song plan in the tempo range of ``database``'s family."""
+    return draw_song_plan(rng, seconds, sample_rate, FAMILIES[database].tempo_bpm)
 
 
 def write_dsd100_song(root, split, number, artist, title, rng, seconds, sample_rate):
@@ -45,10 +57,7 @@ def write_dsd100_song(root, split, number, artist, title, rng, seconds, sample_r
     ``<root>/Sources/<split>/<same>/{bass,drums,other,vocals}.wav``, stereo at ``sample_rate``.
     """
     name = f"{number:03d} - {artist} - {title}"
-    plan = draw_song_plan(rng, song_seconds(rng, seconds), sample_rate)
-    stems = render_song(plan, rng, singer=str(rng.choice(sorted(SINGER_CENTRES))),
-                        chords=str(rng.choice(["piano", "acoustic guitar", "synthesizer"])),
-                        arpeggio=bool(rng.random() < 0.5))
+    stems = render_song(_plan(rng, "DSD100", song_seconds(rng, seconds), sample_rate), rng, FAMILIES["DSD100"])
     groups = {"bass": ["bass"], "drums": ["drums"], "other": ["chords", "arpeggio"], "vocals": ["vocals"]}
     tracks = [sum(s.audio for s in stems if s.name in members) for members in groups.values()]
     tracks = peak_normalise(tracks, float(rng.uniform(0.6, 0.95)))
@@ -65,11 +74,8 @@ def write_medleydb_song(root, index, artist, title, rng, seconds, sample_rate, i
     vocals ("vocalists"). Instrumental songs carry a guitar melody instead and no singer.
     """
     name = artist.replace(" ", "") + "_" + title.replace(" ", "")
-    plan = draw_song_plan(rng, song_seconds(rng, seconds), sample_rate)
-    singer = None if instrumental else str(rng.choice(sorted(SINGER_CENTRES)))
-    stems = render_song(plan, rng, singer=singer, backing_vocals=index == 0 and not instrumental,
-                        chords=str(rng.choice(["piano", "acoustic guitar", "synthesizer"])),
-                        arpeggio=bool(rng.random() < 0.5), lead_instrument=instrumental)
+    stems = render_song(_plan(rng, "MedleyDB", song_seconds(rng, seconds), sample_rate), rng, FAMILIES["MedleyDB"],
+                        backing_vocals=index == 0 and not instrumental, instrumental=instrumental)
     tracks = peak_normalise([s.audio for s in stems], float(rng.uniform(0.6, 0.95)))
     folder = os.path.join(root, "Audio", name)
     stem_files = [f"{name}_STEM_{i:02d}.wav" for i in range(1, len(stems) + 1)]
@@ -104,10 +110,7 @@ def write_ccmixter_song(root, artist, title, rng, seconds, sample_rate):
     """Write one CCMixter song: ``<root>/<Artist_-_Title>/mix.wav`` = ``source-01.wav``
     (instrumental) + ``source-02.wav`` (voice), float WAV stereo at ``sample_rate``."""
     name = artist.replace(" ", "_") + "_-_" + title.replace(" ", "_")
-    plan = draw_song_plan(rng, song_seconds(rng, seconds), sample_rate)
-    stems = render_song(plan, rng, singer=str(rng.choice(sorted(SINGER_CENTRES))),
-                        chords=str(rng.choice(["piano", "acoustic guitar", "synthesizer"])),
-                        arpeggio=bool(rng.random() < 0.5))
+    stems = render_song(_plan(rng, "CCMixter", song_seconds(rng, seconds), sample_rate), rng, FAMILIES["CCMixter"])
     accompaniment = sum(s.audio for s in stems if not s.is_voice)
     voice = sum(s.audio for s in stems if s.is_voice)
     accompaniment, voice = peak_normalise([accompaniment, voice], float(rng.uniform(0.6, 0.95)))
@@ -125,18 +128,15 @@ def ikala_clip_name(index):
 def write_ikala_clip(root, index, rng, seconds, sample_rate):
     """Write one iKala clip ``<root>/Wavfile/<id>_<section>.wav``: 16-bit PCM stereo with the
     accompaniment (mono down-mix) on the left channel and the voice on the right."""
-    plan = draw_song_plan(rng, seconds, sample_rate)
-    stems = render_song(plan, rng, singer=str(rng.choice(sorted(SINGER_CENTRES))),
-                        chords=str(rng.choice(["piano", "acoustic guitar", "synthesizer"])),
-                        arpeggio=bool(rng.random() < 0.5))
+    stems = render_song(_plan(rng, "iKala", seconds, sample_rate), rng, FAMILIES["iKala"])
     accompaniment = sum(s.audio for s in stems if not s.is_voice).mean(axis=1)
     voice = sum(s.audio for s in stems if s.is_voice).mean(axis=1)
     channels = peak_normalise([accompaniment, voice], float(rng.uniform(0.6, 0.95)))
     Utils.atomic_write_audio(os.path.join(root, "Wavfile", ikala_clip_name(index)), np.stack(channels, axis=1),
                              sample_rate, subtype="PCM_16")
 
-def generate_demo_database(target_dir, seed=0, *, dsd_songs_per_split=4, medleydb_songs=4, ccmixter_songs=3,
-                           ikala_clips=3, song_seconds=16.0, ikala_clip_seconds=10.0, sample_rate=44100):
+def generate_demo_database(target_dir, seed=0, *, dsd_songs_per_split=4, medleydb_songs=12, ccmixter_songs=9,
+                           ikala_clips=12, song_seconds=16.0, ikala_clip_seconds=10.0, sample_rate=44100):
     """Generate the demo database into ``target_dir`` (once) and return its four roots.
 
     Layouts (all audio stereo at ``sample_rate`` Hz):

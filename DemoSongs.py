@@ -7,15 +7,13 @@ import dataclasses
 import numpy as np
 
 from DemoSynthesis import (VOWEL_FORMANTS, add_at, decaying_tone, draw_voice_style, midi_to_hz, pan, render_arpeggio,
-                           render_bass, render_chords, render_drums, render_voice)
+                           render_bass, render_chords, render_drums, render_voice, sustained_tone)
 
 DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala")
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 # Chord roots of four-bar loops as 0-based scale degrees (chords are stacked scale thirds).
 PROGRESSIONS = {"major": ((0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (0, 3, 0, 4)),
                 "minor": ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 5, 3, 4))}
-# MIDI ranges of the melody's centre per singer (female around E4-B4, male an octave lower).
-SINGER_CENTRES = {"female singer": (64, 71), "male singer": (52, 59)}
 # Invented names, alphabetical so that folder order follows the generation order.
 ARTISTS = ("Ada Brenner", "Bruno Castell", "Clara Denholm", "Dario Ellis", "Edda Farrow",
            "Felix Garner", "Greta Holm", "Hugo Ingram", "Iris Jansen", "Jonas Keller",
@@ -24,6 +22,60 @@ TITLE_ADJECTIVES = ("Silver", "Quiet", "Golden", "Hollow", "Paper", "Velvet", "D
                     "Electric", "Winter", "Crimson", "Gentle", "Northern")
 TITLE_NOUNS = ("Morning", "Harbour", "Lanterns", "River", "Echoes", "Garden", "Satellite",
                "Window", "Tide", "Meadow", "Signal", "Streets")
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """The singers, instruments and mixing habits of one demo database: its domain.
+
+    As DSD100 differs from MedleyDB, CCMixter and iKala in the paper's experiment, each demo
+    database draws its songs from a family of its own, so that a model trained on the paired
+    songs meets voices and instruments on the other databases that it has not heard.
+    Ranges are ``(low, high)`` of a uniform draw per song.
+
+    Attributes:
+        singers: MIDI range of the melody's centre per singer label (MedleyDB labels).
+        vibrato_cents: vibrato depth; breathiness: breath noise level (see ``VoiceStyle``).
+        tempo_bpm: tempo range.
+        chords: chord instruments to draw from (see ``DemoSynthesis.render_chords``).
+        arpeggio_probability: chance of a synthesizer arpeggio.
+        lead: instrumental melody in the singer's register, ``"clean electric guitar"``
+            (plucked) or ``"synthesizer lead"`` (sustained); None for none.
+        lead_probability: chance of that lead melody in a sung song.
+        voice_level_db: level of the voice relative to the usual mix balance, dB.
+    """
+
+    singers: dict
+    vibrato_cents: tuple
+    breathiness: tuple
+    tempo_bpm: tuple
+    chords: tuple
+    arpeggio_probability: float
+    lead: object
+    lead_probability: float
+    voice_level_db: tuple
+
+
+FAMILIES = {
+    # The paired set: male singers in a low register, piano or guitar chords, no lead melody.
+    "DSD100": Family(singers={"male singer": (48, 55)}, vibrato_cents=(15.0, 35.0), breathiness=(0.02, 0.04),
+                     tempo_bpm=(84.0, 110.0), chords=("piano", "acoustic guitar"), arpeggio_probability=0.0,
+                     lead=None, lead_probability=0.0, voice_level_db=(-1.0, 1.0)),
+    # A band: female singers, guitar strums with a guitar counter-melody, the voice further back.
+    "MedleyDB": Family(singers={"female singer": (64, 71)}, vibrato_cents=(30.0, 60.0), breathiness=(0.04, 0.07),
+                       tempo_bpm=(96.0, 128.0), chords=("acoustic guitar", "synthesizer"), arpeggio_probability=0.3,
+                       lead="clean electric guitar", lead_probability=0.6, voice_level_db=(-4.0, -1.0)),
+    # Electronic remixes: high, breathy voices over synthesizer pads, arpeggios and leads, voice upfront.
+    "CCMixter": Family(singers={"female singer": (67, 74), "male singer": (57, 64)}, vibrato_cents=(40.0, 70.0),
+                       breathiness=(0.06, 0.1), tempo_bpm=(110.0, 130.0), chords=("synthesizer",),
+                       arpeggio_probability=1.0, lead="synthesizer lead", lead_probability=0.5,
+                       voice_level_db=(0.0, 3.0)),
+    # Karaoke ballads: high voices with a wide vibrato, piano or pads, a sustained lead now and then.
+    "iKala": Family(singers={"female singer": (65, 72), "male singer": (55, 62)}, vibrato_cents=(50.0, 80.0),
+                    breathiness=(0.03, 0.06), tempo_bpm=(70.0, 96.0), chords=("piano", "synthesizer"),
+                    arpeggio_probability=0.5, lead="synthesizer lead", lead_probability=0.4,
+                    voice_level_db=(-1.0, 2.0)),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +150,14 @@ class Stem:
 
 
 
-def draw_song_plan(rng, seconds, sample_rate):
-    """Random key, scale, tempo and chord loop for a song of ``seconds`` at ``sample_rate`` Hz."""
+def draw_song_plan(rng, seconds, sample_rate, tempo_bpm=(84.0, 128.0)):
+    """Random key, scale, tempo (in the ``tempo_bpm`` range) and chord loop for a song of
+    ``seconds`` at ``sample_rate`` Hz."""
     mode = str(rng.choice(sorted(SCALES)))
     progressions = PROGRESSIONS[mode]
     return SongPlan(sample_rate=sample_rate,
                     num_samples=int(round(seconds * sample_rate)),
-                    tempo_bpm=float(rng.uniform(84, 128)),
+                    tempo_bpm=float(rng.uniform(*tempo_bpm)),
                     tonic=int(rng.integers(12)),
                     scale=SCALES[mode],
                     progression=progressions[int(rng.integers(len(progressions)))])
@@ -159,53 +212,70 @@ def harmony_line(notes, plan, every_other_phrase=True):
                                            velocity=0.8 * note.velocity))
     return harmony
 
-def render_song(plan, rng, *, singer=None, backing_vocals=False, chords="piano", arpeggio=False,
-                lead_instrument=False):
-    """All stems of one song, mixed to plausible relative levels.
+def render_song(plan, rng, family, *, backing_vocals=False, instrumental=False):
+    """All stems of one song of ``family``, mixed to plausible relative levels.
 
     Args:
-        plan: the song's :class:`SongPlan`.
+        plan: the song's :class:`SongPlan` (draw it with the family's tempo range).
         rng: ``np.random.Generator`` for every random choice of the song.
-        singer: ``"female singer"``, ``"male singer"`` or None (instrumental).
+        family: the database's :class:`Family` (singers, instruments, voice level).
         backing_vocals: add a harmony voice (MedleyDB label ``"vocalists"``).
-        chords: chord instrument, see :func:`render_chords`.
-        arpeggio: add a synthesizer arpeggio.
-        lead_instrument: add an instrumental melody (``"clean electric guitar"``).
+        instrumental: no singer; the family's lead instrument (or a guitar) plays the melody.
 
     Returns:
         List of :class:`Stem` with audio [samples, 2] at ``plan.sample_rate`` Hz, not yet
         peak-normalised (see :func:`peak_normalise`).
     """
+    chords = str(rng.choice(family.chords))
     stems = [Stem("bass", "electric bass", pan(render_bass(plan, rng), float(rng.uniform(-0.05, 0.05))), False),
              Stem("drums", "drum set", render_drums(plan, rng), False),
              Stem("chords", chords, render_chords(plan, rng, chords), False)]
     side = float(rng.choice([-1.0, 1.0]))
-    if arpeggio:
+    if rng.random() < family.arpeggio_probability:
         stems.append(Stem("arpeggio", "synthesizer", pan(render_arpeggio(plan, rng), -0.5 * side), False))
-    if lead_instrument:
-        notes = compose_melody(plan, rng, centre_midi=int(rng.integers(64, 72)))
-        lead = np.zeros(plan.num_samples)
-        for note in notes:
-            tone = decaying_tone(float(midi_to_hz(note.midi)), note.duration, plan.sample_rate,
-                                 num_partials=10, tilt=1.1, decay_seconds=0.8)
-            add_at(lead, int(note.start * plan.sample_rate), note.velocity * tone)
-        stems.append(Stem("lead", "clean electric guitar", pan(lead, 0.3 * side), False))
+    singer = None if instrumental else str(rng.choice(sorted(family.singers)))
+    centre = int(rng.integers(*family.singers[singer])) if singer else int(rng.integers(64, 72))
+    lead = (family.lead or "clean electric guitar") if instrumental else family.lead
+    if lead is not None and (instrumental or rng.random() < family.lead_probability):
+        # A counter-melody in the singer's register: what a model that has only heard the
+        # paired family's arrangements (no lead instrument) tends to take for the voice.
+        notes = compose_melody(plan, rng, centre_midi=centre + (0 if instrumental else 3))
+        stems.append(Stem("lead", lead, pan(render_lead(notes, plan, lead), 0.3 * side), False))
     if singer is not None:
-        centre = int(rng.integers(*SINGER_CENTRES[singer]))
         notes = compose_melody(plan, rng, centre_midi=centre)
-        voice = render_voice(notes, plan, draw_voice_style(rng, singer), rng)
+        style = draw_voice_style(rng, singer, family.vibrato_cents, family.breathiness)
+        voice = render_voice(notes, plan, style, rng)
         stems.append(Stem("vocals", singer, pan(voice, side * float(rng.uniform(0.08, 0.3))), True))
         if backing_vocals:
-            backing = render_voice(harmony_line(notes, plan), plan, draw_voice_style(rng, singer), rng)
+            style = draw_voice_style(rng, singer, family.vibrato_cents, family.breathiness)
+            backing = render_voice(harmony_line(notes, plan), plan, style, rng)
             stems.append(Stem("backing vocals", "vocalists", pan(backing, -0.4 * side), True))
-    return _set_levels(stems, rng)
+    voice_db = float(rng.uniform(*family.voice_level_db))
+    return _set_levels(stems, rng, voice_db, lead_db=-3.0 if instrumental else -7.0)
 
 
-def _set_levels(stems, rng):
-    """Scale each stem to a typical level relative to the others (RMS in dB, +-1.5 dB random)
-    and fade the last 2000 samples out, so songs end without a click."""
-    levels_db = {"vocals": 0.0, "backing vocals": -9.0, "bass": -4.0, "drums": -3.0, "chords": -7.0,
-                 "arpeggio": -12.0, "lead": -3.0}
+def render_lead(notes, plan, instrument):
+    """An instrumental melody [samples] (mono) playing ``notes``: ``"clean electric guitar"``
+    (plucked, decaying partials) or ``"synthesizer lead"`` (two detuned sustained oscillators)."""
+    lead = np.zeros(plan.num_samples)
+    for note in notes:
+        frequency = float(midi_to_hz(note.midi))
+        if instrument == "synthesizer lead":
+            tone = sustained_tone(frequency, note.duration, plan.sample_rate, num_partials=10, tilt=1.0,
+                                  detune_cents=10.0, attack_seconds=0.03, release_seconds=0.08)
+        else:
+            tone = decaying_tone(frequency, note.duration, plan.sample_rate, num_partials=10, tilt=1.1,
+                                 decay_seconds=0.8)
+        add_at(lead, int(note.start * plan.sample_rate), note.velocity * tone)
+    return lead
+
+
+def _set_levels(stems, rng, voice_db, lead_db):
+    """Scale each stem to a typical level relative to the others (RMS in dB, +-1.5 dB random;
+    the voices ``voice_db`` and a lead instrument ``lead_db``) and fade the last 2000 samples
+    out, so songs end without a click."""
+    levels_db = {"vocals": voice_db, "backing vocals": voice_db - 9.0, "bass": -4.0, "drums": -3.0,
+                 "chords": -7.0, "arpeggio": -12.0, "lead": lead_db}
     leveled = []
     for stem in stems:
         rms = np.sqrt(np.mean(np.square(stem.audio)))

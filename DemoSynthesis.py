@@ -152,14 +152,15 @@ class VoiceStyle:
     breathiness: float        # level of breath noise relative to the voiced peak
 
 
-def draw_voice_style(rng, singer):
-    """Random :class:`VoiceStyle` for a ``"female singer"`` or ``"male singer"``."""
+def draw_voice_style(rng, singer, vibrato_cents=(20.0, 60.0), breathiness=(0.03, 0.07)):
+    """Random :class:`VoiceStyle` for a ``"female singer"`` or ``"male singer"``; vibrato depth
+    (cents) and breathiness are drawn uniformly from the given ``(low, high)`` ranges."""
     return VoiceStyle(formant_scale=float(rng.uniform(1.1, 1.2)) if singer == "female singer" else 1.0,
                       vibrato_hz=float(rng.uniform(5.0, 6.5)),
-                      vibrato_cents=float(rng.uniform(20.0, 60.0)),
+                      vibrato_cents=float(rng.uniform(*vibrato_cents)),
                       glide_seconds=float(rng.uniform(0.025, 0.06)),
                       tilt=float(rng.uniform(0.9, 1.3)),
-                      breathiness=float(rng.uniform(0.03, 0.07)))
+                      breathiness=float(rng.uniform(*breathiness)))
 
 
 def render_voice(notes, plan, style, rng, num_partials=24, max_frequency=8000.0, hop=64):

@@ -12,6 +12,7 @@ import soundfile
 import yaml
 
 import DemoDatabase
+import DemoSongs
 
 SAMPLE_RATE = 44100
 TINY = dict(dsd_songs_per_split=1, medleydb_songs=2, ccmixter_songs=1, ikala_clips=2, song_seconds=4.0,
@@ -284,3 +285,30 @@ def test_command_line_prints_the_roots(tmp_path, monkeypatch, capsys):
     assert calls == [(str(tmp_path), 7)]
     printed = capsys.readouterr().out.splitlines()
     assert printed == [f"{name}: {tmp_path / name}" for name in DemoDatabase.DATABASE_NAMES]
+
+
+def test_the_paired_database_and_the_unpaired_ones_come_from_different_families():
+    # The paper's setting: what the paired songs teach is not all the other databases hold.
+    paired = DemoSongs.FAMILIES["DSD100"]
+    assert paired.lead is None and paired.arpeggio_probability == 0.0 and set(paired.singers) == {"male singer"}
+    for name in ("MedleyDB", "CCMixter", "iKala"):
+        family = DemoSongs.FAMILIES[name]
+        assert family.lead is not None and family.lead_probability > 0
+        assert set(family.chords) - set(paired.chords) or family.arpeggio_probability > 0
+        lowest_centre = min(low for low, _ in family.singers.values())
+        assert lowest_centre > max(high for high, _ in paired.singers.values())  # higher registers
+
+
+def test_paired_singers_sing_lower_than_the_medleydb_singers(database):
+    def median_f0(voice):
+        f0s = [f0 for f0, periodicity in voiced_frame_f0s(voice) if periodicity > 0.5]
+        return np.median(f0s)
+
+    dsd = [median_f0(read(path).mean(axis=1))
+           for path in glob.glob(os.path.join(database[1]["DSD100"], "Sources", "*", "*", "vocals.wav"))]
+    medleydb_voices = []
+    for folder, metadata in medleydb_songs(database[1]["MedleyDB"]):
+        stems = [s for s in metadata["stems"].values() if s["instrument"] in SINGER_LABELS - {"vocalists"}]
+        medleydb_voices += [read(os.path.join(folder, metadata["stem_dir"], s["filename"])).mean(axis=1) for s in stems]
+    assert dsd and medleydb_voices
+    assert max(dsd) < 210.0 < min(median_f0(voice) for voice in medleydb_voices)
