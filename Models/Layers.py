@@ -24,9 +24,23 @@ def _pair(value: IntPair) -> tuple:
     return pair
 
 
-def _kernel(shape):
+def _kernel(shape, initializer=None):
     return tf.compat.v1.get_variable("kernel", shape, dtype=tf.float32,
-                                     initializer=tf.compat.v1.glorot_uniform_initializer())
+                                     initializer=initializer or tf.compat.v1.glorot_uniform_initializer())
+
+
+def nonnegative_glorot_uniform():
+    """Initializer of ``|w|`` for ``w`` Glorot-uniform: the same scale, every weight >= 0.
+
+    For a ReLU layer whose inputs are all non-negative (ReLU features, log magnitudes), it
+    makes every output start positive, so no output unit can start dead.
+    """
+    glorot = tf.compat.v1.glorot_uniform_initializer()
+
+    def initializer(shape, dtype=tf.float32, partition_info=None):
+        return tf.abs(glorot(shape, dtype=dtype, partition_info=partition_info))
+
+    return initializer
 
 
 def _bias(size):
@@ -57,15 +71,17 @@ def leaky_relu(x: tf.Tensor, alpha: float = 0.2) -> tf.Tensor:
 
 
 def conv2d(x: tf.Tensor, filters: int, kernel_size: IntPair, name: str, strides: IntPair = 1,
-           padding: str = "valid", activation: Activation = None, use_bias: bool = True) -> tf.Tensor:
+           padding: str = "valid", activation: Activation = None, use_bias: bool = True,
+           kernel_initializer=None) -> tf.Tensor:
     """2-D convolution ``[B, H, W, C_in] -> [B, H', W', filters]``.
 
     Args:
         padding: ``"valid"`` (``H' = (H - k) // s + 1``) or ``"same"`` (``H' = ceil(H / s)``).
+        kernel_initializer: a ``get_variable`` initializer; None for Glorot-uniform.
     """
     kernel_h, kernel_w = _pair(kernel_size)
     with tf.compat.v1.variable_scope(name):
-        kernel = _kernel([kernel_h, kernel_w, _channels(x), filters])
+        kernel = _kernel([kernel_h, kernel_w, _channels(x), filters], kernel_initializer)
         bias = _bias(filters) if use_bias else None
         y = tf.nn.conv2d(x, kernel, strides=(1,) + _pair(strides) + (1,), padding=padding.upper())
         return _finish(y, bias, activation)

@@ -264,7 +264,8 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
     sources = tuple(model_config["sources"])
     batch_size = model_config["batch_size"] or None
     critic_shape = (int(model_config["num_freqs"]), int(model_config["num_frames"]))
-    separator = Unet(model_config["num_layers"], model_config["num_initial_filters"], sources)
+    separator = Unet(model_config["num_layers"], model_config["num_initial_filters"], sources,
+                     output_init=model_config.get("output_init", "nonnegative"))
     input_shape, output_shape = separator.get_padding(critic_shape)
 
     mixture = _placeholder(batch_size, input_shape, "mixture")

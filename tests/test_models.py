@@ -58,6 +58,34 @@ def test_unet_static_shapes_match_padding(num_layers, desired):
                 assert output.shape.as_list() == [batch, *output_shape, 1]
 
 
+def output_kernels_and_positive_fractions(output_init, seed):
+    """The U-Net's 1x1 output kernels after initialisation, and the fraction of positive
+    outputs on non-negative input."""
+    unet = Unet(3, num_initial_filters=4, output_init=output_init)
+    input_shape, _ = unet.get_padding((32, 16))
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.set_random_seed(seed)
+        mixture = tf.compat.v1.placeholder(tf.float32, [2, *input_shape, 1])
+        outputs = unet.get_output(mixture, reuse=False)
+        kernels = [v for v in tf.compat.v1.global_variables() if "output_" in v.name and "kernel" in v.name]
+        with session(graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            values = sess.run(outputs, {mixture: random_batch(np.random.default_rng(seed), 2, input_shape)})
+            return sess.run(kernels), [float((v > 0).mean()) for v in values.values()]
+
+
+def test_nonnegative_output_init_lets_no_output_start_dead():
+    for seed in range(4):
+        kernels, positive = output_kernels_and_positive_fractions("nonnegative", seed)
+        assert len(kernels) == 2 and all((kernel >= 0).all() for kernel in kernels)
+        assert min(positive) == 1.0
+    # The reference's signed Glorot draw: same scale, both signs.
+    kernels, _ = output_kernels_and_positive_fractions("glorot", 0)
+    assert any((kernel < 0).any() for kernel in kernels)
+    with pytest.raises(ValueError, match="output_init"):
+        Unet(2, output_init="zeros")
+
+
 def test_unet_rejects_an_inadmissible_input_size():
     with tf.Graph().as_default():
         mixture = tf.compat.v1.placeholder(tf.float32, [1, 351, 158, 1])
