@@ -57,6 +57,9 @@ def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=No
     ``seed``: an int or a sequence of ints (``[seed, step]`` when a phase starts or resumes at
     ``step``), the entropy of every reader's random stream.
     ``magnitudes``: optional ``AudioCache.MagnitudeStore`` of the training files.
+    ``model_config["scale_unpaired_mixtures"]`` (default True, the reference) gives the unpaired
+    mixtures the same random gain as the solo sources; False leaves them at gain 1 (the
+    deviation that let a critic win on loudness, kept for the ablation in bench/semisup_gain.py).
 
     Yields:
         ``(paired, unpaired_mixtures, unpaired_sources)``: the paired generator for
@@ -73,8 +76,9 @@ def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=No
         if semi_supervised:
             mixture_list, *source_lists = dataset["train_unsup"]
             context = (input_shape[1] - output_shape[1]) // 2
+            mixture_gain = UNPAIRED_GAIN if model_config.get("scale_unpaired_mixtures", True) else None
             mixtures = stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
-                mixture_list, input_shape, context_frames=context, random_gain=UNPAIRED_GAIN, seed=int(seeds[1]),
+                mixture_list, input_shape, context_frames=context, random_gain=mixture_gain, seed=int(seeds[1]),
                 **settings))
             for index, samples in enumerate(source_lists):
                 sources.append(stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(

@@ -14,7 +14,7 @@ from conftest import ROOT
 
 LAYERS = [  # top to bottom
     ("experiment", {"Training", "TrainingData", "Summaries"}),
-    ("evaluation", {"Evaluate", "Separation", "Metrics", "Results"}),
+    ("evaluation", {"Evaluate", "Separation", "Metrics", "Results", "Comparison"}),
     ("nets", {"Models.TrainingGraph", "Models.Unet", "Models.WGAN_Critic", "Models.Layers", "Models.__init__"}),
     ("pipeline", {"BatchGenerators", "ReaderPool", "Sections", "AudioCache"}),
     ("data", {"Datasets", "DatasetXML", "DatasetLayouts", "DerivedAudio", "DemoDatabase", "DemoSongs",

@@ -2,8 +2,11 @@
 
 import contextlib
 import glob
+import io
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +19,7 @@ import soundfile
 import tensorflow as tf
 
 import Checkpoints
+import DemoDatabase
 import Separation
 import Training
 import TrainingData
@@ -280,13 +284,14 @@ def test_fresh_clone_with_placeholder_paths_explains_how_to_configure_the_data(t
 
 TINY_DEMO = ["demo_database.song_seconds=4", "demo_database.ikala_clip_seconds=4",
              "demo_database.dsd_songs_per_split=2", "demo_database.medleydb_songs=3",
+             "demo_database.ccmixter_songs=3", "demo_database.ikala_clips=3",
              "partition_config.supervised_valid_songs=1", "eval_workers=1"]
 
 
 def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_and_separate_work(tmp_path):
     result = run_cli(["with", "demo", "experiment_id=tiny", "max_epochs=1", "model_config.epoch_it=2",
                       "model_config.batch_size=2", "model_config.num_workers=1", "model_config.num_disc=1",
-                      "model_config.duration=2", "model_config.cache_size=4", "model_config.min_replacement_rate=1"]
+                      "model_config.critic_warmup=1", "model_config.duration=2", "model_config.cache_size=4", "model_config.min_replacement_rate=1"]
                      + TINY_DEMO, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "runs" / "1" / "run.json") as handle:
@@ -298,6 +303,12 @@ def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_an
     for name in ("results.json", "per_song.csv", "summary.csv", "sdr_boxplot.png"):
         assert (results / name).is_file() and (tmp_path / "runs" / "1" / name).is_file()
     assert "SDR" in result.stdout and "semi-supervised" in result.stdout
+    # Below the table, the experiment's answer: one gain line per source with its song count.
+    gain_lines = result.stdout.split("SDR gain of the semi-supervised over the supervised model")[1].splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in gain_lines[:2]] == ["accompaniment", "voice"]
+    assert all(re.search(r"SDR [+-]\d+\.\d\d dB \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] over \d+ songs", line)
+               for line in gain_lines[:2])
+    assert [row["source"] for row in run["info"]["sdr_gain"] if row["database"] == "all"] == ["accompaniment", "voice"]
 
     model = "checkpoints/tiny_semisup/best"
     evaluation = run_cli(["evaluate", "with", "demo", f"model_path={model}", "partition=valid"] + TINY_DEMO,
@@ -315,6 +326,34 @@ def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_an
     again = run_cli(["separate", "with", f"model_path={model}", f"input_path={song}", "output_dir=out"],
                     cwd=tmp_path)
     assert again.returncode != 0 and "overwrite" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_the_demo_recipe_without_the_demo_data_keeps_training_settings_and_drops_data_settings():
+    with contextlib.redirect_stdout(io.StringIO()):
+        demo = Training.ex.run("print_config", named_configs=["demo"]).config
+        recipe = Training.ex.run("print_config", named_configs=["demo"], config_updates={"use_demo": False}).config
+        paper = Training.ex.run("print_config").config
+    logging.getLogger().setLevel(logging.INFO)  # sacred sets the root logger's level
+    assert demo["use_demo"] and not recipe["use_demo"]
+    assert demo["partition_config"]["supervised_valid_songs"] == 2
+    assert recipe["partition_config"] == paper["partition_config"]  # the paper's partition of your data
+    for key in ("model_config", "patience", "max_epochs", "semisup_init"):  # the short-budget recipe stays
+        assert recipe[key] == demo[key]
+    assert recipe["model_config"] != paper["model_config"]
+
+
+def test_the_demo_recipe_runs_on_data_given_by_dataset_roots(tmp_path):
+    roots = DemoDatabase.generate_demo_database(str(tmp_path / "my data"), dsd_songs_per_split=2, medleydb_songs=3,
+                                                ccmixter_songs=3, ikala_clips=3, song_seconds=4.0,
+                                                ikala_clip_seconds=4.0)
+    settings = [f"dataset_roots.{name}={root}" for name, root in roots.items()]
+    settings += [f"dataset_xmls.{name}={tmp_path / (name + '.xml')}" for name in roots]
+    result = run_cli(["datasets", "with", "demo", "use_demo=False"] + settings, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "cache" / "demo").exists()  # the demo database was not generated
+    assert str(tmp_path / "my data" / "DSD100") in open(tmp_path / "DSD100.xml", encoding="utf-8").read()
+    # The paper's partition settings apply: all (2 < 25) DSD100 Test songs go to valid.
+    assert "only 2 Test songs" in result.stderr
 
 
 def test_a_validation_song_without_voice_gets_silent_clips(tmp_path, tiny_dataset):
