@@ -8,7 +8,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench bench-semisup venv clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,9 @@ bench: $(STAMP)
 	$(VPY) bench/input_pipeline.py
 	$(VPY) bench/train_step.py
 	$(VPY) bench/separate.py
+
+bench-semisup: $(STAMP)
+	$(VPY) bench/semisup_gain.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
