@@ -308,7 +308,9 @@ def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_an
     assert [line.split(":")[0].strip() for line in gain_lines[:2]] == ["accompaniment", "voice"]
     assert all(re.search(r"SDR [+-]\d+\.\d\d dB \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] over \d+ songs", line)
                for line in gain_lines[:2])
-    assert [row["source"] for row in run["info"]["sdr_gain"] if row["database"] == "all"] == ["accompaniment", "voice"]
+    with open(tmp_path / "runs" / "1" / "info.json") as handle:
+        gains = json.load(handle)["sdr_gain"]
+    assert [row["source"] for row in gains if row["database"] == "all"] == ["accompaniment", "voice"]
 
     model = "checkpoints/tiny_semisup/best"
     evaluation = run_cli(["evaluate", "with", "demo", f"model_path={model}", "partition=valid"] + TINY_DEMO,
