@@ -73,8 +73,8 @@ def bootstrap_interval(matrix: np.ndarray, confidence: float = 0.95, resamples: 
     song_picks = rng.integers(num_songs, size=(resamples, num_songs))
     values, counts = np.where(defined, matrix, 0.0), defined.astype(np.float64)
     # Sum over the picked grid = (seed multiplicities) @ matrix @ (song multiplicities).
-    seed_weights = np.stack([np.bincount(row, minlength=num_seeds) for row in seed_picks]).astype(np.float64)
-    song_weights = np.stack([np.bincount(row, minlength=num_songs) for row in song_picks]).astype(np.float64)
+    seed_weights = (seed_picks[:, :, None] == np.arange(num_seeds)).sum(axis=1, dtype=np.float64)
+    song_weights = (song_picks[:, :, None] == np.arange(num_songs)).sum(axis=1, dtype=np.float64)
     sums = np.einsum("rs,sn,rn->r", seed_weights, values, song_weights)
     totals = np.einsum("rs,sn,rn->r", seed_weights, counts, song_weights)
     means = sums[totals > 0] / totals[totals > 0]

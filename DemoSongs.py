@@ -3,6 +3,7 @@ of voice and accompaniment stems, and the invented artist and song names.
 """
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class Family:
     tempo_bpm: tuple
     chords: tuple
     arpeggio_probability: float
-    lead: object
+    lead: Optional[str]
     lead_probability: float
     voice_level_db: tuple
 

@@ -16,7 +16,7 @@ table row says how many.
 Everything is kept in ``--work-dir`` (checkpoints, per-song rows), so an interrupted run
 continues where it stopped and a finished one prints its tables at once.
 
-Run: ``.venv/bin/python bench/semisup_gain.py`` (about 40 minutes on two cores). The last line
+Run: ``.venv/bin/python bench/semisup_gain.py`` (47 minutes from scratch on our two cores). The last line
 is ``semisup_gain: <voice SDR gain on the unsupervised databases' test songs> dB (target >= 0.5)``.
 """
 
@@ -61,6 +61,10 @@ VARIANTS = {
 # Starting from the supervised model adds its updates to the semi-supervised model's budget, so
 # its gain mixes the unpaired data's effect with more training: shown, but never chosen.
 NOT_SAME_BUDGET = {"init from the supervised model"}
+# Settings that only the semi-supervised phase reads: the supervised models ignore them, so all
+# variants of a seed share one supervised model.
+SEMI_SUPERVISED_ONLY = {"alpha", "beta", "lam", "init_disc_lr", "init_unsup_sep_lr", "num_disc", "critic_adam_betas",
+                        "critic_warmup", "critic_initial_filters", "critic_dense_units", "scale_unpaired_mixtures"}
 UNSUPERVISED = "unsupervised databases"
 TARGET_DB = 0.5
 WORST_ALLOWED_DB = -0.5
@@ -105,12 +109,6 @@ def distinct_variants(work_dir):
         elif name != RECIPE:
             LOGGER.info("Variant %r is the demo recipe itself; not run separately", name)
     return names
-
-
-# Settings that only the semi-supervised phase reads: the supervised models ignore them, so all
-# variants of a seed share one supervised model.
-SEMI_SUPERVISED_ONLY = {"alpha", "beta", "lam", "init_disc_lr", "init_unsup_sep_lr", "num_disc", "critic_adam_betas",
-                        "critic_warmup", "critic_initial_filters", "critic_dense_units", "scale_unpaired_mixtures"}
 
 
 def run_id(config, phase, seed):
@@ -168,10 +166,6 @@ def prepare_data(work_dir):
                                             config["cache_dir"], model_config["expected_sr"],
                                             model_config["num_fft"], model_config["num_hop"])
     return dataset, magnitudes
-
-
-def unsupervised_databases(dataset, supervised_database):
-    return sorted({song[0].database for song in dataset["test"]} - {supervised_database})
 
 
 def gains_of(results, name, partition, groups, seeds=None):
@@ -263,7 +257,7 @@ def main(argv=None):
     dataset, magnitudes = prepare_data(work_dir)
     recipe = resolved_config(variant_updates(RECIPE, work_dir))
     supervised_database = recipe["partition_config"]["supervised_database"]
-    groups = {UNSUPERVISED: unsupervised_databases(dataset, supervised_database)}
+    groups = {UNSUPERVISED: sorted(recipe["partition_config"]["unsupervised_databases"])}
     names = [name for name in distinct_variants(work_dir) if args.variants is None or name in args.variants
              or name == RECIPE]
     seeds = [recipe["seed"] + index for index in range(max(args.seeds, args.variant_seeds))]
