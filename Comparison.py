@@ -136,3 +136,8 @@ def format_gain_lines(gains: Sequence[dict], metric: str = "SDR", database: str 
             lines.append(f"  {row['source']}: {metric} {row['mean']:+.2f} dB [{row['low']:+.2f}, {row['high']:+.2f}] "
                          f"over {row['songs']} songs{seeds}")
     return "\n".join(lines)
+
+
+def gain_metric(bss_eval):
+    """The metric of the printed paired gain: the paper's SDR (v3), or SDR_v4 when v3 is off."""
+    return "SDR" if "v3" in bss_eval else "SDR_v4"

@@ -4,6 +4,14 @@
 
 - DSD100 / MUSDB18HQ: ``Mix`` (mixture.wav), ``Voice`` (vocals.wav), ``Bass``, ``Drums``,
   ``Other``; accompaniment = Mix - Voice.
+- MUSDB18 (the ``.stem.mp4`` release): one ``Mix`` entry per track, the stem file itself
+  (``relativeFilepath`` ``train/<Artist - Title>.stem.mp4``, ``audioFormat`` ``stem.mp4``,
+  sampleRate, length and numChannels of its mixture stream). The file holds
+  :data:`MUSDB18_STREAMS` (5 AAC streams: 0 mixture, 1 drums, 2 bass, 3 other, 4 vocals);
+  mixture = stream 0, voice = stream 4, accompaniment = mixture - voice, decoded once into
+  the cache (DerivedAudio.py). The track name is the file name without ``.stem.mp4``, split
+  Training (train/) or Test (test/); musdb's official validation tracks
+  (:func:`musdb_validation_tracks`) are a subset of train/.
 - MedleyDB: ``Mix`` (the _MIX.wav, used for its sample rate only) and one entry per stem:
   ``Voice`` for the singer labels in :data:`MEDLEYDB_VOCAL_LABELS`, otherwise ``Bass``,
   ``Drums``, ``Guitar``, ``Piano`` or ``Other``. Voice = sum of the ``Voice`` stems (silence
@@ -13,18 +21,20 @@
   channel, mixture = left + right (all three mono).
 """
 
+import importlib.util
 import logging
 import os
 
+import ffmpeg
 import yaml
 from tqdm import tqdm
 
 from DatasetXML import DatabaseDescription, DatasetConfigError, Instrument, Track
-from Sample import Sample
+from Sample import FFMPEG_INSTALL_HINT, AudioDecoderError, Sample
 
 LOGGER = logging.getLogger(__name__)
 
-DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ")
+DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18")
 # The singer labels of PAPER.md; spoken-word stems ("male speaker", "female speaker") are not
 # singing and stay in the accompaniment.
 MEDLEYDB_VOCAL_LABELS = frozenset({
@@ -38,6 +48,9 @@ MEDLEYDB_INSTRUMENT_NAMES = {
     "acoustic guitar": "Guitar", "piano": "Piano", "electric piano": "Piano"}
 # (file stem, instrumentName) of the sources of a DSD100 / MUSDB18-HQ song, mixture excluded.
 MULTITRACK_SOURCES = (("vocals", "Voice"), ("bass", "Bass"), ("drums", "Drums"), ("other", "Other"))
+# The audio streams of a MUSDB18 .stem.mp4 file, in stream order (musdb's mus.yaml stem_ids).
+MUSDB18_STREAMS = ("mixture", "drums", "bass", "other", "vocals")
+MUSDB18_EXTENSION = ".stem.mp4"
 
 
 def discover_database(name, root) -> DatabaseDescription:
@@ -46,10 +59,12 @@ def discover_database(name, root) -> DatabaseDescription:
     Reads sample rate, channels and length from every file's header.
 
     Raises:
-        DatasetConfigError: unknown name, or ``root`` holds no songs in the expected layout.
+        DatasetConfigError: unknown name, or ``root`` holds no songs in the expected layout
+            (or a MUSDB18 stem file lacks streams).
         FileNotFoundError: a song folder lacks one of its files.
+        ValueError: a file is corrupt (the message names it).
     """
-    discoverers = {"DSD100": _discover_dsd100, "MUSDB18HQ": _discover_musdb18hq,
+    discoverers = {"DSD100": _discover_dsd100, "MUSDB18HQ": _discover_musdb18hq, "MUSDB18": _discover_musdb18,
                    "MedleyDB": _discover_medleydb, "CCMixter": _discover_ccmixter, "iKala": _discover_ikala}
     if name not in discoverers:
         raise DatasetConfigError(f"Unknown database '{name}'; known databases: {', '.join(DATABASE_NAMES)}")
@@ -66,6 +81,7 @@ LAYOUT_HINTS = {
     "DSD100": "Mixtures/{Dev,Test}/<NNN - Artist - Title>/mixture.wav and "
               "Sources/{Dev,Test}/<same>/{bass,drums,other,vocals}.wav",
     "MUSDB18HQ": "{train,test}/<Artist - Title>/{mixture,vocals,bass,drums,other}.wav",
+    "MUSDB18": "{train,test}/<Artist - Title>.stem.mp4 (5 streams: mixture, drums, bass, other, vocals)",
     "MedleyDB": "Audio/<Name>/<Name>_MIX.wav, Audio/<Name>/<Name>_STEMS/<Name>_STEM_NN.wav and "
                 "Audio/<Name>/<Name>_METADATA.yaml",
     "CCMixter": "<Artist_-_Title>/{mix,source-01,source-02}.wav",
@@ -103,6 +119,101 @@ def _discover_dsd100(root):
 def _discover_musdb18hq(root):
     layout = [(folder, folder, split) for folder, split in (("train", "Training"), ("test", "Test"))]
     return _discover_multitrack(root, layout, artist_title_from=_split_artist_title)
+
+
+def _discover_musdb18(root):
+    tracks = []
+    for folder, split in (("train", "Training"), ("test", "Test")):
+        names = [name for name in _sorted_entries(os.path.join(root, folder), want_dirs=False)
+                 if name.lower().endswith(MUSDB18_EXTENSION)]
+        for name in tqdm(names, desc=f"Reading MUSDB18 {folder}", unit="song", leave=False, disable=None):
+            instrument = _describe_stem_file(root, f"{folder}/{name}")
+            artist, title = _split_artist_title(name[:-len(MUSDB18_EXTENSION)])
+            tracks.append(Track(title=title, artist=artist, performer=artist, split=split, instruments=(instrument,)))
+    return tracks
+
+
+def _describe_stem_file(root, relative_path):
+    """The ``Mix`` Instrument entry of a MUSDB18 stem file, with its mixture stream's metadata."""
+    path = os.path.join(root, *relative_path.split("/"))
+    info = stem_file_info(path)
+    return Instrument(relative_path=relative_path, name="Mix", audio_format=MUSDB18_EXTENSION.lstrip("."),
+                      sample_rate=info.sample_rate(0), length=info.duration(0), channels=info.channels(0),
+                      has_effects=True, multiple_voices=True)
+
+
+def import_stempeg():
+    """The stempeg module, imported when first needed: it refuses to import without ffmpeg and
+    ffprobe, which only MUSDB18's stem files (and museval) need.
+
+    Raises:
+        AudioDecoderError: ffmpeg or ffprobe is not installed (the message says how to install it).
+    """
+    try:
+        import stempeg
+    except RuntimeError as error:  # stempeg looks for both programs when it is imported
+        raise AudioDecoderError(f"Reading MUSDB18 stem files needs ffmpeg and ffprobe ({error}): "
+                                f"{FFMPEG_INSTALL_HINT}") from error
+    return stempeg
+
+
+def stem_file_info(path):
+    """ffprobe metadata of a MUSDB18 stem file, checked to hold the streams of :data:`MUSDB18_STREAMS`.
+
+    Returns:
+        stempeg.Info: ``sample_rate(k)`` (Hz), ``channels(k)``, ``duration(k)`` (seconds) and
+        ``samples(k)`` of audio stream k; ``audio_stream_idx()[k]`` is its index in the file.
+
+    Raises:
+        AudioDecoderError: ffprobe is not installed.
+        ValueError: the file is not a readable MP4 (corrupt or truncated).
+        DatasetConfigError: fewer audio streams than :data:`MUSDB18_STREAMS`, or streams with
+            different channel counts.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Expected file {path} is missing: restore it, or remove its track")
+    stempeg = import_stempeg()
+    try:
+        info = stempeg.Info(path)
+    except FileNotFoundError as error:  # the ffprobe program itself
+        raise AudioDecoderError(f"ffprobe is needed to read the MUSDB18 stem file {path} but was not found: "
+                                f"{FFMPEG_INSTALL_HINT}") from error
+    except ffmpeg.Error as error:
+        detail = (error.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise ValueError(f"Cannot read the MUSDB18 stem file {path}: it is corrupt or not an MP4 file "
+                         f"(ffprobe: {detail[-1] if detail else error}). Replace it with the original "
+                         "or remove it from the dataset") from error
+    if info.nb_audio_streams < len(MUSDB18_STREAMS):
+        raise DatasetConfigError(
+            f"MUSDB18 stem file {path} has {info.nb_audio_streams} audio stream(s), expected "
+            f"{len(MUSDB18_STREAMS)} ({', '.join(MUSDB18_STREAMS)}): replace it with the original MUSDB18 "
+            "file, or remove it from the dataset")
+    try:
+        channels = info.channels_streams
+        metadata = (info.sample_rate(0), info.duration(0))
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"MUSDB18 stem file {path}: ffprobe reports no {error} for its audio streams; the file "
+                         "is damaged: replace it with the original") from error
+    if len(set(channels)) != 1 or min(metadata) <= 0:
+        raise DatasetConfigError(f"MUSDB18 stem file {path} has streams with channel counts {channels}, sample "
+                                 f"rate {metadata[0]} Hz and duration {metadata[1]} s: MUSDB18 streams all have "
+                                 "the same channel count and audio. Replace it with the original MUSDB18 file")
+    return info
+
+
+def musdb_validation_tracks() -> tuple:
+    """Names ("Artist - Title") of MUSDB18's official validation tracks, a subset of its train/
+    folder: musdb's ``split='valid'``, read from the installed musdb package's configs/mus.yaml."""
+    spec = importlib.util.find_spec("musdb")  # its file only: importing musdb would need ffmpeg
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetConfigError("The musdb package is not installed: `pip install -r requirements.txt`")
+    path = os.path.join(spec.submodule_search_locations[0], "configs", "mus.yaml")
+    with open(path, encoding="utf-8") as handle:
+        names = (yaml.safe_load(handle) or {}).get("validation_tracks")
+    if not names:
+        raise DatasetConfigError(f"{path} (of the installed musdb package) lists no validation_tracks: "
+                                 "reinstall musdb (`pip install -r requirements.txt`)")
+    return tuple(str(name) for name in names)
 
 
 def _discover_multitrack(root, layout, artist_title_from):

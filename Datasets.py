@@ -22,7 +22,7 @@ A custom dataset is a function returning that dictionary, named as
 (none by default) and its result is checked by :func:`validate_dataset`.
 
 Command line: ``python Datasets.py NAME ROOT --xml FILE`` discovers the songs in ROOT (NAME one
-of DSD100, MedleyDB, CCMixter, iKala, MUSDB18HQ), writes FILE and prints a one-line summary.
+of DSD100, MedleyDB, CCMixter, iKala, MUSDB18HQ, MUSDB18), writes FILE and prints a one-line summary.
 """
 
 import argparse
@@ -36,8 +36,9 @@ import pickle
 import sys
 from typing import Optional
 
+import SharedSongs
 import Utils
-from DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database
+from DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database, musdb_validation_tracks
 from DatasetXML import (SPLITS, DatabaseDescription, DatasetConfigError, PreparedDatabase, is_placeholder_folder,
                         read_database_xml, write_database_xml)
 from DerivedAudio import DATASET_FORMAT_VERSION, SOURCE_ORDER, load_database_songs
@@ -45,7 +46,11 @@ from Sample import Sample
 
 LOGGER = logging.getLogger(__name__)
 
-SUPERVISED_DATABASES = ("DSD100", "MUSDB18HQ")
+SUPERVISED_DATABASES = ("DSD100", "MUSDB18HQ", "MUSDB18")
+# supervised_validation: "test_songs" = the paper's rule (the first supervised_valid_songs Test
+# songs are valid); "musdb_valid" = musdb's official validation tracks (split='valid') of train.
+SUPERVISED_VALIDATION_RULES = ("test_songs", "musdb_valid")
+MUSDB_VALID_DATABASES = ("MUSDB18", "MUSDB18HQ")
 PARTITION_KEYS = ("train_sup", "train_unsup", "valid", "test")
 PAIRED_PARTITIONS = ("train_sup", "valid", "test")
 
@@ -126,7 +131,7 @@ def _unconfigured_message(name, xml_path, description):
 
 def partition_dataset(songs_by_database: dict, supervised_database="DSD100",
                       unsupervised_databases=("MedleyDB", "CCMixter", "iKala"),
-                      supervised_valid_songs=25) -> dict:
+                      supervised_valid_songs=25, supervised_validation="test_songs") -> dict:
     """Split songs into the four partitions of the paper.
 
     Args:
@@ -138,11 +143,22 @@ def partition_dataset(songs_by_database: dict, supervised_database="DSD100",
             go to ``train_unsup`` (as three unpaired lists), the next n to ``valid``, the rest
             to ``test``.
         supervised_valid_songs: see above (paper: 25 of DSD100's 50 Test songs).
+        supervised_validation: ``"test_songs"`` (the paper's rule above) or ``"musdb_valid"``
+            (MUSDB18 / MUSDB18HQ only): musdb's official validation tracks (its
+            ``split='valid'``, :func:`DatasetLayouts.musdb_validation_tracks`) among the
+            Training songs go to ``valid``, the other Training songs to ``train_sup`` and all
+            Test songs to ``test``; ``supervised_valid_songs`` is then not used.
+
+    Raises:
+        DatasetConfigError: a supervised song without databaseSplit, an invalid
+            ``supervised_validation``, or "musdb_valid" when none of the validation tracks is
+            among the Training songs.
 
     Returns:
         The dataset dict (see the module docstring); ``valid``/``test`` list the supervised
         database's songs first, then the unsupervised databases in the given order.
     """
+    _check_supervised_validation(supervised_validation, supervised_database)
     dataset = {"train_sup": [], "train_unsup": [[], [], []], "valid": [], "test": []}
     supervised = songs_by_database.get(supervised_database)
     if supervised is not None:
@@ -151,12 +167,16 @@ def partition_dataset(songs_by_database: dict, supervised_database="DSD100",
                 raise DatasetConfigError(f"Song '{song.triple[0].song}' of the supervised database "
                                          f"{supervised_database} has no databaseSplit: set Training or Test in its XML")
         test_songs = [song.triple for song in supervised if song.split == "Test"]
-        if supervised_valid_songs > len(test_songs):
-            LOGGER.warning("supervised_valid_songs=%d but %s has only %d Test songs: all go to valid, none to test",
-                           supervised_valid_songs, supervised_database, len(test_songs))
-        dataset["train_sup"] = [song.triple for song in supervised if song.split == "Training"]
-        dataset["valid"] += test_songs[:supervised_valid_songs]
-        dataset["test"] += test_songs[supervised_valid_songs:]
+        if supervised_validation == "musdb_valid":
+            dataset["train_sup"], dataset["valid"] = _musdb_validation_split(supervised, supervised_database)
+            dataset["test"] += test_songs
+        else:
+            if supervised_valid_songs > len(test_songs):
+                LOGGER.warning("supervised_valid_songs=%d but %s has only %d Test songs: all go to valid, none to "
+                               "test", supervised_valid_songs, supervised_database, len(test_songs))
+            dataset["train_sup"] = [song.triple for song in supervised if song.split == "Training"]
+            dataset["valid"] += test_songs[:supervised_valid_songs]
+            dataset["test"] += test_songs[supervised_valid_songs:]
     for name in unsupervised_databases:
         triples = [song.triple for song in songs_by_database.get(name, [])]
         third = len(triples) // 3
@@ -167,8 +187,42 @@ def partition_dataset(songs_by_database: dict, supervised_database="DSD100",
     return dataset
 
 
+def _musdb_validation_split(songs, database):
+    """``(train_sup, valid)`` triples of ``supervised_validation="musdb_valid"``, both in XML order.
+
+    valid = the Training songs named ("Artist - Title") in musdb's validation list, train_sup
+    = the other Training songs. Validation tracks that are missing are logged.
+    """
+    expected = musdb_validation_tracks()
+    training = [song.triple for song in songs if song.split == "Training"]
+    valid = [triple for triple in training if triple[0].song in expected]
+    if not valid:
+        raise DatasetConfigError(
+            f"supervised_validation='musdb_valid' but none of musdb's {len(expected)} validation tracks is a "
+            f"Training song of {database} (expected: {'; '.join(expected)}). Use the complete {database} "
+            "(its train/ folder), restore those tracks in its XML, or set "
+            "partition_config.supervised_validation=test_songs")
+    found = {triple[0].song for triple in valid}
+    missing = [name for name in expected if name not in found]
+    if missing:
+        LOGGER.warning("supervised_validation='musdb_valid': %d of musdb's %d validation tracks are not Training "
+                       "songs of %s, valid has %d songs; missing: %s", len(missing), len(expected), database,
+                       len(valid), "; ".join(missing))
+    return [triple for triple in training if triple[0].song not in found], valid
+
+
+def _check_supervised_validation(supervised_validation, supervised_database):
+    if supervised_validation not in SUPERVISED_VALIDATION_RULES:
+        raise DatasetConfigError(f"supervised_validation={supervised_validation!r} is not supported; use one of "
+                                 f"{', '.join(SUPERVISED_VALIDATION_RULES)}")
+    if supervised_validation == "musdb_valid" and supervised_database not in MUSDB_VALID_DATABASES:
+        raise DatasetConfigError(f"supervised_validation='musdb_valid' (musdb's official validation tracks) needs "
+                                 f"supervised_database {' or '.join(MUSDB_VALID_DATABASES)}, not "
+                                 f"'{supervised_database}': set supervised_validation=test_songs for it")
+
+
 def _check_partition_settings(supervised_database, unsupervised_databases, supervised_valid_songs,
-                              optional_databases):
+                              optional_databases, supervised_validation="test_songs"):
     if supervised_database not in SUPERVISED_DATABASES:
         raise DatasetConfigError(f"supervised_database='{supervised_database}' is not supported; use one of "
                                  f"{', '.join(SUPERVISED_DATABASES)}")
@@ -186,6 +240,7 @@ def _check_partition_settings(supervised_database, unsupervised_databases, super
     if isinstance(supervised_valid_songs, bool) or not isinstance(supervised_valid_songs, int) \
             or supervised_valid_songs < 0:
         raise DatasetConfigError(f"supervised_valid_songs={supervised_valid_songs!r} must be an integer >= 0")
+    _check_supervised_validation(supervised_validation, supervised_database)
 
 def validate_dataset(dataset, origin="dataset") -> dict:
     """Check a dataset dict's keys, triple layout and types; return it with tuples as triples.
@@ -257,7 +312,7 @@ def load_custom_dataset(spec, kwargs=None) -> dict:
 def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: str,
                 supervised_database: str = "DSD100",
                 unsupervised_databases=("MedleyDB", "CCMixter", "iKala"),
-                supervised_valid_songs: int = 25, optional_databases=(),
+                supervised_valid_songs: int = 25, supervised_validation: str = "test_songs", optional_databases=(),
                 custom_dataset: Optional[str] = None, custom_dataset_kwargs: Optional[dict] = None) -> dict:
     """Build (or load from ``pkl_path``) the dataset dict of the paper's partition.
 
@@ -268,8 +323,8 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
         pkl_path: cache of the built structure; rebuilt when its fingerprint (XML contents,
             roots, listed files' sizes and times, settings, cache_dir, format version) changes,
             when it is unreadable (with a warning) or when a file it lists disappeared.
-        supervised_database, unsupervised_databases, supervised_valid_songs: see
-            :func:`partition_dataset`.
+        supervised_database, unsupervised_databases, supervised_valid_songs,
+            supervised_validation: see :func:`partition_dataset`.
         optional_databases: databases skipped (with a log line) when no folder is configured;
             any other unconfigured database is a :class:`DatasetConfigError`.
         custom_dataset: ``"package.module:function"`` returning the dataset dict; when given,
@@ -277,14 +332,16 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
         custom_dataset_kwargs: keyword arguments for the custom function.
 
     Returns:
-        dict with keys train_sup, train_unsup, valid, test (see the module docstring).
+        dict with keys train_sup, train_unsup, valid, test (see the module docstring): the
+        partition of :func:`partition_dataset`, then every song that occurs in more than one
+        place kept in one partition only (SharedSongs.py; what moved or was dropped is logged).
     """
     if custom_dataset:
         return load_custom_dataset(custom_dataset, custom_dataset_kwargs)
     _check_partition_settings(supervised_database, unsupervised_databases, supervised_valid_songs,
-                              optional_databases)
+                              optional_databases, supervised_validation)
     settings = {"supervised_database": supervised_database, "unsupervised_databases": list(unsupervised_databases),
-                "supervised_valid_songs": supervised_valid_songs}
+                "supervised_valid_songs": supervised_valid_songs, "supervised_validation": supervised_validation}
     cache_dir = os.path.abspath(cache_dir)
     databases = {}
     for name in [supervised_database, *unsupervised_databases]:
@@ -292,11 +349,13 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
                                     optional=name in optional_databases)
         if prepared is not None:
             databases[name] = prepared
-    fingerprint = dataset_fingerprint(databases, settings, cache_dir)
+    fingerprint = dataset_fingerprint(databases, dict(settings, shared_song_rules=SharedSongs.RULES_VERSION),
+                                      cache_dir)
     dataset = _load_pickle(pkl_path, fingerprint)
     if dataset is None:
         songs = {name: load_database_songs(database, cache_dir) for name, database in databases.items()}
-        dataset = validate_dataset(partition_dataset(songs, **settings), origin="Datasets.partition_dataset")
+        dataset, _ = SharedSongs.keep_each_song_in_one_partition(partition_dataset(songs, **settings))
+        dataset = validate_dataset(dataset, origin="Datasets.partition_dataset")
         _save_pickle(pkl_path, fingerprint, dataset)
         LOGGER.info("Built the dataset structure and saved it to %s", pkl_path)
     return dataset

@@ -5,6 +5,18 @@ WAV at the inputs' sample rate; its file name carries a hash of the inputs' path
 modification times, so a changed input gives a new file and the stale one is removed. Files
 of one song at different sample rates are resampled to the mixture's rate, different lengths
 are cut to the shortest (both with a warning naming the files).
+
+MUSDB18 (the ``.stem.mp4`` release) is decoded once, with stempeg (ffmpeg), into the same
+cache: mixture = the AAC mixture stream 0 (what musdb's ``track.audio`` gives and what the
+SiSEC 2018 systems were given as input), voice = the AAC vocals stream 4, accompaniment =
+mixture - voice, all float32 WAV at the file's rate, so that mixture = accompaniment + voice
+exactly, as the paired training needs. In MUSDB18 every stream is AAC-encoded on its own, so
+the AAC mixture is not exactly the sum of the AAC stems: this accompaniment therefore differs
+slightly from musdb's ``targets['accompaniment']`` (the sum of the decoded drums, bass and
+other streams), as it also holds the coding errors of the mixture and vocals streams. The
+streams are decoded to 32-bit float (musdb decodes to 16-bit integers, which differs by at
+most one 16-bit step) and cut to the length the file declares (dropping the AAC encoder's
+padding at the end).
 """
 
 import glob
@@ -14,6 +26,7 @@ import logging
 import os
 import re
 
+import ffmpeg
 import numpy as np
 import soundfile
 import soxr
@@ -21,14 +34,18 @@ from tqdm import tqdm
 
 import Input
 import Utils
+from DatasetLayouts import MUSDB18_STREAMS, import_stempeg, stem_file_info
 from DatasetXML import DatasetConfigError, LabelledSong, PreparedDatabase
-from Sample import SOUNDFILE_EXTENSIONS, Sample
+from Sample import FFMPEG_INSTALL_HINT, SOUNDFILE_EXTENSIONS, AudioDecoderError, Sample
 
 LOGGER = logging.getLogger(__name__)
 
 SOURCE_ORDER = ("mixture", "accompaniment", "voice")
 # Bump when the structure stored in dataset.pkl or the derived audio changes meaning.
 DATASET_FORMAT_VERSION = 1
+# Samples per AAC frame; a decoded stem may fall short of its declared length by a few frames.
+AAC_FRAME_SAMPLES = 1024
+MUSDB18_LENGTH_TOLERANCE_FRAMES = 4
 
 
 def load_database_songs(database: PreparedDatabase, cache_dir) -> list:
@@ -42,9 +59,10 @@ def load_database_songs(database: PreparedDatabase, cache_dir) -> list:
     Raises:
         FileNotFoundError: a file listed in the XML is missing.
         DatasetConfigError: a track lacks an instrument its database needs.
+        ValueError: a file cannot be read or decoded (the message names it).
     """
-    builders = {"DSD100": _multitrack_song, "MUSDB18HQ": _multitrack_song, "MedleyDB": _medleydb_song,
-                "CCMixter": _ccmixter_song, "iKala": _ikala_song}
+    builders = {"DSD100": _multitrack_song, "MUSDB18HQ": _multitrack_song, "MUSDB18": _musdb18_song,
+                "MedleyDB": _medleydb_song, "CCMixter": _ccmixter_song, "iKala": _ikala_song}
     songs = []
     for track in tqdm(database.description.tracks, desc=f"Preparing {database.name}", unit="song",
                       leave=False, disable=None):
@@ -94,6 +112,19 @@ def _multitrack_song(context):
         return mixture, derived["accompaniment"], voice
     derived = _derived_samples(context, inputs, SOURCE_ORDER, lambda audio: {
         "mixture": audio["mixture"], "accompaniment": audio["mixture"] - audio["voice"], "voice": audio["voice"]})
+    return tuple(derived[role] for role in SOURCE_ORDER)
+
+
+def _musdb18_song(context):
+    """MUSDB18 stem file: mixture = AAC stream 0, voice = stream 4, accompaniment = mixture - voice.
+
+    All three are decoded into the cache once (see the module docstring for why this
+    accompaniment differs slightly from musdb's drums + bass + other).
+    """
+    path = context.single_path("Mix")
+    derived = _derived_samples(context, [("stems", path)], SOURCE_ORDER, lambda audio: {
+        "mixture": audio["mixture"], "accompaniment": audio["mixture"] - audio["voice"], "voice": audio["voice"]},
+        reader=_read_musdb18_stems)
     return tuple(derived[role] for role in SOURCE_ORDER)
 
 
@@ -149,7 +180,7 @@ def _same_format(samples):
     return len(signatures) == 1
 
 
-def _derived_samples(context, inputs, roles, compute, reference_rate=None):
+def _derived_samples(context, inputs, roles, compute, reference_rate=None, reader=None):
     """Samples of derived audio files, computed from ``inputs`` once and cached.
 
     Args:
@@ -158,6 +189,10 @@ def _derived_samples(context, inputs, roles, compute, reference_rate=None):
         roles: names of the outputs (e.g. "accompaniment"), used in the file names.
         compute: function dict label -> float32 [samples, channels] -> dict role -> array.
         reference_rate: sample rate the inputs are resampled to; None = the first input's.
+        reader: function ``(inputs, reference_rate, where) -> (dict label -> float32 [samples,
+            channels], sample rate in Hz)`` giving ``compute``'s argument, all signals of one
+            rate and length; only called when an output is missing. None = :func:`_read_files`
+            (each input is one audio file, read under its own label).
 
     Returns:
         dict role -> Sample of ``<cache_folder>/<role>-<key>.wav`` where key hashes the
@@ -167,8 +202,8 @@ def _derived_samples(context, inputs, roles, compute, reference_rate=None):
     folder = context.cache_folder
     outputs = {role: os.path.join(folder, f"{role}-{key}.wav") for role in roles}
     if not all(os.path.isfile(path) for path in outputs.values()):
-        audio, sample_rate = _read_aligned([path for _, path in inputs], reference_rate, context.where)
-        results = compute(dict(zip([label for label, _ in inputs], audio)))
+        audio, sample_rate = (reader or _read_files)(inputs, reference_rate, context.where)
+        results = compute(audio)
         for role, path in outputs.items():
             Utils.atomic_write_audio(path, results[role].astype(np.float32), sample_rate)
             _remove_stale(folder, role, path)
@@ -187,6 +222,61 @@ def _remove_stale(folder, role, keep):
     for path in glob.glob(os.path.join(glob.escape(folder), f"{role}-*.wav")):
         if path != keep:
             os.remove(path)
+
+
+def _read_files(inputs, reference_rate, where):
+    """The default reader of :func:`_derived_samples`: label -> the audio of its file, aligned
+    by :func:`_read_aligned` (float32 [samples, channels]), and the common sample rate in Hz."""
+    audio, sample_rate = _read_aligned([path for _, path in inputs], reference_rate, where)
+    return dict(zip([label for label, _ in inputs], audio)), sample_rate
+
+
+def _read_musdb18_stems(inputs, reference_rate, where):
+    """Reader of :func:`_derived_samples` for one MUSDB18 stem file (``inputs`` = [(label, path)]).
+
+    Returns:
+        ({"mixture": stream 0, "voice": stream 4}, each float32 [samples, channels] at the
+        mixture stream's rate (``reference_rate`` is not used), cut to the length the file
+        declares and to each other's; the sample rate in Hz).
+
+    Raises:
+        ValueError: the file cannot be decoded, or decodes to much less audio than it declares.
+        DatasetConfigError: the file lacks one of the 5 MUSDB18 streams.
+    """
+    (_, path), = inputs
+    info = stem_file_info(path)
+    sample_rate = info.sample_rate(0)
+    declared = int(round(info.duration(0) * sample_rate))
+    audio = {label: _decode_stem_stream(path, info, MUSDB18_STREAMS.index(stream), sample_rate, declared, where)
+             for label, stream in (("mixture", "mixture"), ("voice", "vocals"))}
+    shortest = min(len(signal) for signal in audio.values())
+    return {label: np.ascontiguousarray(signal[:shortest]) for label, signal in audio.items()}, sample_rate
+
+
+def _decode_stem_stream(path, info, stream, sample_rate, declared, where):
+    """Audio stream number ``stream`` of a stem file as float32 [samples, channels] at
+    ``sample_rate`` Hz, cut to ``declared`` samples (its encoder padding removed)."""
+    name = MUSDB18_STREAMS[stream]
+    stempeg = import_stempeg()
+    try:
+        audio, _ = stempeg.read_stems(path, stem_id=info.audio_stream_idx()[stream], info=info,
+                                      sample_rate=sample_rate, dtype=np.float32, ffmpeg_format="f32le",
+                                      always_3d=True)
+    except FileNotFoundError as error:  # the ffmpeg program itself
+        raise AudioDecoderError(f"ffmpeg is needed to decode the MUSDB18 stem file {path} but was not found: "
+                                f"{FFMPEG_INSTALL_HINT}") from error
+    except (Warning, RuntimeError, ValueError, ffmpeg.Error) as error:
+        raise ValueError(f"Cannot decode the {name} stream (stream {stream}) of the MUSDB18 stem file {path} "
+                         f"({where}): {type(error).__name__}: {error}. Replace the file with the original "
+                         "or remove its track") from error
+    audio = np.asarray(audio[0], dtype=np.float32)
+    shortfall = declared - len(audio)
+    if shortfall > MUSDB18_LENGTH_TOLERANCE_FRAMES * AAC_FRAME_SAMPLES:
+        raise ValueError(f"The {name} stream of the MUSDB18 stem file {path} ({where}) decodes to "
+                         f"{len(audio) / sample_rate:.3f} s but the file declares {declared / sample_rate:.3f} s: "
+                         "it is truncated or damaged. Replace it with the original or remove its track")
+    Input.check_finite(audio, path, sample_rate)
+    return audio[:declared]
 
 
 def _read_aligned(paths, reference_rate, where):

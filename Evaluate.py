@@ -1,9 +1,10 @@
 """BSS Eval of a trained model on a partition's songs: separation in this process, metrics in workers.
 
 :func:`evaluate_model` restores the separator of a checkpoint folder (Separation.py), separates
-every song, and computes its metrics (Metrics.py) in ``num_workers`` processes that never
-import TensorFlow or re-run the main script. It returns one row per song and source in
-Results.PER_SONG_COLUMNS, ready for Results.write_results.
+every song, and computes its metrics (Metrics.py: BSS Eval v3 and/or v4, as selected by
+``bss_eval``) in ``num_workers`` processes that never import TensorFlow or re-run the main
+script (museval, for v4, imports musdb and stempeg but not TensorFlow). It returns one row per
+song and source with the columns of Results.per_song_columns, ready for Results.write_results.
 """
 
 import concurrent.futures
@@ -18,7 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 import Utils
-from Metrics import METRICS, compute_song_metrics
+from Metrics import (DEFAULT_BSS_EVAL, FRAMEWISE_V4, V4_FRAME_COUNTS, check_bss_eval, compute_song_metrics,
+                     metrics_of)
 from Separation import DEFAULT_BATCH_SIZE, Separator
 
 LOGGER = logging.getLogger(__name__)
@@ -40,13 +42,16 @@ class SongJob:
     mixture: np.ndarray  # [samples] at sample_rate
     estimates: Dict[str, np.ndarray]  # source -> [samples]
     sample_rate: int
+    bss_eval: Tuple[str, ...] = DEFAULT_BSS_EVAL  # versions to compute, see Metrics.check_bss_eval
 
 
 def evaluate_song(job: SongJob) -> List[dict]:
     """Load a song's true sources and compute its metrics; runs in a worker process.
 
     Returns:
-        One per-song row (:data:`PER_SONG_COLUMNS`) per source.
+        One per-song row per source: the columns of ``Results.per_song_columns`` for the job's
+        BSS Eval versions and, with v4, ``framewise_v4`` (museval's values per 1-s frame, see
+        ``Metrics.compute_song_metrics``; not a column, written as museval JSON).
     """
     import Input
 
@@ -61,11 +66,13 @@ def evaluate_song(job: SongJob) -> List[dict]:
             LOGGER.debug("%s has %d samples, its mixture %d: fitted to the mixture", path, len(audio), length)
         references.append(Input.fit_length(audio, length))
     estimates = np.stack([job.estimates[name] for name in job.source_names])
-    metrics = compute_song_metrics(np.stack(references), estimates, job.mixture)
+    metrics = compute_song_metrics(np.stack(references), estimates, job.mixture, job.bss_eval, job.sample_rate)
     rows = []
     for name, values in zip(job.source_names, metrics):
         row = {"model": job.model, "database": job.database, "song": job.song, "source": name}
-        row.update({metric: values[metric] for metric in METRICS})
+        row.update({metric: values[metric] for metric in metrics_of(job.bss_eval)})
+        if "v4" in job.bss_eval:
+            row.update({count: values[count] for count in V4_FRAME_COUNTS}, **{FRAMEWISE_V4: values[FRAMEWISE_V4]})
         row.update(undefined=bool(values["undefined_metrics"]),
                    undefined_metrics=";".join(values["undefined_metrics"]),
                    undefined_reason=";".join(values["undefined_reason"]),
@@ -75,7 +82,8 @@ def evaluate_song(job: SongJob) -> List[dict]:
 
 
 def evaluate_model(model_path: str, songs: Sequence[Sequence], num_workers: int = DEFAULT_NUM_WORKERS,
-                   batch_size: int = DEFAULT_BATCH_SIZE, model_name: Optional[str] = None) -> List[dict]:
+                   batch_size: int = DEFAULT_BATCH_SIZE, model_name: Optional[str] = None,
+                   bss_eval: Sequence[str] = DEFAULT_BSS_EVAL) -> List[dict]:
     """Separate every song with a checkpoint's separator and compute its BSS Eval metrics.
 
     Separation runs in this process (TensorFlow); the metrics of each separated song are
@@ -90,12 +98,19 @@ def evaluate_model(model_path: str, songs: Sequence[Sequence], num_workers: int 
         num_workers: BSS Eval processes; 1 computes in this process.
         batch_size: U-Net chunks per session call.
         model_name: ``model`` column of the rows; defaults to the checkpoint folder's name.
+        bss_eval: BSS Eval versions, ``"v3"`` (the paper's) and/or ``"v4"`` (museval, SiSEC 2018;
+            at the model's rate and mono, so comparable with SiSEC's 44.1 kHz stereo numbers in
+            method, not in value); checked before anything is separated.
 
     Returns:
-        Per-song rows (:data:`PER_SONG_COLUMNS`), songs in input order, sources in model order.
+        Per-song rows (see :func:`evaluate_song`), songs in input order, sources in model order.
+
+    Raises:
+        Metrics.BssEvalSettingError: a wrong ``bss_eval``, or v4 without a usable museval.
     """
     import Input
 
+    bss_eval = check_bss_eval(bss_eval)
     with Separator(model_path, batch_size) as separator:
         name = model_name or _default_model_name(model_path)
         _check_songs(songs, separator.sources)
@@ -108,7 +123,7 @@ def evaluate_model(model_path: str, songs: Sequence[Sequence], num_workers: int 
                               source_paths=tuple(None if Input.is_silent(sample) else sample.path
                                                  for sample in song[1:]),
                               mixture=mixture, estimates=separator.separate(mixture),
-                              sample_rate=separator.sample_rate)
+                              sample_rate=separator.sample_rate, bss_eval=bss_eval)
 
         results = _run_jobs(jobs(), len(songs), num_workers)
     return [row for index in sorted(results) for row in results[index]]

@@ -1,16 +1,20 @@
 # Two commands are all a new user needs:
 #   make demo   trains and evaluates the full experiment on the built-in demo database
 #   make test   runs the test suite
-# Both create .venv and install requirements.txt the first time (or when it changes).
+# Both create .venv and install requirements.txt the first time (or when it changes), and make
+# sure ffmpeg is installed (tools/ensure-ffmpeg.sh: installs it as root, else says how).
 
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test bench bench-semisup venv clean
+.PHONY: demo test bench bench-semisup venv ffmpeg clean
 
 venv: $(STAMP)
+
+ffmpeg:
+	@sh tools/ensure-ffmpeg.sh
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -20,18 +24,18 @@ $(STAMP): requirements.txt
 	$(VPY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) ffmpeg
 	$(VPY) Training.py with demo
 
-test: $(STAMP)
+test: $(STAMP) ffmpeg
 	$(VPY) -m pytest -q tests
 
-bench: $(STAMP)
+bench: $(STAMP) ffmpeg
 	$(VPY) bench/input_pipeline.py
 	$(VPY) bench/train_step.py
 	$(VPY) bench/separate.py
 
-bench-semisup: $(STAMP)
+bench-semisup: $(STAMP) ffmpeg
 	$(VPY) bench/semisup_gain.py
 
 clean:

@@ -20,9 +20,7 @@ import contextlib
 import logging
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 import Utils
@@ -52,7 +50,7 @@ from Sample import AudioDecoderError
 
 LOGGER = logging.getLogger("Training")
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
-DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ")
+DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18")
 PHASES = {"sup": "supervised", "semisup": "semi-supervised"}
 
 # Capture output at the Python level: reader processes keep no handle on sacred's tee pipes.
@@ -144,6 +142,7 @@ def config():
         "supervised_database": "DSD100",  # its Training split is train_sup
         "unsupervised_databases": ["MedleyDB", "CCMixter", "iKala"],  # split in thirds
         "supervised_valid_songs": 25,  # first songs of its Test split go to valid, rest to test
+        "supervised_validation": "test_songs",  # or "musdb_valid" (MUSDB18/MUSDB18HQ): musdb's 14 valid tracks of train
     }
     use_demo = False  # generate the built-in demo database into <cache_dir>/demo and use it
     demo_database = {"song_seconds": 12.0}  # generate_demo_database settings (sizes, lengths)
@@ -159,6 +158,10 @@ def config():
     # Evaluation and separation
     eval_workers = 2  # processes computing BSS Eval
     eval_batch_size = 32  # U-Net chunks per session call when separating whole songs
+    # BSS Eval versions, both at the model's 8192 Hz mono (Metrics.py): "v3" the paper's (mir_eval
+    # bss_eval_sources over the whole song: SDR ... SI_SDR), "v4" museval's as in SiSEC 2018 (1-s frames,
+    # median: SDR_v4 ... ISR_v4, and museval JSON in <results_dir>/<experiment_id>/museval)
+    bss_eval = ["v3", "v4"]  # "v3" and/or "v4"
     results_dir = "results"  # tables, CSV/JSON and plots go to <results_dir>/<experiment_id>
     model_path = None  # checkpoint folder for the evaluate and separate commands
     partition = "test"  # partition used by the evaluate command: test or valid
@@ -232,21 +235,6 @@ def check_weights(weights_finite, which, step):
         raise NonFiniteLossError(f"the {which} weights became non-finite in the update of step {step}")
 
 
-class Timer:
-    """Accumulates the wall time spent waiting for batches."""
-
-    def __init__(self):
-        self.seconds = 0.0
-
-    @contextlib.contextmanager
-    def measure(self):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds += time.perf_counter() - start
-
-
 def train_critics(session, graph, mixtures, sources, num_disc, data_timer, step):
     """``num_disc`` updates of every critic, each on fresh unpaired batches.
 
@@ -278,7 +266,7 @@ def train_epoch(session, graph, writer, summaries, paired, mixtures, sources, mo
     semi_supervised = mixtures is not None
     step = int(session.run(graph.global_step))
     remaining = state.epoch_start_step + model_config["epoch_it"] - step
-    data_timer, start = Timer(), time.perf_counter()
+    data_timer, start = Utils.Timer(), time.perf_counter()
     scalars = {}
     warmup = model_config.get("critic_warmup", 0)
     if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
@@ -322,24 +310,6 @@ def train_epoch(session, graph, writer, summaries, paired, mixtures, sources, mo
     wait_fraction = data_timer.seconds / elapsed if elapsed > 0 else 0.0
     writer.add_summary(Summaries.scalar_summary({"data_wait_fraction": wait_fraction}), step)
     return step, scalars, wait_fraction
-
-
-@contextlib.contextmanager
-def terminate_like_ctrl_c():
-    """Inside the block, SIGTERM (sent by ``kill`` and by cluster schedulers before they kill a
-    job) stops training as Ctrl-C does: a checkpoint is saved first."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set signal handlers
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def open_session(deterministic):
@@ -464,7 +434,7 @@ def train_phase(session, graph, saver, writer, summaries, folder, state, dataset
                 seed, patience, max_epochs, summary_every, image_every, magnitudes=None):
     """Epochs with a checkpoint and the validation loss after each, until early stopping.
 
-    Ctrl-C (or SIGTERM, see :func:`terminate_like_ctrl_c`) saves a checkpoint (and the
+    Ctrl-C (or SIGTERM, see :func:`Utils.terminate_like_ctrl_c`) saves a checkpoint (and the
     early-stopping state) before it stops the run; a non-finite loss or weight finishes the
     phase with the last good checkpoint kept. The readers' random streams are seeded from
     ``(seed, global step)``, so a resumed run draws new data rather than replaying the stream
@@ -527,12 +497,18 @@ def prepare(seed):
     np.random.seed(seed % 2 ** 32)
 
 
-def save_results(results_by_model, out_dir, run):
-    """Write result files, attach them to the sacred run and return the printed table."""
-    paths = Results.write_results(results_by_model, out_dir)
+def save_results(results_by_model, out_dir, run, partition="test"):
+    """Write result files, attach them to the sacred run and return the printed table.
+
+    The museval JSON (with BSS Eval v4) goes to ``<out_dir>/museval``; it is not attached
+    (one file per song and model), ``run.info["museval_dir"]`` names the folder.
+    """
+    paths = Results.write_results(results_by_model, out_dir, museval_subset=partition)
     for path in paths:
         run.add_artifact(path)
     run.info["results"] = Results.summarise(results_by_model)
+    if os.path.isdir(Results.museval_dir(out_dir)):
+        run.info["museval_dir"] = Results.museval_dir(out_dir)
     return Results.format_results_table(results_by_model)
 
 
@@ -540,12 +516,13 @@ def save_results(results_by_model, out_dir, run):
 def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, dataset_roots,
          cache_dir, spectrogram_cache, dataset_pkl, custom_dataset, partition_config, use_demo, demo_database,
          patience, max_epochs, semisup_init, resume, summary_every, image_every, eval_workers, eval_batch_size,
-         results_dir):
+         results_dir, bss_eval):
     """Supervised training, semi-supervised training, then BSS Eval of both on the test set."""
     prepare(seed)  # op determinism is switched on by optimise's session
     with user_errors():
         if semisup_init not in ("scratch", "supervised"):
             raise ValueError(f"semisup_init={semisup_init!r}: use 'scratch' (the paper) or 'supervised'.")
+        bss_eval = Evaluate.check_bss_eval(bss_eval)  # before training, not after it
         if resume:
             experiment_id, model_base_dir = Checkpoints.resolve_resume(resume)
             model_config = dict(model_config, model_base_dir=model_base_dir)
@@ -568,7 +545,7 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
     phase_settings = dict(experiment_id=experiment_id, seed=seed, patience=patience, max_epochs=max_epochs,
                           summary_every=summary_every, image_every=image_every, deterministic=deterministic,
                           magnitudes=magnitudes)
-    with terminate_like_ctrl_c(), unusable_files_end_the_run():
+    with Utils.terminate_like_ctrl_c(), unusable_files_end_the_run():
         sup = optimise("sup", dataset, model_config, **phase_settings)
         _run.log_scalar("supervised.test_loss", sup.test_loss)
         init = sup.best_checkpoint if semisup_init == "supervised" else None
@@ -580,13 +557,15 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
             LOGGER.info("Evaluating the %s model on %d test songs", name, len(dataset["test"]))
             results[name] = Evaluate.evaluate_model(os.path.dirname(state.best_checkpoint), dataset["test"],
                                                     num_workers=eval_workers, batch_size=eval_batch_size,
-                                                    model_name=name)
+                                                    model_name=name, bss_eval=bss_eval)
     table = save_results(results, os.path.join(results_dir, str(experiment_id)), _run)
-    # The experiment's question, answered below its table: semi-supervised minus supervised per source.
-    gains = Comparison.gain_table([results[PHASES["sup"]]], [results[PHASES["semisup"]]], "SDR")
+    # The experiment's question, answered below its table: semi-supervised minus supervised per source
+    # (SDR, the paper's; SDR_v4 if v3 is switched off).
+    metric = Comparison.gain_metric(bss_eval)
+    gains = Comparison.gain_table([results[PHASES["sup"]]], [results[PHASES["semisup"]]], metric)
     _run.info["sdr_gain"] = gains
     print(table)
-    print(Comparison.format_gain_lines(gains))
+    print(Comparison.format_gain_lines(gains, metric))
     return {"experiment_id": str(experiment_id),
             "supervised": {"test_loss": sup.test_loss, "best_checkpoint": sup.best_checkpoint,
                            "epochs": sup.epoch},
@@ -608,7 +587,7 @@ def datasets(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_conf
 @ex.command
 def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir, dataset_pkl,
              partition_config, custom_dataset, use_demo, demo_database, seed, eval_workers, eval_batch_size,
-             results_dir):
+             results_dir, bss_eval):
     """BSS Eval of one checkpoint folder on the test (or valid) partition."""
     prepare(seed)
     with user_errors():
@@ -617,13 +596,14 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
                              "python Training.py evaluate with model_path=checkpoints/<id>_sup/best")
         if partition not in ("test", "valid"):
             raise ValueError(f"partition={partition!r}: use test or valid.")
+        bss_eval = Evaluate.check_bss_eval(bss_eval)
         dataset = TrainingData.load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                                custom_dataset, use_demo, demo_database)
         rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,
-                                       batch_size=eval_batch_size)
+                                       batch_size=eval_batch_size, bss_eval=bss_eval)
     name = rows[0]["model"] if rows else os.path.basename(os.path.normpath(model_path))
     out_dir = os.path.join(results_dir, f"evaluate_{_run._id or time.strftime('%Y%m%d-%H%M%S')}")
-    print(save_results({name: rows}, out_dir, _run))
+    print(save_results({name: rows}, out_dir, _run, partition))
 
 
 @ex.command

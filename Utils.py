@@ -13,10 +13,12 @@ import json
 import logging
 import os
 import multiprocessing
+import signal
 import stat
 import sys
 import tempfile
 import threading
+import time
 import types
 
 _UMASK_LOCK = threading.Lock()
@@ -151,3 +153,36 @@ def worker_context():
     """
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+class Timer:
+    """Accumulates the wall time spent waiting for batches."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def measure(self):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def terminate_like_ctrl_c():
+    """Inside the block, SIGTERM (sent by ``kill`` and by cluster schedulers before they kill a
+    job) stops training as Ctrl-C does: a checkpoint is saved first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

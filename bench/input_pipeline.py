@@ -60,6 +60,7 @@ import BatchGenerators  # noqa: E402
 import ReaderPool  # noqa: E402
 import Utils  # noqa: E402
 from Sample import Sample  # noqa: E402
+import machine  # noqa: E402
 
 LOGGER = logging.getLogger("bench.input_pipeline")
 
@@ -341,6 +342,7 @@ def main():
     dataset = datasets["demo"]
     seconds = {database: np.mean([song[0].duration for song in data["train_sup"]])
                for database, data in datasets.items()}
+    print(machine.cpu_description())
     print(f"demo database: {len(dataset['train_sup'])} paired songs, "
           f"{[len(samples) for samples in dataset['train_unsup']]} unpaired files, "
           f"mean song {seconds['demo']:.0f} s (x{LONGER} copy: {seconds[f'x{LONGER}']:.0f} s); "

@@ -8,9 +8,13 @@ into a temporary checkpoint folder, so the network's cost is the real one. Measu
   way): real-time factor = audio seconds / wall-clock seconds (best of 3 runs);
 - the U-Net alone (random magnitudes through ``Separator.predict``), one chunk per call and
   in batches: the most batching can gain on this machine, whatever the code around it does;
-- BSS Eval (``Metrics.compute_song_metrics``: estimates and mixture-as-estimate) seconds
-  per minute of audio;
-- ``Evaluate.evaluate_model`` on 8 generated 45-second songs with 1 and 2 worker processes.
+- BSS Eval seconds per minute of audio (``Metrics.compute_song_metrics`` on a generated minute):
+  v3 alone (the paper's: estimates and mixture-as-estimate, mir_eval), v4 alone (museval,
+  1-s frames) and both (the default), and what v4 adds (both / v3 alone);
+- ``import museval`` in a fresh process that has already imported what a BSS Eval worker
+  imports for v3 (the start-up cost v4 adds to each worker);
+- ``Evaluate.evaluate_model`` on 8 generated 45-second songs with 1 and 2 worker processes
+  (both versions), and with 2 workers and v3 alone.
 
 Timings depend on other load on the machine: the table shows the load average before and
 after. Run: ``.venv/bin/python bench/separate.py``. The last line is
@@ -18,6 +22,7 @@ after. Run: ``.venv/bin/python bench/separate.py``. The last line is
 """
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -108,15 +113,38 @@ def network_ms_per_chunk(folder, batch_size, repeats=3, min_chunks=64):
         return 1000.0 * best_seconds(run, repeats) / (calls * batch_size)
 
 
-def time_bss_eval(seconds=60.0):
-    """Seconds of compute_song_metrics (estimates plus mixture-as-estimate) per minute of audio."""
+def time_bss_eval(bss_eval, seconds=60.0, repeats=2):
+    """Seconds of compute_song_metrics with the ``bss_eval`` versions per minute of audio (v3:
+    estimates plus mixture-as-estimate; v4: museval, 1-s frames); best of ``repeats`` runs."""
     accompaniment, voice = chord_and_noise(seconds, seed=1)
     references = np.stack([accompaniment, voice])
     rng = np.random.default_rng(2)
     estimates = references + 0.05 * rng.standard_normal(references.shape).astype(np.float32)
-    start = time.perf_counter()
-    Metrics.compute_song_metrics(references, estimates, references.sum(axis=0))
-    return (time.perf_counter() - start) / (seconds / 60.0)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        Metrics.compute_song_metrics(references, estimates, references.sum(axis=0), bss_eval, SR)
+        times.append(time.perf_counter() - start)
+    return min(times) / (seconds / 60.0)
+
+
+MUSEVAL_IMPORT = """
+import sys, time
+sys.path.insert(0, {root!r})
+import numpy, scipy, mir_eval.separation, Evaluate, Input, Metrics  # a v3 worker's imports
+start = time.perf_counter()
+import museval
+print(time.perf_counter() - start, "tensorflow" in sys.modules)
+"""
+
+
+def time_museval_import():
+    """Seconds of ``import museval`` in a fresh process after a v3 worker's imports, and whether
+    TensorFlow got imported (it must not)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    output = subprocess.run([sys.executable, "-c", MUSEVAL_IMPORT.format(root=root)], check=True,
+                            capture_output=True, text=True, timeout=300).stdout.split()
+    return float(output[0]), output[1] == "True"
 
 
 def make_songs(folder):
@@ -132,9 +160,9 @@ def make_songs(folder):
     return songs
 
 
-def time_evaluation(folder, songs, num_workers):
+def time_evaluation(folder, songs, num_workers, bss_eval=Metrics.DEFAULT_BSS_EVAL):
     start = time.perf_counter()
-    Evaluate.evaluate_model(folder, songs, num_workers=num_workers, batch_size=BATCH_SIZE)
+    Evaluate.evaluate_model(folder, songs, num_workers=num_workers, batch_size=BATCH_SIZE, bss_eval=bss_eval)
     return time.perf_counter() - start
 
 
@@ -149,10 +177,12 @@ def main():
         small_batches = time_separation(model_folder, song, SMALL_BATCH_SIZE, repeats=3)
         one_chunk = time_separation(model_folder, song, 1, repeats=3)
         network_one, network_batched = (network_ms_per_chunk(model_folder, size) for size in (1, BATCH_SIZE))
-        bss_per_minute = time_bss_eval()
+        bss_v3, bss_v4, bss_both = (time_bss_eval(versions) for versions in (["v3"], ["v4"], ["v3", "v4"]))
+        museval_import, imports_tensorflow = time_museval_import()
         songs = make_songs(os.path.join(tmp, "songs"))
         eval_one = time_evaluation(model_folder, songs, 1)
         eval_two = time_evaluation(model_folder, songs, 2)
+        eval_two_v3 = time_evaluation(model_folder, songs, 2, ["v3"])
         load_after = os.getloadavg()[0]
 
     input_shape, output_shape = Separation.network_shapes(PAPER_MODEL_CONFIG)
@@ -169,10 +199,16 @@ def main():
         ("speed-up of batching (target >= 3)", f"{one_chunk / batched:.2f} x"),
         (f"U-Net alone, ms per chunk: one per call / batch {BATCH_SIZE}", f"{network_one:.1f} / {network_batched:.1f}"),
         ("speed-up of batching, U-Net alone (the ceiling)", f"{network_one / network_batched:.2f} x"),
-        ("BSS Eval seconds per minute of audio", f"{bss_per_minute:.2f}"),
-        (f"evaluate {EVAL_SONGS} songs of {EVAL_SONG_SECONDS:.0f} s, 1 worker (s)", f"{eval_one:.1f}"),
-        (f"evaluate {EVAL_SONGS} songs of {EVAL_SONG_SECONDS:.0f} s, 2 workers (s)", f"{eval_two:.1f}"),
+        ("BSS Eval v3 seconds per minute of audio", f"{bss_v3:.2f}"),
+        ("BSS Eval v4 seconds per minute of audio", f"{bss_v4:.2f}"),
+        ("BSS Eval v3+v4 seconds per minute of audio", f"{bss_both:.2f}"),
+        ("added cost of v4: v3+v4 / v3 alone", f"{bss_both / bss_v3:.2f} x"),
+        ("import museval in a worker (s) / imports TensorFlow", f"{museval_import:.2f} / {imports_tensorflow}"),
+        (f"evaluate {EVAL_SONGS} songs of {EVAL_SONG_SECONDS:.0f} s, v3+v4, 1 worker (s)", f"{eval_one:.1f}"),
+        (f"evaluate {EVAL_SONGS} songs of {EVAL_SONG_SECONDS:.0f} s, v3+v4, 2 workers (s)", f"{eval_two:.1f}"),
         ("speed-up of 2 workers", f"{eval_one / eval_two:.2f} x"),
+        (f"evaluate {EVAL_SONGS} songs of {EVAL_SONG_SECONDS:.0f} s, v3 alone, 2 workers (s)", f"{eval_two_v3:.1f}"),
+        ("added cost of v4 to evaluate_model, 2 workers", f"{eval_two / eval_two_v3:.2f} x"),
     ]
     width = max(len(label) for label, _ in rows)
     print(f"{'measurement':<{width}}  value")

@@ -293,6 +293,9 @@ def main():
     tf.compat.v1.disable_eager_execution()
 
     config = dict(PAPER_CONFIG, batch_size=args.batch_size)
+    import machine
+
+    print(machine.cpu_description())
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} at start; "
           f"intra_op_threads={args.intra_threads or 'auto'}, inter_op_threads={args.inter_threads or 'auto'}, "
           f"oneDNN {args.onednn}, CPU allocator {args.cpu_allocator}; batch {config['batch_size']}")

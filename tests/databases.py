@@ -1,11 +1,12 @@
-"""Tiny databases in the public layouts (DSD100, MUSDB18-HQ, MedleyDB, CCMixter, iKala), made by
-the tests, and helpers to build a dataset from them; the fixtures are in conftest.py."""
+"""Tiny databases in the public layouts (DSD100, MUSDB18-HQ, MUSDB18, MedleyDB, CCMixter, iKala), made
+by the tests, and helpers to build a dataset from them; the fixtures are in conftest.py."""
 
 import os
 import zlib
 
 import numpy as np
 import soundfile
+import stempeg
 import yaml
 
 import Datasets
@@ -48,6 +49,40 @@ def make_musdb18hq(root, train=("B - Two", "A - One"), test=("C - Three",)):
     return str(root)
 
 
+MUSDB18_SR = 44100
+
+
+def musdb18_stems(song, seconds=1.0):
+    """float32 [5, samples, 2] at MUSDB18_SR: mixture, drums, bass, other, vocals of ``song``.
+
+    Each source is three quiet sines (different for every song and source; tonal, so that
+    AAC codes it well), the right channel 0.8 times the left; mixture = their sum.
+    """
+    rng = np.random.default_rng(zlib.crc32(song.encode()))
+    time = np.arange(int(round(seconds * MUSDB18_SR))) / MUSDB18_SR
+    sources = []
+    for _ in range(4):
+        tone = sum(0.05 * np.sin(2 * np.pi * rng.uniform(100, 2000) * time + rng.uniform(0, 2 * np.pi))
+                   for _ in range(3))
+        sources.append(np.stack([tone, 0.8 * tone], axis=1))
+    return np.stack([sum(sources)] + sources).astype(np.float32)
+
+
+def write_stem_file(path, stems):
+    """Write ``stems`` [streams, samples, channels] as one AAC stream each into an MP4 at ``path``."""
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    stempeg.write_stems(str(path), stems, sample_rate=MUSDB18_SR, writer=stempeg.StreamsWriter(codec="aac"))
+    return str(path)
+
+
+def make_musdb18(root, train=("B - Two", "A - One"), test=("C - Three",), seconds=1.0):
+    """MUSDB18 layout: ``<root>/{train,test}/<song>.stem.mp4`` with the streams of musdb18_stems."""
+    for folder, songs in (("train", train), ("test", test)):
+        for song in songs:
+            write_stem_file(root / folder / f"{song}.stem.mp4", musdb18_stems(song, seconds))
+    return str(root)
+
+
 MEDLEYDB_SONGS = {"Artist1_Sing": ["female singer", "electric bass", "male singer"],
                   "Artist2_Instrumental": ["drum set", "piano"],
                   "Artist3_Choir": ["choir", "acoustic guitar"]}
@@ -82,7 +117,7 @@ def make_ikala(root, ids=("10171_chorus", "10161_verse", "10170_verse")):
     return str(root)
 
 
-MAKERS = {"DSD100": make_dsd100, "MUSDB18HQ": make_musdb18hq, "MedleyDB": make_medleydb,
+MAKERS = {"DSD100": make_dsd100, "MUSDB18HQ": make_musdb18hq, "MUSDB18": make_musdb18, "MedleyDB": make_medleydb,
           "CCMixter": make_ccmixter, "iKala": make_ikala}
 
 

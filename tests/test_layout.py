@@ -18,7 +18,7 @@ LAYERS = [  # top to bottom
     ("nets", {"Models.TrainingGraph", "Models.Unet", "Models.WGAN_Critic", "Models.Layers", "Models.__init__"}),
     ("pipeline", {"BatchGenerators", "ReaderPool", "Sections", "AudioCache"}),
     ("data", {"Datasets", "DatasetXML", "DatasetLayouts", "DerivedAudio", "DemoDatabase", "DemoSongs",
-              "DemoSynthesis"}),
+              "DemoSynthesis", "SharedSongs"}),
     ("signal", {"Input", "Sample"}),
 ]
 SHARED = {"Utils", "Checkpoints"}

@@ -23,6 +23,7 @@ import DemoDatabase
 import Separation
 import Training
 import TrainingData
+import Utils
 from Models.Unet import shapes_for_config
 from Sample import Sample
 from conftest import ROOT, process_gone, wait_until, write_wav
@@ -209,7 +210,7 @@ def test_no_usable_checkpoint_is_a_clear_error(tmp_path, tiny_dataset, monkeypat
 
 def test_sigterm_stops_training_as_ctrl_c_does():
     with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
-        with Training.terminate_like_ctrl_c():
+        with Utils.terminate_like_ctrl_c():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises as soon as Python code runs again
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
