@@ -83,7 +83,7 @@ def evaluate_song(job: SongJob) -> List[dict]:
 
 def evaluate_model(model_path: str, songs: Sequence[Sequence], num_workers: int = DEFAULT_NUM_WORKERS,
                    batch_size: int = DEFAULT_BATCH_SIZE, model_name: Optional[str] = None,
-                   bss_eval: Sequence[str] = DEFAULT_BSS_EVAL) -> List[dict]:
+                   bss_eval: Sequence[str] = DEFAULT_BSS_EVAL, precision: Optional[str] = None) -> List[dict]:
     """Separate every song with a checkpoint's separator and compute its BSS Eval metrics.
 
     Separation runs in this process (TensorFlow); the metrics of each separated song are
@@ -101,6 +101,8 @@ def evaluate_model(model_path: str, songs: Sequence[Sequence], num_workers: int 
         bss_eval: BSS Eval versions, ``"v3"`` (the paper's) and/or ``"v4"`` (museval, SiSEC 2018;
             at the model's rate and mono, so comparable with SiSEC's 44.1 kHz stereo numbers in
             method, not in value); checked before anything is separated.
+        precision: ``"float32"`` or ``"mixed"`` overrides the checkpoint's
+            ``model_config.precision`` for the separation (``Separation.Separator``); None keeps it.
 
     Returns:
         Per-song rows (see :func:`evaluate_song`), songs in input order, sources in model order.
@@ -111,7 +113,7 @@ def evaluate_model(model_path: str, songs: Sequence[Sequence], num_workers: int 
     import Input
 
     bss_eval = check_bss_eval(bss_eval)
-    with Separator(model_path, batch_size) as separator:
+    with Separator(model_path, batch_size, precision) as separator:
         name = model_name or _default_model_name(model_path)
         _check_songs(songs, separator.sources)
 

@@ -1,5 +1,6 @@
 # Two commands are all a new user needs:
 #   make demo   trains and evaluates the full experiment on the built-in demo database
+#               (more settings: make demo DEMO_ARGS='model_config.precision=mixed seed=3')
 #   make test   runs the test suite
 # Both create .venv and install requirements.txt the first time (or when it changes), and make
 # sure ffmpeg is installed (tools/ensure-ffmpeg.sh: installs it as root, else says how).
@@ -25,7 +26,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 demo: $(STAMP) ffmpeg
-	$(VPY) Training.py with demo
+	$(VPY) Training.py with demo $(DEMO_ARGS)
 
 test: $(STAMP) ffmpeg
 	$(VPY) -m pytest -q tests
@@ -33,6 +34,7 @@ test: $(STAMP) ffmpeg
 bench: $(STAMP) ffmpeg
 	$(VPY) bench/input_pipeline.py
 	$(VPY) bench/train_step.py
+	$(VPY) bench/precision.py
 	$(VPY) bench/separate.py
 
 bench-semisup: $(STAMP) ffmpeg

@@ -19,7 +19,7 @@ one WAV per source at the input's sample rate and length.
 import json
 import logging
 import os
-from typing import Callable, Dict, List, Mapping, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -235,21 +235,28 @@ class Separator:
     Args:
         model_path: checkpoint folder (or checkpoint prefix), see :func:`find_checkpoint`.
         batch_size: U-Net chunks per session call when separating whole songs.
+        precision: ``"float32"`` or ``"mixed"`` to override the ``precision`` stored in the
+            folder's ``model_config.json``; ``None`` uses the stored one (``"float32"`` for folders
+            written before the setting existed). See Precision.py; the checkpoint suits either.
 
     Attributes:
-        model_config: the folder's ``model_config`` dict.
+        model_config: the folder's ``model_config`` dict (with ``precision`` as used here).
+        policy: the ``Precision.Policy`` the network computes with on this machine.
         input_shape, output_shape: ``(F_in, T_in)`` and ``(F_out, T_out)`` of the network.
 
     Use ``with Separator(path) as separator: separator.separate(audio)``.
     """
 
-    def __init__(self, model_path: str, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, model_path: str, batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None):
         import tensorflow as tf
 
+        import Precision
         from Models.Unet import Unet
 
         self.checkpoint, folder = find_checkpoint(model_path)
         self.model_config = load_model_config(folder)
+        self.policy = Precision.config_policy(self.model_config, precision)
+        self.model_config["precision"] = self.policy.precision
         self.batch_size = int(batch_size)
         self.input_shape, self.output_shape = network_shapes(self.model_config)
         self._graph = tf.Graph()
@@ -257,7 +264,7 @@ class Separator:
             self._input = tf.compat.v1.placeholder(tf.float32, (None,) + tuple(self.input_shape) + (1,),
                                                    name="mixture_magnitudes")
             unet = Unet(self.model_config["num_layers"], self.model_config["num_initial_filters"],
-                        self.model_config["sources"])
+                        self.model_config["sources"], compute_dtype=self.policy.compute_dtype)
             outputs = unet.get_output(tf.math.log1p(self._input), reuse=False)
             self._outputs = {name: tf.math.expm1(output) for name, output in outputs.items()}
             variables = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, scope=SEPARATOR_SCOPE)
@@ -328,7 +335,7 @@ def _check_checkpoint_variables(checkpoint, variables):
                          "Use the model_config.json written together with the checkpoint.")
 
 def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: bool = False,
-                  batch_size: int = DEFAULT_BATCH_SIZE) -> List[str]:
+                  batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None) -> List[str]:
     """Separate an audio file, or every audio file in a folder, into one WAV per source.
 
     ``<name>.<ext>`` gives ``<output_dir>/<name>_<source>.wav`` for each of the model's sources
@@ -344,6 +351,7 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
         output_dir: created if missing.
         overwrite: replace existing output files instead of refusing.
         batch_size: U-Net chunks per session call.
+        precision: overrides the model's ``precision`` (see :class:`Separator`); ``None`` keeps it.
 
     Returns:
         The written paths, per input file in the model's source order.
@@ -365,7 +373,7 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
         for path in inputs:
             _check_finite_input(path)
     written = []
-    with Separator(checkpoint, batch_size) as separator:
+    with Separator(checkpoint, batch_size, precision) as separator:
         for path in tqdm(inputs, desc="Separating", unit="file", disable=None):
             estimates = _separate_file(separator, samples[path])
             for source, output_path in plan[path].items():

@@ -41,6 +41,7 @@ import Comparison
 import Datasets
 import Evaluate
 import Input
+import Precision
 import Results
 import Separation
 import Summaries
@@ -123,6 +124,10 @@ def config():
         "output_init": "nonnegative",
         "critic_initial_filters": 32,  # critic filters of the first convolution
         "critic_dense_units": 32,  # critic hidden dense layer
+        # "float32" (the paper) or "mixed": convolutions in bfloat16 on CPUs with avx512_bf16/amx_bf16 and
+        # on GPUs from Ampere, float16 with loss scaling on Volta/Turing; float32 weights and losses
+        # (Precision.py). Stored in model_config.json, so evaluate and separate use it too.
+        "precision": "float32",
     }
     experiment_id = Checkpoints.new_experiment_id()  # names checkpoint and log folders; unique per run
     seed = 2018  # reaches numpy, the TensorFlow graph seed and every reader process
@@ -158,6 +163,7 @@ def config():
     # Evaluation and separation
     eval_workers = 2  # processes computing BSS Eval
     eval_batch_size = 32  # U-Net chunks per session call when separating whole songs
+    eval_precision = None  # evaluate / separate: "float32" or "mixed" instead of the checkpoint's precision
     # BSS Eval versions, both at the model's 8192 Hz mono (Metrics.py): "v3" the paper's (mir_eval
     # bss_eval_sources over the whole song: SDR ... SI_SDR), "v4" museval's as in SiSEC 2018 (1-s frames,
     # median: SDR_v4 ... ISR_v4, and museval JSON in <results_dir>/<experiment_id>/museval)
@@ -343,6 +349,8 @@ def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_ep
         Calling it again for a finished phase returns the stored state without training;
         calling it for an interrupted phase continues where it stopped.
     """
+    with user_errors():  # before a bad value is written into model_config.json
+        Precision.check_precision(model_config.get("precision"))
     folder = Checkpoints.phase_folder(model_config["model_base_dir"], experiment_id, phase)
     state = Checkpoints.PhaseState.load(folder, phase)
     if state.finished and state.test_loss is not None:
@@ -359,7 +367,8 @@ def optimise(phase, dataset, model_config, experiment_id, seed, patience, max_ep
         graph = build_training_graph(model_config, semi_supervised=semi_supervised, seed=seed)
         summaries = {"scalars": Summaries.scalar_summaries(graph.summary_scalars),
                      "images": Summaries.spectrogram_image_summaries(graph.summary_images)}
-        saver = tf.compat.v1.train.Saver(max_to_keep=2)
+        # Everything but the loss scale of float16 training: checkpoints do not depend on the dtype (Precision.py).
+        saver = tf.compat.v1.train.Saver(var_list=Precision.saved_variables(), max_to_keep=2)
         with open_session(deterministic) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             state = restore_or_initialise(session, saver, folder, graph, init_checkpoint, state)
@@ -587,7 +596,7 @@ def datasets(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_conf
 @ex.command
 def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir, dataset_pkl,
              partition_config, custom_dataset, use_demo, demo_database, seed, eval_workers, eval_batch_size,
-             results_dir, bss_eval):
+             results_dir, bss_eval, eval_precision):
     """BSS Eval of one checkpoint folder on the test (or valid) partition."""
     prepare(seed)
     with user_errors():
@@ -597,17 +606,19 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
         if partition not in ("test", "valid"):
             raise ValueError(f"partition={partition!r}: use test or valid.")
         bss_eval = Evaluate.check_bss_eval(bss_eval)
+        if eval_precision is not None:
+            Precision.check_precision(eval_precision, setting="eval_precision")
         dataset = TrainingData.load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                                custom_dataset, use_demo, demo_database)
         rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,
-                                       batch_size=eval_batch_size, bss_eval=bss_eval)
+                                       batch_size=eval_batch_size, bss_eval=bss_eval, precision=eval_precision)
     name = rows[0]["model"] if rows else os.path.basename(os.path.normpath(model_path))
     out_dir = os.path.join(results_dir, f"evaluate_{_run._id or time.strftime('%Y%m%d-%H%M%S')}")
     print(save_results({name: rows}, out_dir, _run, partition))
 
 
 @ex.command
-def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, seed):
+def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, eval_precision, seed):
     """Separate an audio file, or every audio file in a folder, into one WAV per source."""
     prepare(seed)
     with user_errors():
@@ -616,7 +627,7 @@ def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, see
                              "e.g. python Training.py separate with model_path=checkpoints/<id>_semisup/best "
                              "input_path=song.mp3 output_dir=separated")
         written = Separation.separate_path(model_path, input_path, output_dir, overwrite=overwrite,
-                                         batch_size=eval_batch_size)
+                                         batch_size=eval_batch_size, precision=eval_precision)
     for path in written:
         print(path)
 

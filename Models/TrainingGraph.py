@@ -10,6 +10,9 @@ Loss terms carry the paper's names (PAPER.md, "Separator losses"):
   equal to ``supervised_loss`` in the supervised graph).
 
 The batch generators deliver linear magnitudes; the graph applies ``log1p`` itself.
+
+``model_config["precision"]`` (``"float32"``, the default, or ``"mixed"``) chooses the networks'
+compute dtype through Precision.py; every loss term above is float32 either way.
 """
 
 import dataclasses
@@ -18,6 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+import Precision
 from Models import Layers
 from Models.Unet import SCOPE as SEPARATOR_SCOPE
 from Models.Unet import Unet
@@ -50,6 +54,7 @@ class TrainingGraph:
     """
 
     model_config: dict
+    policy: Precision.Policy              # the compute dtype chosen for model_config["precision"]
     semi_supervised: bool
     sources: tuple
     input_shape: tuple                    # (F_in, T_in) of the separator input
@@ -175,6 +180,7 @@ def _check_config(model_config):
     betas = model_config.get("critic_adam_betas", DEFAULT_ADAM_BETAS)
     if len(betas) != 2 or not all(isinstance(beta, (int, float)) and 0 <= beta < 1 for beta in betas):
         raise ValueError(f"model_config.critic_adam_betas={betas!r}: give two numbers in [0, 1), e.g. [0.5, 0.9]")
+    Precision.check_precision(model_config.get("precision"))
 
 
 def _placeholder(batch_size, shape, name):
@@ -209,7 +215,11 @@ def _masked_supervised_loss(estimates, targets_norm, frames, output_shape):
 
 
 def _additive_penalty(mixture_linear, estimates_norm):
-    """``mean((m - sum_k s_hat_k)^2)`` with everything in linear magnitudes."""
+    """``mean((m - sum_k s_hat_k)^2)`` with everything in linear magnitudes.
+
+    Float32 in mixed precision too: the U-Net's estimates are float32, and ``exp(y) - 1``,
+    which turns an error ``d`` of ``y`` into ``exp(y) * d``, is taken in float32.
+    """
     estimate_sum = tf.add_n([_denormalise(estimate) for estimate in estimates_norm.values()])
     return tf.reduce_mean(tf.square(mixture_linear - estimate_sum), name="additive_penalty")
 
@@ -230,11 +240,14 @@ def _control_variables(model_config):
 DEFAULT_ADAM_BETAS = (0.9, 0.999)
 
 
-def _minimize(loss, learning_rate, var_list, scope, global_step=None, betas=DEFAULT_ADAM_BETAS):
+def _minimize(loss, learning_rate, var_list, scope, global_step=None, betas=DEFAULT_ADAM_BETAS,
+              loss_scaling=False):
     # Each optimiser in its own scope so its Adam accumulators have distinct, readable names.
     with tf.compat.v1.variable_scope(scope):
         beta1, beta2 = (float(beta) for beta in betas)
         optimiser = tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate, beta1=beta1, beta2=beta2)
+        if loss_scaling:  # float16 gradients (Precision.py)
+            return Precision.loss_scaled_minimize(optimiser, loss, var_list, global_step=global_step)
         return optimiser.minimize(loss, var_list=var_list, global_step=global_step)
 
 
@@ -245,7 +258,8 @@ def _all_finite_after(update, variables, name):
     return tf.reduce_all(tf.stack(checks), name=name)
 
 
-def build_training_graph(model_config: dict, semi_supervised: bool, seed: Optional[int] = None) -> TrainingGraph:
+def build_training_graph(model_config: dict, semi_supervised: bool, seed: Optional[int] = None,
+                         policy: Optional[Precision.Policy] = None) -> TrainingGraph:
     """Builds the supervised or semi-supervised training graph in the default graph.
 
     Args:
@@ -256,16 +270,20 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
             ``separator_loss`` with ``unsup_sep_lr`` (otherwise ``supervised_loss`` with ``sup_sep_lr``).
         seed: op-level seed base for the critics' random ops (with a graph-level seed this
             makes runs reproducible).
+        policy: the compute dtype and loss scaling; ``None`` chooses it for this machine from
+            ``model_config["precision"]`` (:func:`Precision.config_policy`, which warns when
+            ``"mixed"`` has to fall back to float32).
 
     Returns:
         A :class:`TrainingGraph`; run ``tf.compat.v1.global_variables_initializer()`` before use.
     """
     _check_config(model_config)
+    policy = policy or Precision.config_policy(model_config)
     sources = tuple(model_config["sources"])
     batch_size = model_config["batch_size"] or None
     critic_shape = (int(model_config["num_freqs"]), int(model_config["num_frames"]))
     separator = Unet(model_config["num_layers"], model_config["num_initial_filters"], sources,
-                     output_init=model_config.get("output_init", "nonnegative"))
+                     output_init=model_config.get("output_init", "nonnegative"), compute_dtype=policy.compute_dtype)
     input_shape, output_shape = separator.get_padding(critic_shape)
 
     mixture = _placeholder(batch_size, input_shape, "mixture")
@@ -276,18 +294,19 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
 
     global_step, sup_sep_lr, unsup_sep_lr, disc_lr = _control_variables(model_config)
     unpaired = _build_unpaired(model_config, separator, sources, batch_size, input_shape, output_shape,
-                               critic_shape, seed) if semi_supervised else _no_unpaired()
+                               critic_shape, seed, policy.compute_dtype) if semi_supervised else _no_unpaired()
     unsupervised_loss = unpaired["unsupervised_loss"]
     separator_loss = (tf.add(supervised_loss, unsupervised_loss, name="separator_loss")
                       if semi_supervised else supervised_loss)
 
     separator_vars = _scope_variables(SEPARATOR_SCOPE)
     separator_train_op = _minimize(separator_loss, unsup_sep_lr if semi_supervised else sup_sep_lr,
-                                   separator_vars, "separator_solver", global_step=global_step)
+                                   separator_vars, "separator_solver", global_step=global_step,
+                                   loss_scaling=policy.loss_scaling)
     critic_betas = model_config.get("critic_adam_betas", DEFAULT_ADAM_BETAS)
     critic_train_ops = {name: _minimize(unpaired["critic_losses"][name], disc_lr,
                                         _scope_variables(critic_scope(name)), f"{critic_scope(name)}_solver",
-                                        betas=critic_betas)
+                                        betas=critic_betas, loss_scaling=policy.loss_scaling)
                         for name in unpaired["critic_losses"]}
     all_critics_train_op = (tf.group(*critic_train_ops.values(), name="all_critics_train_op")
                             if critic_train_ops else None)
@@ -325,7 +344,7 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
             summary_images[f"{name}/unpaired_estimate"] = unpaired["unpaired_separator_outputs"][name]
 
     return TrainingGraph(
-        model_config=dict(model_config), semi_supervised=bool(semi_supervised), sources=sources,
+        model_config=dict(model_config), policy=policy, semi_supervised=bool(semi_supervised), sources=sources,
         input_shape=input_shape, output_shape=output_shape, critic_shape=critic_shape,
         mixture=mixture, source_targets=source_targets, separator_outputs=separator_outputs,
         supervised_loss=supervised_loss,
@@ -354,7 +373,7 @@ def _no_unpaired():
 
 
 def _build_unpaired(model_config, separator, sources, batch_size, input_shape, output_shape, critic_shape,
-                    seed):
+                    seed, compute_dtype):
     """Unpaired placeholders, critics and the unsupervised loss terms (as a dict of fields)."""
     unpaired_mixture = _placeholder(batch_size, input_shape, "unpaired_mixture")
     unpaired_sources = {name: _placeholder(batch_size, output_shape, f"unpaired_source_{name}")
@@ -366,7 +385,7 @@ def _build_unpaired(model_config, separator, sources, batch_size, input_shape, o
     losses = {}
     for index, name in enumerate(sources):
         critic = Critic(critic_scope(name), model_config["critic_initial_filters"],
-                        model_config["critic_dense_units"])
+                        model_config["critic_dense_units"], compute_dtype=compute_dtype)
         critic_seed = None if seed is None else seed + 2 * index  # two random ops per critic
         losses[name] = critic_loss(critic, real_inputs[name], fake_inputs[name], model_config["lam"], critic_seed)
 

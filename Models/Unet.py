@@ -35,10 +35,16 @@ class Unet:
             of non-negative features, so with the reference's signed draw an output was nearly
             all zero from the first step for 5 of 12 seeds we checked, and in one run it never
             recovered (a separator that outputs silence for one source).
+        compute_dtype: dtype of the encoder's and decoder's convolutions: ``"float32"`` (the
+            paper), or ``"bfloat16"`` / ``"float16"`` for mixed precision (see Precision.py). The
+            variables stay float32. The 1x1 output convolutions always run in float32 on the
+            float32 network input and the upcast features (they are cheap), so the estimates
+            that the losses see and that ``exp(y) - 1`` amplifies carry no extra output rounding.
     """
 
     def __init__(self, num_layers: int = 4, num_initial_filters: int = 16,
-                 source_names: Sequence[str] = ("accompaniment", "voice"), output_init: str = "nonnegative"):
+                 source_names: Sequence[str] = ("accompaniment", "voice"), output_init: str = "nonnegative",
+                 compute_dtype: str = "float32"):
         if int(num_layers) < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
         if int(num_initial_filters) < 1:
@@ -51,6 +57,7 @@ class Unet:
         if output_init not in OUTPUT_INITIALIZERS:
             raise ValueError(f"output_init={output_init!r}: use one of {sorted(OUTPUT_INITIALIZERS)}")
         self.output_init = output_init
+        self.compute_dtype = Layers.float_dtype(compute_dtype, "Unet compute_dtype")
 
     def get_padding(self, desired_output_shape: Tuple[int, int] = (256, 64)
                     ) -> Tuple[Tuple[int, int], Tuple[int, int]]:
@@ -106,13 +113,14 @@ class Unet:
             reuse: ``False`` to create the variables, ``True`` to share existing ones.
 
         Returns:
-            ``{source_name: [B, F_out, T_out, 1]}`` log-normalised magnitude estimates
-            (non-negative, ReLU outputs).
+            ``{source_name: [B, F_out, T_out, 1]}`` float32 log-normalised magnitude estimates
+            (non-negative, ReLU outputs), whatever the compute dtype.
         """
         self._check_input(mix_context_norm)
+        mix_context_norm = Layers.cast(mix_context_norm, tf.float32)
         with tf.compat.v1.variable_scope(SCOPE, reuse=reuse):
-            skips, bottleneck = self._encoder(mix_context_norm)
-            features = self._decoder(bottleneck, skips)
+            skips, bottleneck = self._encoder(Layers.cast(mix_context_norm, self.compute_dtype))
+            features = Layers.cast(self._decoder(bottleneck, skips), tf.float32)
             # Passing the input to the last feature map lets the outputs reuse the mixture.
             features = Layers.crop_and_concat(mix_context_norm, features)
             initializer = OUTPUT_INITIALIZERS[self.output_init]()

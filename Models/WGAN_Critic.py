@@ -39,19 +39,25 @@ class Critic:
         num_initial_filters: filters of the first 4x4 convolution (paper: 32), doubled per
             further square-stride convolution.
         dense_units: units of the hidden dense layer (paper: 32).
+        compute_dtype: dtype of the convolutions and the hidden dense layer: ``"float32"`` (the
+            paper), ``"bfloat16"`` or ``"float16"`` (mixed precision, Precision.py); variables
+            stay float32. The score layer (32 -> 1) always runs in float32 on the upcast hidden
+            units: the scores are unbounded, and a float16 score could overflow.
     """
 
-    def __init__(self, scope: str, num_initial_filters: int = 32, dense_units: int = 32):
+    def __init__(self, scope: str, num_initial_filters: int = 32, dense_units: int = 32,
+                 compute_dtype: str = "float32"):
         if int(num_initial_filters) < 1 or int(dense_units) < 1:
             raise ValueError(f"Critic {scope}: num_initial_filters and dense_units must be positive, "
                              f"got {num_initial_filters} and {dense_units}")
         self.scope = scope
         self.num_initial_filters = int(num_initial_filters)
         self.dense_units = int(dense_units)
+        self.compute_dtype = Layers.float_dtype(compute_dtype, f"Critic {scope} compute_dtype")
         self._built = False
 
     def __call__(self, spectrogram: tf.Tensor) -> tf.Tensor:
-        """Scores a batch ``[B, F, T, 1]`` of log-normalised magnitudes; returns ``[B, 1]``.
+        """Scores a batch ``[B, F, T, 1]`` of log-normalised magnitudes; returns float32 ``[B, 1]``.
 
         Stride-2 4x4 "same" convolutions shrink both sides while both are larger than 4,
         then stride-(2, 1) 4x2 convolutions shrink the frequency side to 4 or less.
@@ -59,8 +65,8 @@ class Critic:
         with tf.compat.v1.variable_scope(self.scope, reuse=self._built):
             self._built = True
             filters = self.num_initial_filters
-            x = Layers.conv2d(spectrogram, filters, 4, name="conv0", strides=2, padding="same",
-                              activation=_leaky_relu)
+            x = Layers.conv2d(Layers.cast(spectrogram, self.compute_dtype), filters, 4, name="conv0", strides=2,
+                              padding="same", activation=_leaky_relu)
             index = 1
             while x.shape[1] > 4 and x.shape[2] > 4:
                 filters *= 2
@@ -72,7 +78,7 @@ class Critic:
                                   activation=_leaky_relu)
                 index += 1
             hidden = Layers.dense(Layers.flatten(x), self.dense_units, name="hidden", activation=_leaky_relu)
-            return Layers.dense(hidden, 1, name="score", use_bias=False)
+            return Layers.dense(Layers.cast(hidden, tf.float32), 1, name="score", use_bias=False)
 
     def variables(self):
         """The critic's trainable variables (those under ``<scope>/``)."""
@@ -93,7 +99,11 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
         seed: op-level seed of the random ops (reproducible together with a graph seed).
 
     Returns:
-        Scalar ``mean_b max(||d critic / d x_b|| - 1, 0)^2``.
+        Scalar ``mean_b max(||d critic / d x_b|| - 1, 0)^2``, float32.
+
+    Mixed precision: the interpolates are float32 and a 16-bit critic casts them on entry, so
+    the gradient arrives here as float32 (the gradient of a cast is cast back); squares, the
+    sum over the ``F * T`` values, the square root and the penalty are all float32.
     """
     batch = real.shape[0] if real.shape[0] is not None else tf.shape(real)[0]
     eps = tf.random.uniform(tf.stack([batch, 1, 1, 1]), 0.0, 1.0, seed=seed)

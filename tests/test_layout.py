@@ -21,7 +21,7 @@ LAYERS = [  # top to bottom
               "DemoSynthesis", "SharedSongs"}),
     ("signal", {"Input", "Sample"}),
 ]
-SHARED = {"Utils", "Checkpoints"}
+SHARED = {"Utils", "Checkpoints", "Precision"}
 MAX_LINES = 650
 
 
