@@ -36,12 +36,12 @@ import pickle
 import sys
 from typing import Optional
 
-import SharedSongs
-import Utils
-from DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database, musdb_validation_tracks
-from DatasetXML import (SPLITS, DatabaseDescription, DatasetConfigError, PreparedDatabase, is_placeholder_folder,
+from databases import SharedSongs
+from common import Utils
+from databases.DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database, musdb_validation_tracks
+from databases.DatasetXML import (SPLITS, DatabaseDescription, DatasetConfigError, PreparedDatabase, is_placeholder_folder,
                         read_database_xml, write_database_xml)
-from DerivedAudio import DATASET_FORMAT_VERSION, SOURCE_ORDER, load_database_songs
+from databases.DerivedAudio import DATASET_FORMAT_VERSION, SOURCE_ORDER, load_database_songs
 from Sample import Sample
 
 LOGGER = logging.getLogger(__name__)

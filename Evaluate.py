@@ -18,10 +18,10 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-import Utils
-from Metrics import (DEFAULT_BSS_EVAL, FRAMEWISE_V4, V4_FRAME_COUNTS, check_bss_eval, compute_song_metrics,
+from common import Utils
+from evaluation.Metrics import (DEFAULT_BSS_EVAL, FRAMEWISE_V4, V4_FRAME_COUNTS, check_bss_eval, compute_song_metrics,
                      metrics_of)
-from Separation import DEFAULT_BATCH_SIZE, Separator
+from evaluation.Separation import DEFAULT_BATCH_SIZE, Separator
 
 LOGGER = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import os
 import sys
 import time
 
-import Utils
+from common import Utils
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 Utils.use_fast_cpu_kernels()
@@ -35,17 +35,17 @@ from sacred.observers import FileStorageObserver
 from sacred.utils import SacredError, apply_backspaces_and_linefeeds
 from tqdm import tqdm
 
-import AudioCache
-import Checkpoints
-import Comparison
+from pipeline import AudioCache
+from common import Checkpoints
+from evaluation import Comparison
 import Datasets
 import Evaluate
 import Input
-import Precision
-import Results
-import Separation
-import Summaries
-import TrainingData
+from common import Precision
+from evaluation import Results
+from evaluation import Separation
+from experiment import Summaries
+from experiment import TrainingData
 from Models.TrainingGraph import build_training_graph
 from Sample import AudioDecoderError
 

@@ -21,7 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-import Precision
+from common import Precision
 from Models import Layers
 from Models.Unet import SCOPE as SEPARATOR_SCOPE
 from Models.Unet import Unet

@@ -52,13 +52,13 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import soundfile  # noqa: E402
 
-import AudioCache  # noqa: E402
+from pipeline import AudioCache  # noqa: E402
 import Datasets  # noqa: E402
-import DemoDatabase  # noqa: E402
-import DatasetXML  # noqa: E402
-import BatchGenerators  # noqa: E402
-import ReaderPool  # noqa: E402
-import Utils  # noqa: E402
+from databases import DemoDatabase  # noqa: E402
+from databases import DatasetXML  # noqa: E402
+from pipeline import BatchGenerators  # noqa: E402
+from pipeline import ReaderPool  # noqa: E402
+from common import Utils  # noqa: E402
 from Sample import Sample  # noqa: E402
 import machine  # noqa: E402
 

@@ -41,7 +41,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import Utils  # noqa: E402
+from common import Utils  # noqa: E402
 
 Utils.use_fast_cpu_kernels()
 
@@ -169,7 +169,7 @@ def train_alike(tf, runnings, steps, batch_size):
 
 def save_separator(tf, running, folder, model_config):
     """The separator weights of a running graph as a model folder Separation.Separator reads."""
-    import Checkpoints
+    from common import Checkpoints
 
     with running.graph.as_default():
         saver = tf.compat.v1.train.Saver(var_list=running.model.separator_variables())
@@ -179,7 +179,7 @@ def save_separator(tf, running, folder, model_config):
 
 def demo_song(seconds, sample_rate):
     """A generated song (the demo database's paired family): mono float32 mixture [samples]."""
-    import DemoSongs
+    from databases import DemoSongs
 
     rng = np.random.default_rng(13)
     family = DemoSongs.FAMILIES["DSD100"]
@@ -193,7 +193,7 @@ def separation(folder, song, args):
     """Seconds of whole-song separation per precision, and the mixed estimates' agreement."""
     import mir_eval
 
-    import Separation
+    from evaluation import Separation
 
     separators = {name: Separation.Separator(folder, precision=name) for name in ("float32", "mixed")}
     estimates = {}
@@ -273,7 +273,7 @@ def main():
 
     import tensorflow as tf
 
-    import Precision
+    from common import Precision
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     tf.get_logger().setLevel(logging.ERROR)

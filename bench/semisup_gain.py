@@ -36,12 +36,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import machine  # noqa: E402
 
-import AudioCache  # noqa: E402
-import Comparison  # noqa: E402
+from pipeline import AudioCache  # noqa: E402
+from evaluation import Comparison  # noqa: E402
 import Evaluate  # noqa: E402
 import Training  # noqa: E402
-import TrainingData  # noqa: E402
-import Utils  # noqa: E402
+from experiment import TrainingData  # noqa: E402
+from common import Utils  # noqa: E402
 
 LOGGER = logging.getLogger("semisup_gain")
 RECIPE = "demo recipe"

@@ -34,9 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import Evaluate  # noqa: E402
-import Metrics  # noqa: E402
-import Separation  # noqa: E402
-import Utils  # noqa: E402
+from evaluation import Metrics  # noqa: E402
+from evaluation import Separation  # noqa: E402
+from common import Utils  # noqa: E402
 from Sample import Sample  # noqa: E402
 
 SR = 8192

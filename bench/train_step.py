@@ -228,7 +228,7 @@ def bench_semi_supervised(tf, np, args, config, ceiling, rows):
 def demo_songs(target_dir):
     """Paired (mixture, accompaniment, voice) songs of the demo database's supervised part."""
     import Datasets
-    import DemoDatabase
+    from databases import DemoDatabase
     roots = DemoDatabase.generate_demo_database(os.path.join(target_dir, "audio"), seed=0)
     dataset = Datasets.get_dataset(xml_paths={}, dataset_roots=roots, cache_dir=os.path.join(target_dir, "cache"),
                                    pkl_path=os.path.join(target_dir, "dataset.pkl"))
@@ -244,7 +244,7 @@ def bench_data_wait(tf, args, config):
         the demo database are not available.
     """
     try:
-        import BatchGenerators
+        from pipeline import BatchGenerators
         generator_class = BatchGenerators.PairedBatchGenerator
     except (ImportError, AttributeError) as error:
         LOGGER.warning("Data-wait measurement skipped: BatchGenerators.PairedBatchGenerator is not available (%s)", error)

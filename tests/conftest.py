@@ -73,7 +73,7 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def template_data(tmp_path_factory):
     """Tiny DSD100, MedleyDB, CCMixter and iKala folders, generated once and copied per test."""
-    from databases import MAKERS, PAPER_DATABASES
+    from fake_databases import MAKERS, PAPER_DATABASES
 
     folder = tmp_path_factory.mktemp("template")
     for name in PAPER_DATABASES:
@@ -84,7 +84,7 @@ def template_data(tmp_path_factory):
 @pytest.fixture
 def setup(tmp_path, template_data):
     """A private copy of the tiny databases and copies of the shipped placeholder XMLs."""
-    from databases import PAPER_DATABASES, REPO
+    from fake_databases import PAPER_DATABASES, REPO
 
     shutil.copytree(template_data, tmp_path / "data")
     roots = {name: str(tmp_path / "data" / name) for name in PAPER_DATABASES}

@@ -128,7 +128,7 @@ def _write_song(folder, name, seconds, seed):
 
 def batch_values():
     """Seeded batches of the paired and the single-source generator, reading in this process."""
-    from BatchGenerators import PairedBatchGenerator, SingleSourceBatchGenerator
+    from pipeline.BatchGenerators import PairedBatchGenerator, SingleSourceBatchGenerator
 
     settings = dict(batch_size=3, expected_sr=SR, num_fft=256, num_hop=128, duration=1.0, cache_size=3,
                     num_workers=0, min_replacement_rate=2)
@@ -149,7 +149,7 @@ def batch_values():
 
 def metric_values():
     """BSS Eval and the scale-optimal SNR of a fixed estimate: [sources, metrics] in Metrics.METRICS order."""
-    import Metrics
+    from evaluation import Metrics
 
     rng = np.random.default_rng(3)
     references = np.stack([chirp_with_noise(2.0, seed=20), 0.6 * chirp_with_noise(2.0, seed=21)[::-1]])

@@ -4,7 +4,7 @@
 import numpy as np
 import soundfile
 
-import AudioCache
+from pipeline import AudioCache
 import Input
 from Sample import Sample
 from conftest import write_wav

@@ -14,7 +14,7 @@ import soundfile
 
 from conftest import sine, write_wav
 
-import AudioCache
+from pipeline import AudioCache
 import Input
 from Sample import Sample
 

@@ -4,7 +4,7 @@ whole-song validation batches, reading in the calling process (``num_workers=0``
 import numpy as np
 import pytest
 
-import BatchGenerators
+from pipeline import BatchGenerators
 import Input
 from conftest import sine
 from songs import BINS, FFT, HOP, SR, check_paired_alignment, chirp, chirp_song, generator_kwargs, magnitude_store, make_sample, song_with_a_bad_voice_sample, whole_song_magnitudes

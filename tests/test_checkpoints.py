@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-import Checkpoints
+from common import Checkpoints
 
 
 def test_early_stopping_with_patience_one_stops_after_first_worse_epoch():

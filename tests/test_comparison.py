@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-import Comparison
+from evaluation import Comparison
 
 
 def rows(values, model="m", database="DB", source="voice", metric="SDR"):

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
-import DatasetLayouts
+from databases import DatasetLayouts
 from conftest import write_wav
 from Datasets import DatasetConfigError
-from databases import MAKERS, SR, build, make_dsd100, make_medleydb, noise
+from fake_databases import MAKERS, SR, build, make_dsd100, make_medleydb, noise
 
 
 def test_discover_dsd100_in_sorted_order_with_splits(tmp_path):

@@ -5,12 +5,12 @@ import shutil
 
 import pytest
 
-import DatasetLayouts
-import DatasetXML
+from databases import DatasetLayouts
+from databases import DatasetXML
 
 
 from Datasets import DatasetConfigError
-from databases import PAPER_DATABASES, REPO, build, make_dsd100
+from fake_databases import PAPER_DATABASES, REPO, build, make_dsd100
 
 
 @pytest.mark.parametrize("name", PAPER_DATABASES)

@@ -11,13 +11,13 @@ import sys
 import pytest
 
 import Datasets
-import DerivedAudio
-import DatasetXML
+from databases import DerivedAudio
+from databases import DatasetXML
 from conftest import write_wav
-from DatasetXML import LabelledSong
+from databases.DatasetXML import LabelledSong
 from Datasets import DatasetConfigError
 from Sample import Sample
-from databases import SR, build, make_dsd100, make_musdb18hq, noise
+from fake_databases import SR, build, make_dsd100, make_musdb18hq, noise
 
 
 def test_relative_database_folder_is_relative_to_the_xml(setup):

@@ -11,8 +11,8 @@ import pytest
 import soundfile
 import yaml
 
-import DemoDatabase
-import DemoSongs
+from databases import DemoDatabase
+from databases import DemoSongs
 
 SAMPLE_RATE = 44100
 TINY = dict(dsd_songs_per_split=1, medleydb_songs=2, ccmixter_songs=1, ikala_clips=2, song_seconds=4.0,

@@ -10,10 +10,10 @@ import pytest
 import soundfile
 
 import Datasets
-import DerivedAudio
+from databases import DerivedAudio
 import Input
 from conftest import write_wav
-from databases import SR, build, files_under, noise, paired_triples, read
+from fake_databases import SR, build, files_under, noise, paired_triples, read
 
 
 def test_derived_audio_adds_up_and_lives_in_the_cache(setup):

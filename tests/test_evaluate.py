@@ -12,8 +12,8 @@ import soundfile
 
 import Evaluate
 import Input
-import Metrics
-import Results
+from evaluation import Metrics
+from evaluation import Results
 from conftest import write_wav
 from tiny_model import SR, make_song
 

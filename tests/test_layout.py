@@ -1,7 +1,9 @@
 """The project's layout: imports flow one way through the layers, and every module stays small.
 
-The layers are the README's table ("Project layout"); a module may import modules of its own
-layer or of the layers below it, and the shared helpers from anywhere.
+Each layer is a folder (plus the top-level scripts of the card that belong to it), listed top
+to bottom; a module may import modules of its own layer or of the layers below it, and the
+shared helpers in ``common/`` from anywhere. A new module joins the layer of the folder it is
+put in, so the folders themselves are the architecture.
 """
 
 import ast
@@ -12,23 +14,25 @@ import pytest
 
 from conftest import ROOT
 
-LAYERS = [  # top to bottom
-    ("experiment", {"Training", "TrainingData", "Summaries"}),
-    ("evaluation", {"Evaluate", "Separation", "Metrics", "Results", "Comparison"}),
-    ("nets", {"Models.TrainingGraph", "Models.Unet", "Models.WGAN_Critic", "Models.Layers", "Models.__init__"}),
-    ("pipeline", {"BatchGenerators", "ReaderPool", "Sections", "AudioCache"}),
-    ("data", {"Datasets", "DatasetXML", "DatasetLayouts", "DerivedAudio", "DemoDatabase", "DemoSongs",
-              "DemoSynthesis", "SharedSongs"}),
-    ("signal", {"Input", "Sample"}),
+LAYERS = [  # top to bottom: (folder, top-level modules of the same layer)
+    ("experiment", {"Training"}),
+    ("evaluation", {"Evaluate"}),
+    ("Models", set()),
+    ("pipeline", set()),
+    ("databases", {"Datasets"}),
+    (None, {"Input", "Sample"}),  # the signal: audio files, spectrograms, song metadata
 ]
-SHARED = {"Utils", "Checkpoints", "Precision"}
-MAX_LINES = 650
+SHARED = "common"
+MAX_LINES = 500
 
 
 def project_modules():
-    paths = glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "Models", "*.py"))
-    return {("Models." if os.path.basename(os.path.dirname(path)) == "Models" else "")
-            + os.path.splitext(os.path.basename(path))[0]: path for path in paths}
+    """``{dotted module name: path}`` of every module of the project (tests and bench aside)."""
+    modules = {os.path.splitext(os.path.basename(path))[0]: path for path in glob.glob(os.path.join(ROOT, "*.py"))}
+    for folder in [layer for layer, _ in LAYERS if layer] + [SHARED]:
+        for path in glob.glob(os.path.join(ROOT, folder, "*.py")):
+            modules[f"{folder}.{os.path.splitext(os.path.basename(path))[0]}"] = path
+    return modules
 
 
 def imports_of(path, modules):
@@ -39,8 +43,9 @@ def imports_of(path, modules):
         elif isinstance(node, ast.ImportFrom) and node.module:
             if node.module in modules:
                 found.add(node.module)
-            elif node.module == "Models":
-                found.update("Models." + alias.name for alias in node.names)
+            else:
+                found.update(f"{node.module}.{alias.name}" for alias in node.names
+                             if f"{node.module}.{alias.name}" in modules)
     return found
 
 
@@ -51,20 +56,32 @@ def graph():
 
 
 def layer_of(module):
-    for depth, (_, members) in enumerate(LAYERS):
-        if module in members:
+    """The depth of ``module``'s layer (0 = top), or None for the shared helpers and unknowns."""
+    folder = module.split(".")[0] if "." in module else None
+    for depth, (layer_folder, top_level) in enumerate(LAYERS):
+        if (folder is not None and folder == layer_folder) or (folder is None and module in top_level):
             return depth
     return None
 
 
+def is_shared(module):
+    return module.startswith(SHARED + ".")
+
+
 def test_every_module_has_a_layer(graph):
-    assert sorted(name for name in graph if layer_of(name) is None and name not in SHARED) == []
+    assert sorted(name for name in graph if layer_of(name) is None and not is_shared(name)) == []
+
+
+def test_the_card_keeps_its_top_level():
+    top_level = {os.path.splitext(os.path.basename(path))[0] for path in glob.glob(os.path.join(ROOT, "*.py"))}
+    assert top_level == {"Training", "Sample", "Input", "Datasets", "Evaluate"}
 
 
 def test_imports_never_reach_upwards(graph):
     upward = [(module, imported) for module, imports in graph.items() for imported in imports
-              if imported not in SHARED and module not in SHARED and layer_of(imported) < layer_of(module)]
-    shared_up = [(module, imported) for module in SHARED for imported in graph[module] if imported not in SHARED]
+              if not is_shared(imported) and not is_shared(module) and layer_of(imported) < layer_of(module)]
+    shared_up = [(module, imported) for module in graph if is_shared(module)
+                 for imported in graph[module] if not is_shared(imported)]
     assert upward == [] and shared_up == []
 
 

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-import Metrics
-import Results
+from evaluation import Metrics
+from evaluation import Results
 from tiny_model import SR, fake_row, signals
 
 

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import stempeg
 
-import DatasetLayouts
+from databases import DatasetLayouts
 import Datasets
-import DatasetXML
-import DerivedAudio
-from DatasetXML import LabelledSong
+from databases import DatasetXML
+from databases import DerivedAudio
+from databases.DatasetXML import LabelledSong
 from Datasets import DatasetConfigError
 from Sample import Sample
-from databases import (MUSDB18_SR, files_under, make_musdb18, make_musdb18hq, musdb18_stems, read,
+from fake_databases import (MUSDB18_SR, files_under, make_musdb18, make_musdb18hq, musdb18_stems, read,
                        write_stem_file)
 
 OFFICIAL_VALID = DatasetLayouts.musdb_validation_tracks()
@@ -233,7 +233,7 @@ def test_musdb_valid_without_any_validation_track_names_the_expected_ones(musdb1
 def test_without_ffmpeg_the_project_imports_and_a_stem_file_says_what_to_install(musdb18):
     # stempeg refuses to be imported without ffmpeg; only MUSDB18 files may need it.
     path = os.path.join(musdb18["root"], "test", "C - Three.stem.mp4")
-    script = ("import Datasets, DatasetLayouts\n"
+    script = ("import Datasets\nfrom databases import DatasetLayouts\n"
               f"DatasetLayouts.stem_file_info({path!r})\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import Checkpoints
-import Precision
-import Separation
+from common import Checkpoints
+from common import Precision
+from evaluation import Separation
 from Models.TrainingGraph import build_training_graph
 from Models.WGAN_Critic import Critic, gradient_penalty
 from test_models import random_batch, semi_supervised_feed, session, small_config
@@ -98,7 +98,7 @@ def test_the_choice_follows_the_device(gpus, flags, onednn, dtype, loss_scaling)
 
 def test_a_cpu_without_bfloat16_warns_naming_the_missing_flags_then_computes_in_float32(fake_machine, caplog):
     fake_machine({"avx2", "avx512f"})
-    with caplog.at_level(logging.WARNING, logger="Precision"):
+    with caplog.at_level(logging.WARNING, logger="common.Precision"):
         policy = Precision.config_policy({"precision": "mixed"})
     assert policy.compute_dtype == "float32" and policy.precision == "mixed"
     warning = " ".join(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
@@ -111,7 +111,7 @@ def test_a_cpu_without_bfloat16_warns_naming_the_missing_flags_then_computes_in_
 
 def test_a_cpu_with_bfloat16_chooses_it_without_a_warning(fake_machine, caplog):
     fake_machine({"avx512f", "avx512_bf16"})
-    with caplog.at_level(logging.WARNING, logger="Precision"):
+    with caplog.at_level(logging.WARNING, logger="common.Precision"):
         assert Precision.config_policy({"precision": "mixed"}).compute_dtype == "bfloat16"
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
@@ -345,7 +345,7 @@ def test_the_separate_command_takes_eval_precision_over_the_checkpoints(mixed_mo
     song = write_wav(tmp_path / "song.wav", 0.1 * np.random.default_rng(0).standard_normal(4000),
                      TINY_CONFIG["expected_sr"])
     settings = {"model_path": folder, "input_path": song, "output_dir": str(tmp_path / "out")}
-    with caplog.at_level(logging.INFO, logger="Precision"):
+    with caplog.at_level(logging.INFO, logger="common.Precision"):
         Training.ex.run("separate", config_updates=dict(settings, eval_precision="float32"))
         assert "bfloat16" not in caplog.text  # the checkpoint's "mixed" was overridden
         Training.ex.run("separate", config_updates=dict(settings, overwrite=True))

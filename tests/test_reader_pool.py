@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-import BatchGenerators
+from pipeline import BatchGenerators
 from conftest import ROOT, process_gone, wait_until
 from songs import BINS, FFT, HOP, SR, check_paired_alignment, chirp, chirp_song, ExplodingSample, generator_kwargs, make_sample
 
@@ -48,7 +48,7 @@ import sys, time
 sys.path.insert(0, {root!r})
 with open({log!r}, "a") as log:  # a worker re-running this script would add a line
     log.write("imported\\n")
-import BatchGenerators
+from pipeline import BatchGenerators
 from Sample import Sample
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import Evaluate
-import Metrics
-import Results
+from evaluation import Metrics
+from evaluation import Results
 from conftest import write_wav
 from tiny_model import SR, fake_row
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-import BatchGenerators
+from pipeline import BatchGenerators
 import Input
 from songs import BINS, FFT, SR, chirp, chirp_song, generator_kwargs, magnitude_store, make_sample, song_with_a_bad_voice_sample
 
@@ -25,11 +25,11 @@ def test_unreadable_file_is_skipped_with_one_warning(tmp_path, caplog):
     bad = chirp_song(tmp_path, "bad", 1.0)
     with open(bad[2].path, "wb") as handle:  # corrupted after the dataset was built
         handle.write(b"garbage" * 100)
-    with caplog.at_level("WARNING", logger="Sections"):
+    with caplog.at_level("WARNING", logger="pipeline.Sections"):
         with BatchGenerators.PairedBatchGenerator([good, bad], (BINS, 12), (BINS, 12), **generator_kwargs()) as generator:
             for _ in range(10):
                 batch = generator.get_batch()
-    warnings = [record for record in caplog.records if record.name == "Sections" and record.levelname == "WARNING"]
+    warnings = [record for record in caplog.records if record.name == "pipeline.Sections" and record.levelname == "WARNING"]
     assert len(warnings) == 1 and bad[2].path in warnings[0].getMessage()
     assert generator.stats()["unreadable_entries"] == 1
     assert batch[2].any()  # only the good song (with a voice) is left

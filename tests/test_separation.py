@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile
 
-import Separation
-import Utils
+from evaluation import Separation
+from common import Utils
 from conftest import sine, write_wav
 from tiny_model import TINY_CONFIG, identity_predict, signals
 

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from Sample import Sample
-from SharedSongs import keep_each_song_in_one_partition, song_identity
+from databases.SharedSongs import keep_each_song_in_one_partition, song_identity
 
 
 def song(database, name, role="mixture"):
@@ -59,7 +59,7 @@ def test_a_paired_training_song_is_dropped_from_valid_and_test_of_another_databa
                    train_unsup=[triple("MedleyDB", "Z - Solo")],
                    valid=[triple("MedleyDB", "MusicDelta - 80sRock")],
                    test=[triple("MUSDB18", "Q - R"), triple("MedleyDB", "Music Delta - 80s Rock")])
-    with caplog.at_level(logging.INFO, logger="SharedSongs"):
+    with caplog.at_level(logging.INFO, logger="databases.SharedSongs"):
         result, decisions = keep_each_song_in_one_partition(data)
     assert names(result["train_sup"]) == [("MUSDB18", "Music Delta - 80s Rock"), ("MUSDB18", "X - Y")]
     assert names(result["valid"]) == []
@@ -121,7 +121,7 @@ def test_a_file_listed_twice_is_kept_once():
 def test_a_dataset_without_shared_songs_is_unchanged_and_nothing_is_logged(caplog):
     data = dataset(train_sup=[triple("DSD100", "A - B")], train_unsup=[triple("MedleyDB", "C - D")],
                    valid=[triple("DSD100", "E - F")], test=[triple("iKala", "10161_chorus")])
-    with caplog.at_level(logging.INFO, logger="SharedSongs"):
+    with caplog.at_level(logging.INFO, logger="databases.SharedSongs"):
         result, decisions = keep_each_song_in_one_partition(data)
     assert result == data and decisions == [] and caplog.text == ""
 

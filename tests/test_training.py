@@ -18,12 +18,12 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-import Checkpoints
-import DemoDatabase
-import Separation
+from common import Checkpoints
+from databases import DemoDatabase
+from evaluation import Separation
 import Training
-import TrainingData
-import Utils
+from experiment import TrainingData
+from common import Utils
 from Models.Unet import shapes_for_config
 from Sample import Sample
 from conftest import ROOT, process_gone, wait_until, write_wav

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-import Comparison
+from evaluation import Comparison
 import Training
 
 TINY_DEMO = {"use_demo": True, "eval_workers": 1, "partition_config": {"supervised_valid_songs": 1},

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import Input
-import TrainingData
+from experiment import TrainingData
 from songs import chirp_song
 
 TINY = dict(sources=["accompaniment", "voice"], batch_size=8, num_frames=8, num_freqs=128, num_fft=256, num_hop=128,

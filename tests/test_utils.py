@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-import Utils
+from common import Utils
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from databases import make_ccmixter, make_medleydb, make_musdb18
+from fake_databases import make_ccmixter, make_medleydb, make_musdb18
 
 SECTION = "### Without iKala, and with MUSDB18"
 

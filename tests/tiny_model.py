@@ -7,9 +7,9 @@ import numpy as np
 import tensorflow as tf
 
 import Input
-import Metrics
-import Separation
-import Utils
+from evaluation import Metrics
+from evaluation import Separation
+from common import Utils
 from Models.Unet import Unet
 from Sample import Sample
 from conftest import write_wav

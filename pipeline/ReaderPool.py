@@ -24,9 +24,9 @@ import weakref
 
 import numpy as np
 
-import Utils
+from common import Utils
 from Input import NonFiniteAudioError
-from Sections import read_good_item
+from pipeline.Sections import read_good_item
 
 # How often blocked waits wake up to check that the worker processes are alive.
 POLL_SECONDS = 0.25

@@ -53,7 +53,7 @@ import soundfile
 from tqdm import tqdm
 
 import Input
-import Utils
+from common import Utils
 from Sample import Sample
 
 LOGGER = logging.getLogger(__name__)

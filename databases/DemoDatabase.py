@@ -20,7 +20,7 @@ Generation is idempotent: a marker file ``demo_database.json`` in the target fol
 parameters and is marked complete only after the last audio file has been written (atomically);
 a later call with the same parameters returns at once.
 
-Command line: ``python DemoDatabase.py TARGET_DIR [--seed N]`` prints the four database roots.
+Command line: ``python -m databases.DemoDatabase TARGET_DIR [--seed N]`` prints the four database roots.
 """
 
 import argparse
@@ -34,8 +34,8 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-import Utils
-from DemoSongs import (DATABASE_NAMES, FAMILIES, draw_song_plan, mix, peak_normalise, render_song, song_names,
+from common import Utils
+from databases.DemoSongs import (DATABASE_NAMES, FAMILIES, draw_song_plan, mix, peak_normalise, render_song, song_names,
                        song_rng, song_seconds)
 
 logger = logging.getLogger(__name__)

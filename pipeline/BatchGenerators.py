@@ -23,8 +23,8 @@ from typing import Iterator, List, Tuple
 import numpy as np
 
 from Input import check_positive_int, fit_length, is_silent, pad_freqs, padding_rows, read_audio, stft
-from ReaderPool import InlineSource, WorkerPool
-from Sections import PairedReader, SectionGeometry, SingleReader, UnreadableFiles
+from pipeline.ReaderPool import InlineSource, WorkerPool
+from pipeline.Sections import PairedReader, SectionGeometry, SingleReader, UnreadableFiles
 
 LOGGER = logging.getLogger(__name__)
 

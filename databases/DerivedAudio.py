@@ -33,9 +33,9 @@ import soxr
 from tqdm import tqdm
 
 import Input
-import Utils
-from DatasetLayouts import MUSDB18_STREAMS, import_stempeg, stem_file_info
-from DatasetXML import DatasetConfigError, LabelledSong, PreparedDatabase
+from common import Utils
+from databases.DatasetLayouts import MUSDB18_STREAMS, import_stempeg, stem_file_info
+from databases.DatasetXML import DatasetConfigError, LabelledSong, PreparedDatabase
 from Sample import FFMPEG_INSTALL_HINT, SOUNDFILE_EXTENSIONS, AudioDecoderError, Sample
 
 LOGGER = logging.getLogger(__name__)

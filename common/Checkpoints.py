@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import List, Optional
 
-import Utils
+from common import Utils
 
 LOGGER = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from DemoSynthesis import (VOWEL_FORMANTS, add_at, decaying_tone, draw_voice_style, midi_to_hz, pan, render_arpeggio,
+from databases.DemoSynthesis import (VOWEL_FORMANTS, add_at, decaying_tone, draw_voice_style, midi_to_hz, pan, render_arpeggio,
                            render_bass, render_chords, render_drums, render_voice, sustained_tone)
 
 DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala")

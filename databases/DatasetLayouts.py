@@ -29,7 +29,7 @@ import ffmpeg
 import yaml
 from tqdm import tqdm
 
-from DatasetXML import DatabaseDescription, DatasetConfigError, Instrument, Track
+from databases.DatasetXML import DatabaseDescription, DatasetConfigError, Instrument, Track
 from Sample import FFMPEG_INSTALL_HINT, AudioDecoderError, Sample
 
 LOGGER = logging.getLogger(__name__)

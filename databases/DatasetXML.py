@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 
 from lxml import etree
 
-import Utils
+from common import Utils
 
 INSTRUMENT_NAMES = ("Mix", "Voice", "Instrumental", "Bass", "Drums", "Guitar", "Piano", "Other")
 SPLITS = ("Training", "Test")

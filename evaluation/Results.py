@@ -35,8 +35,8 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-import Utils
-from Metrics import (ALL_METRICS, FRAMEWISE_V4, METRICS_V4, MUSEVAL_METRICS, V4_FRAME_COUNTS, V4_WINDOW_SECONDS,
+from common import Utils
+from evaluation.Metrics import (ALL_METRICS, FRAMEWISE_V4, METRICS_V4, MUSEVAL_METRICS, V4_FRAME_COUNTS, V4_WINDOW_SECONDS,
                      museval_module)
 
 LOGGER = logging.getLogger(__name__)

@@ -7,12 +7,12 @@ import os
 
 import numpy as np
 
-import BatchGenerators
+from pipeline import BatchGenerators
 import Datasets
-import DatasetXML
-import DemoDatabase
+from databases import DatasetXML
+from databases import DemoDatabase
 import Input
-import Separation
+from evaluation import Separation
 from Models.Unet import shapes_for_config as network_shapes
 
 # As the reference: *every* unpaired excerpt gets a random gain, the unpaired mixtures as well

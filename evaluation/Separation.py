@@ -24,8 +24,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-import Utils
-from Checkpoints import MODEL_CONFIG_FILE
+from common import Utils
+from common.Checkpoints import MODEL_CONFIG_FILE
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 
@@ -250,7 +250,7 @@ class Separator:
     def __init__(self, model_path: str, batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None):
         import tensorflow as tf
 
-        import Precision
+        from common import Precision
         from Models.Unet import Unet
 
         self.checkpoint, folder = find_checkpoint(model_path)
