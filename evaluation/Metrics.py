@@ -14,18 +14,29 @@ Per song and source, at the model's sample rate (8192 Hz mono), in dB:
 
 BSS Eval v4 (museval 0.4.1, the SiSEC 2018 convention), beside the paper's v3, per song and source:
 
-- ``SDR_v4``, ``SIR_v4``, ``SAR_v4``, ``ISR_v4``: ``museval.evaluate(references, estimates, win, hop,
-  mode="v4")`` (the ``bss_eval_images`` version: distortion filters of 512 taps estimated once
-  on the whole song, metrics per frame) with 1-s windows and hops (win = hop = the sample rate);
-  per song the median over the frames where the value is defined, as museval's own aggregation
-  does (``TrackStore`` turns +-inf into NaN and pandas' median skips NaN). A trailing part
-  shorter than a window is not evaluated (museval's framing).
+- ``SDR_v4``, ``SIR_v4``, ``SAR_v4``, ``ISR_v4``: museval's ``bss_eval`` as ``museval.evaluate(...,
+  mode="v4")`` calls it (the ``bss_eval_images`` version: distortion filters estimated once on the
+  whole song, metrics per frame) with 1-s windows and hops (win = hop = the sample rate), but with
+  filters of SiSEC's *duration* rather than its tap count: 512 taps at 44.1 kHz are 11.6 ms, so
+  :func:`v4_filter_taps` gives 95 taps at 8192 Hz. museval's fixed 512 taps would be 62.5 ms at
+  this rate, and audio resampled to 8192 Hz leaves the band just below Nyquist almost empty
+  (-100 to -120 dB): the long filters' normal equations become ill-conditioned there, their
+  gains explode, and applied to 1-s frames they blow up the frame edges, so that SDR_v4 came out
+  above SIR_v4 or SAR_v4, which the decomposition does not allow. Per song the median over the
+  frames where the value is defined, as museval's own aggregation does (``TrackStore`` turns
+  +-inf into NaN and pandas' median skips NaN). A trailing part shorter than a window is not
+  evaluated (museval's framing).
+- A frame is undefined for every source when one of the references is silent in it by the
+  project's rule (:data:`SILENCE_MEAN_SQUARE`), as museval does for exact zeros only: resampler
+  residue at -90 dBFS or below would otherwise score SDRs of -45 to -466 dB that enter the medians.
 - ``frames_v4``: the song's 1-s frames; ``undefined_frames_v4``: frames left out of at least one
   of the source's v4 medians (all frames when the source's v4 metrics are undefined).
 
-Our v4 is computed at the model's rate (8192 Hz) on mono audio, while SiSEC 2018 evaluated
-44.1 kHz stereo: the numbers are comparable with the published ones in method, not directly
-in value. :data:`BSS_EVAL_VERSIONS` are the choices of Training.py's ``bss_eval`` setting.
+Our v4 is computed at the model's rate (8192 Hz) on mono audio, with SiSEC's filter duration and
+our silence rule, while SiSEC 2018 evaluated 44.1 kHz stereo with exact-zero silence: the numbers
+are comparable with the published ones in method, not directly in value (a model that works at
+8192 Hz is not judged above 4 kHz). :data:`BSS_EVAL_VERSIONS` are the choices of Training.py's
+``bss_eval`` setting.
 
 A metric without a meaningful value is *undefined*: stored as NaN (``null`` in JSON, an empty
 cell in CSV), flagged, counted and left out of means and medians; no noise is ever added.
@@ -50,6 +61,7 @@ MUSEVAL_METRICS = ("SDR", "SIR", "SAR", "ISR")  # museval's names; ours add "_v4
 V4_FRAME_COUNTS = ("frames_v4", "undefined_frames_v4")
 FRAMEWISE_V4 = "framewise_v4"  # result key: museval's values per 1-s frame
 V4_WINDOW_SECONDS = 1  # museval's (and SiSEC 2018's) window and hop
+V4_FILTER_SECONDS = 512 / 44100  # SiSEC 2018's distortion filters: museval's 512 taps at 44.1 kHz
 MODEL_SAMPLE_RATE = 8192  # the paper's expected_sr
 
 
@@ -183,9 +195,10 @@ def compute_song_metrics(references: np.ndarray, estimates: np.ndarray, mixture:
       a near-perfect estimate of the remaining source, so the difference is meaningless) or
       when the mixture is all zeros.
     - v4 follows the same rules (museval is given the same sources as mir_eval, with the same
-      stand-in for an all-zero estimate; SIR_v4 as SIR). Per frame, museval gives NaN for every
-      source of a frame in which any reference or estimate it was given is all zeros, and
-      +-inf where an error term is exactly zero: such frames are undefined, counted in
+      stand-in for an all-zero estimate; SIR_v4 as SIR). Per frame, every source is NaN in a
+      frame in which any reference it was given is silent (:data:`SILENCE_MEAN_SQUARE`, in
+      that frame) or any estimate is all zeros (museval's rule), and +-inf where an error term
+      is exactly zero: such frames are undefined, counted in
       ``undefined_frames_v4`` and left out of the medians; a source without a defined frame
       gets NaN.
     """
@@ -260,15 +273,36 @@ def bss_eval_v4(references: np.ndarray, estimates: np.ndarray, sample_rate: int)
 
     Returns:
         ``{"SDR", "SIR", "SAR", "ISR": float64 [sources, frames]}`` in dB, as museval gives them
-        (NaN in frames with an all-zero reference or estimate, +-inf where an error is exactly 0).
+        (NaN in frames with an all-zero estimate or a silent reference by
+        :data:`SILENCE_MEAN_SQUARE`, +-inf where an error is exactly 0).
     """
     museval = museval_module()
+    references = np.asarray(references, np.float64)
     window = int(V4_WINDOW_SECONDS * sample_rate)
-    sdr, isr, sir, sar = museval.evaluate(np.asarray(references, np.float64)[..., None],
-                                          np.asarray(estimates, np.float64)[..., None],
-                                          win=window, hop=window, mode="v4")
-    return {name: np.asarray(values, np.float64) for name, values in
-            (("SDR", sdr), ("SIR", sir), ("SAR", sar), ("ISR", isr))}
+    sdr, isr, sir, sar, _ = museval.metrics.bss_eval(
+        references[..., None], np.asarray(estimates, np.float64)[..., None], window=window, hop=window,
+        compute_permutation=False, filters_len=v4_filter_taps(sample_rate), framewise_filters=False,
+        bsseval_sources_version=False)
+    scores = {name: np.asarray(values, np.float64) for name, values in
+              (("SDR", sdr), ("SIR", sir), ("SAR", sar), ("ISR", isr))}
+    silent_frames = _silent_reference_frames(references, window, museval)
+    for values in scores.values():
+        values[:, silent_frames] = math.nan
+    return scores
+
+
+def v4_filter_taps(sample_rate: int) -> int:
+    """Taps of BSS Eval v4's distortion filters at ``sample_rate`` Hz: SiSEC 2018's duration
+    (:data:`V4_FILTER_SECONDS`, 512 taps at 44.1 kHz), so 95 taps at 8192 Hz."""
+    return max(1, int(round(V4_FILTER_SECONDS * sample_rate)))
+
+
+def _silent_reference_frames(references: np.ndarray, window: int, museval) -> np.ndarray:
+    """``bool [frames]``: frames (museval's framing) in which any reference is silent by
+    :data:`SILENCE_MEAN_SQUARE`."""
+    framing = museval.metrics.Framing(window, window, references.shape[1])
+    return np.array([bool(np.any(np.mean(references[:, frame] ** 2, axis=1) <= SILENCE_MEAN_SQUARE))
+                     for frame in framing], dtype=bool)
 
 
 def v4_frame_count(num_samples: int, sample_rate: int) -> int:
@@ -320,7 +354,7 @@ def _frameless_notes(scores):
         return []
     values = np.stack([scores[name] for name in frameless])
     silent, infinite = int(np.isnan(values).any(axis=0).sum()), int(np.isinf(values).any(axis=0).sum())
-    causes = ([f"{silent} with an all-zero reference or estimate"] if silent else []) + (
+    causes = ([f"{silent} with a silent reference or an all-zero estimate"] if silent else []) + (
         [f"{infinite} infinite (an exactly zero error, e.g. a perfect estimate)"] if infinite else [])
     return [f"no 1-s frame with a finite {'/'.join(name + '_v4' for name in frameless)} "
             f"(BSS Eval v4 frames: {', '.join(causes)})"]

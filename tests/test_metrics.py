@@ -110,11 +110,36 @@ def white_noise_at(references, snr_db, seed=1):
     return noise * np.sqrt(scale)[:, None]
 
 
-def museval_frames(references, estimates):
-    """museval's own v4 SDR per 1-s frame [sources, frames], called as SiSEC does."""
+def museval_frames(references, estimates, filter_taps=round(512 * SR / 44100)):
+    """museval's own v4 metrics per 1-s frame, ``(SDR, ISR, SIR, SAR)`` each [sources, frames],
+    called as ``museval.evaluate(mode="v4")`` does, with SiSEC's filter duration (11.6 ms) by default."""
     import museval
 
-    return museval.evaluate(references[..., None], estimates[..., None], win=SR, hop=SR, mode="v4")[0]
+    return museval.metrics.bss_eval(references[..., None], estimates[..., None], window=SR, hop=SR,
+                                    compute_permutation=False, filters_len=filter_taps,
+                                    framewise_filters=False, bsseval_sources_version=False)[:4]
+
+
+def demo_sources_at_the_model_rate(seconds=8.0, seed=3):
+    """``[accompaniment, voice]`` of a demo song rendered at 44.1 kHz and resampled to SR as the
+    project reads audio: the band just below SR's Nyquist frequency is almost empty."""
+    import librosa
+
+    from databases import DemoSongs
+
+    rng = np.random.default_rng(seed)
+    plan = DemoSongs.draw_song_plan(rng, seconds, 44100)
+    stems = DemoSongs.render_song(plan, rng, DemoSongs.FAMILIES["MedleyDB"])
+    voice = sum(stem.audio.mean(axis=1) for stem in stems if stem.is_voice)
+    accompaniment = sum(stem.audio.mean(axis=1) for stem in stems if not stem.is_voice)
+    return np.stack([librosa.resample(np.asarray(source, np.float64), orig_sr=44100, target_sr=SR)
+                     for source in (accompaniment, voice)])
+
+
+def inconsistent(sdr, isr, sir, sar, tolerance_db=1.0):
+    """Where SDR exceeds the lowest of ISR, SIR and SAR by more than ``tolerance_db``: impossible
+    for an estimate of the right gain, whose error terms are orthogonal parts of one error."""
+    return sdr > np.minimum(np.minimum(isr, sir), sar) + tolerance_db
 
 
 def test_v4_sdr_of_the_reference_plus_white_noise_is_that_snr_and_the_median_of_museval_frames():
@@ -123,7 +148,7 @@ def test_v4_sdr_of_the_reference_plus_white_noise_is_that_snr_and_the_median_of_
 
     results = Metrics.compute_song_metrics(references, estimates, references.sum(axis=0), sample_rate=SR)
 
-    frames = museval_frames(references, estimates)
+    frames = museval_frames(references, estimates)[0]
     for source, result in enumerate(results):
         # Independent noise at 10 dB: SDR and SAR near 10 dB (each 1-s frame estimates it to about
         # +-0.1 dB; 0.5 dB leaves room for other CPUs), nearly no interference or spatial distortion.
@@ -145,7 +170,7 @@ def test_v4_frames_where_a_reference_is_silent_are_undefined_counted_and_left_ou
     accompaniment, voice = Metrics.compute_song_metrics(references, estimates, references.sum(axis=0),
                                                         sample_rate=SR)
 
-    frames = museval_frames(references, estimates)
+    frames = museval_frames(references, estimates)[0]
     # museval gives NaN for every source of a frame in which any reference is all zeros.
     assert np.isnan(frames[:, :3]).all() and np.isfinite(frames[:, 3:]).all()
     for source, result in enumerate((accompaniment, voice)):
@@ -155,6 +180,44 @@ def test_v4_frames_where_a_reference_is_silent_are_undefined_counted_and_left_ou
         assert result["SDR_v4"] == pytest.approx(10.0, abs=0.5)
         assert not result["undefined_metrics"]  # the song as a whole is not silent
     assert voice["SDR"] > 5  # and v3 is defined too
+
+
+def test_v4_decomposition_holds_together_on_references_resampled_to_the_model_rate():
+    references = demo_sources_at_the_model_rate()
+    # Broadband artefacts of the right gain: SDR_v4 must equal SAR_v4, with SIR_v4 and ISR_v4 high.
+    noise = 0.003 * np.random.default_rng(0).standard_normal(references.shape[1])
+    estimates = np.stack([references[0] - noise, references[1] + noise])
+
+    results = Metrics.compute_song_metrics(references, estimates, references.sum(axis=0), sample_rate=SR)
+    scores = Metrics.bss_eval_v4(references, estimates, SR)
+
+    assert Metrics.v4_filter_taps(SR) == 95 and Metrics.v4_filter_taps(44100) == 512
+    assert not inconsistent(scores["SDR"], scores["ISR"], scores["SIR"], scores["SAR"]).any()
+    for result in results:
+        assert result["undefined_frames_v4"] == 0
+        assert result["SDR_v4"] <= min(result["ISR_v4"], result["SIR_v4"], result["SAR_v4"]) + 1.0
+        assert result["SDR_v4"] == pytest.approx(result["SAR_v4"], abs=1.0)
+        assert result["SAR_v4"] > 30 and result["SAR"] > 30  # v3 agrees that the artefacts are small
+    # The same song with museval's fixed 512 taps (62.5 ms at this rate): the filters' normal
+    # equations are ill-conditioned in the empty band, and frames stop adding up.
+    assert inconsistent(*museval_frames(references, estimates, filter_taps=512)).any()
+
+
+def test_v4_frames_where_a_reference_is_only_resampler_residue_are_undefined():
+    references = stationary_sources(6.0)
+    residue = 1e-7 * np.random.default_rng(2).standard_normal(2 * SR)  # -140 dBFS: silent by our rule
+    references[1, 2 * SR:4 * SR] = residue
+    estimates = references + white_noise_at(stationary_sources(6.0), 10.0)
+
+    accompaniment, voice = Metrics.compute_song_metrics(references, estimates, references.sum(axis=0),
+                                                        sample_rate=SR)
+
+    museval_sdr = museval_frames(references, estimates)[0]
+    assert np.isfinite(museval_sdr).all() and museval_sdr[1, 2:4].max() < -50  # museval scores them
+    for result in (accompaniment, voice):
+        assert (result["frames_v4"], result["undefined_frames_v4"]) == (6, 2)
+        assert np.isnan(result["framewise_v4"]["SDR"][2:4]).all()
+    assert voice["SDR_v4"] == pytest.approx(10.0, abs=0.5)
 
 
 def test_v4_nan_and_infinite_frames_are_undefined_counted_and_a_source_without_defined_frames_is_nan(monkeypatch):
