@@ -1,10 +1,11 @@
 """BSS Eval of a trained model on a partition's songs: separation in this process, metrics in workers.
 
-:func:`evaluate_model` restores the separator of a checkpoint folder (Separation.py), separates
-every song, and computes its metrics (Metrics.py: BSS Eval v3 and/or v4, as selected by
-``bss_eval``) in ``num_workers`` processes that never import TensorFlow or re-run the main
-script (museval, for v4, imports musdb and stempeg but not TensorFlow). It returns one row per
-song and source with the columns of Results.per_song_columns, ready for Results.write_results.
+:func:`evaluate_model` restores the separator of a checkpoint folder (Separation.Separator, which
+ModelFolder.py restores), separates every song, and computes its metrics (Metrics.py: BSS Eval
+v3 and/or v4, as selected by ``bss_eval``) in ``num_workers`` processes that never import
+TensorFlow or re-run the main script (museval, for v4, imports musdb and stempeg but not
+TensorFlow). It returns one row per song and source with the columns of
+Results.per_song_columns, ready for Results.write_results.
 """
 
 import concurrent.futures

@@ -3,8 +3,8 @@
 Signal representation (PAPER.md): audio is down-mixed to mono, resampled to ``expected_sr``
 (8192 Hz) with soxr and clipped to [-1, 1]; a centred STFT with a Hann window of ``num_fft``
 (512) samples and hop ``num_hop`` (256) gives ``num_fft // 2 + 1`` (257) frequency bins.
-The batch generators (BatchGenerators.py) return *linear* magnitudes (float32); the TF graph
-applies :func:`normalise` (``log1p``) itself. The frequency axis is zero-padded to the U-Net's
+The batch generators (pipeline/BatchGenerators.py) return *linear* magnitudes (float32); the
+networks normalise them (``log(1 + x)``) on their inference path (Models/Inference.py). The frequency axis is zero-padded to the U-Net's
 height with :func:`pad_freqs` (equal rows on both sides, an odd remainder at the end).
 
 Every read checks that the samples are finite: a file with a NaN or infinite sample raises
@@ -16,7 +16,6 @@ import contextlib
 import functools
 import math
 import os
-import sys
 from typing import Tuple
 
 import numpy as np
@@ -87,32 +86,6 @@ def check_positive_int(value, name):
 def is_silent(entry) -> bool:
     """True for a source a song lacks: ``None`` or an object with a true ``silent`` attribute."""
     return entry is None or bool(getattr(entry, "silent", False))
-
-
-class Scratch:
-    """Work arrays reused from one item to the next, one buffer per name (not pickled).
-
-    Reading an item touches a few MB of temporary arrays; freshly allocated, their pages fault
-    in on every item (~450 page faults, ~35 % of an item's CPU time at the paper's shapes).
-    """
-
-    def __init__(self):
-        self._buffers = {}
-
-    def array(self, name, shape, dtype):
-        """An uninitialised C-contiguous array of ``shape`` and ``dtype``: a view of the
-        buffer ``name``, which grows when needed. Valid until the next call with this name."""
-        size = math.prod(shape)
-        buffer = self._buffers.get(name)
-        if buffer is None or buffer.dtype != dtype or buffer.size < size:
-            buffer = self._buffers[name] = np.empty(size, dtype)
-        return buffer[:size].reshape(shape)
-
-    def __getstate__(self):
-        return {}  # buffers belong to one process
-
-    def __setstate__(self, state):
-        self._buffers = {}
 
 
 # ----------------------------------------------------------------------------------------
@@ -210,7 +183,8 @@ def read_span(path, expected_sr, mono_downmix, start, length, scratch=None) -> n
     """Samples ``[start, start + length)`` at ``expected_sr`` (zeros outside the file).
 
     ``length`` None reads to the file's end. Returns float32 ``[samples]`` (mono) or
-    ``[channels, samples]``, clipped to [-1, 1]. With a :class:`Scratch`, a mono file at
+    ``[channels, samples]``, clipped to [-1, 1]. With a ``scratch`` (``pipeline.Sections.Scratch``:
+    ``scratch.array(name, shape, dtype)`` gives a reused work array), a mono file at
     ``expected_sr`` (a model-rate copy) is read into its ``"audio"`` array, which is returned:
     valid until the scratch's next use.
     """
@@ -408,7 +382,7 @@ def _frame_spectra(audio, num_fft, num_hop, scratch=None) -> np.ndarray:
     """complex64 ``[frames, num_fft // 2 + 1]`` spectra of the Hann-windowed frames of ``audio``.
 
     The frames are a strided view of the float32 audio; windowing them is the only copy (into
-    the ``"windowed"`` array of a :class:`Scratch` if given).
+    the ``"windowed"`` array of a scratch, ``pipeline.Sections.Scratch``, if given).
     ``scipy.fft`` rather than ``numpy.fft``: numpy's row-by-row transform of 512-sample frames is
     about ten times slower (1.2 vs 11 us per frame on the 2-core machine of bench/input_pipeline.py).
     """
@@ -436,7 +410,7 @@ def frame_magnitudes(audio_with_margins, num_fft, num_hop, out=None, scratch=Non
 
     ``out``: optional float32 array of that shape to write into (e.g. a slice of an item), so
     that no intermediate [bins, frames] array is allocated and copied. ``scratch``: optional
-    :class:`Scratch` for the windowed frames.
+    ``pipeline.Sections.Scratch`` for the windowed frames.
     """
     spectra = _frame_spectra(audio_with_margins, num_fft, num_hop, scratch)
     if out is None:
@@ -480,26 +454,7 @@ def unit_phasors(spectrogram) -> np.ndarray:
     return phasors
 
 
-def _is_tf_tensor(value):
-    tf = sys.modules.get("tensorflow")  # a tf tensor can only exist once tf was imported
-    return tf is not None and tf.is_tensor(value)
-
-
-def normalise(magnitude):
-    """``log(1 + magnitude)`` for numpy arrays or TensorFlow tensors (same type out)."""
-    if _is_tf_tensor(magnitude):
-        return sys.modules["tensorflow"].math.log1p(magnitude)
-    return np.log1p(magnitude)
-
-
-def denormalise(log_magnitude):
-    """``exp(log_magnitude) - 1``, the inverse of :func:`normalise` (numpy or TensorFlow)."""
-    if _is_tf_tensor(log_magnitude):
-        return sys.modules["tensorflow"].math.expm1(log_magnitude)
-    return np.expm1(log_magnitude)
-
-
-def _frequency_axis(rank):
+def _frequency_axis(rank: int) -> int:
     if rank == 2:
         return 0
     if rank == 4:
@@ -507,7 +462,7 @@ def _frequency_axis(rank):
     raise ValueError(f"expected a [freq, frames] or [batch, freq, frames, channels] array, got rank {rank}")
 
 
-def padding_rows(bins, height):
+def padding_rows(bins: int, height: int) -> Tuple[int, int]:
     """Zero rows ``(before, after)`` that centre ``bins`` in ``height``; odd remainder after."""
     if height < bins:
         raise ValueError(f"cannot pad {bins} frequency bins to a smaller height {height}")
@@ -515,11 +470,11 @@ def padding_rows(bins, height):
     return before, height - bins - before
 
 
-def pad_freqs(spec, height):
+def pad_freqs(spec: np.ndarray, height: int) -> np.ndarray:
     """Zero-pad the frequency axis to ``height`` rows (equal rows on both sides, odd one at the end).
 
     Args:
-        spec: [freq, frames] or [batch, freq, frames, channels]; numpy or TensorFlow.
+        spec: numpy array [freq, frames] or [batch, freq, frames, channels].
         height: rows wanted, e.g. 350 for the U-Net input or 258 for its output.
     """
     rank = len(spec.shape)
@@ -527,34 +482,13 @@ def pad_freqs(spec, height):
     before, after = padding_rows(int(spec.shape[axis]), height)
     paddings = [(0, 0)] * rank
     paddings[axis] = (before, after)
-    if _is_tf_tensor(spec):
-        return sys.modules["tensorflow"].pad(spec, paddings)
     return np.pad(spec, paddings)
 
 
-def unpad_freqs(spec, num_bins):
-    """Undo :func:`pad_freqs`: keep the ``num_bins`` rows it placed (numpy or TensorFlow)."""
+def unpad_freqs(spec: np.ndarray, num_bins: int) -> np.ndarray:
+    """Undo :func:`pad_freqs`: keep the ``num_bins`` rows it placed (a view of ``spec``)."""
     axis = _frequency_axis(len(spec.shape))
     before, _ = padding_rows(num_bins, int(spec.shape[axis]))
     index = [slice(None)] * len(spec.shape)
     index[axis] = slice(before, before + num_bins)
     return spec[tuple(index)]
-
-
-def crop(tensor, target_shape):
-    """Centre-crop a [batch, freq, frames, channels] array or tensor along freq and frames.
-
-    Args:
-        tensor: numpy array or TensorFlow tensor (batch size may be unknown).
-        target_shape: ``[batch, freq, frames, channels]`` (only freq and frames are used) or
-            ``(freq, frames)``. An odd difference leaves the extra row/frame at the end.
-
-    Returns:
-        ``tensor[:, f0:f0 + freq, t0:t0 + frames, :]`` with ``f0 = (F - freq) // 2`` etc.
-    """
-    shape = [int(size) for size in tensor.shape[1:3]]
-    target = [int(size) for size in (target_shape[1:3] if len(target_shape) == 4 else target_shape)]
-    if len(target) != 2 or any(t > s for t, s in zip(target, shape)):
-        raise ValueError(f"cannot crop a tensor of shape {list(tensor.shape)} to {list(target_shape)}")
-    (f0, t0) = [(s - t) // 2 for s, t in zip(shape, target)]
-    return tensor[:, f0:f0 + target[0], t0:t0 + target[1], :]

@@ -43,7 +43,7 @@ import Evaluate
 import Input
 from common import Precision
 from evaluation import Results
-from evaluation import Separation
+from evaluation import SeparateFiles
 from experiment import Summaries
 from experiment import TrainingData
 from Models.TrainingGraph import build_training_graph
@@ -626,8 +626,8 @@ def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, eva
             raise ValueError("separate needs model_path=<checkpoint folder> and input_path=<file or folder>, "
                              "e.g. python Training.py separate with model_path=checkpoints/<id>_semisup/best "
                              "input_path=song.mp3 output_dir=separated")
-        written = Separation.separate_path(model_path, input_path, output_dir, overwrite=overwrite,
-                                         batch_size=eval_batch_size, precision=eval_precision)
+        written = SeparateFiles.separate_path(model_path, input_path, output_dir, overwrite=overwrite,
+                                             batch_size=eval_batch_size, precision=eval_precision)
     for path in written:
         print(path)
 

@@ -9,7 +9,8 @@ Loss terms carry the paper's names (PAPER.md, "Separator losses"):
 - ``separator_loss = supervised_loss + unsupervised_loss`` (semi-supervised graph only;
   equal to ``supervised_loss`` in the supervised graph).
 
-The batch generators deliver linear magnitudes; the graph applies ``log1p`` itself.
+The batch generators deliver linear magnitudes; the graph normalises them itself, along the
+inference path of Inference.py (``log(1 + x)`` -> U-Net -> ``exp(y) - 1``).
 
 ``model_config["precision"]`` (``"float32"``, the default, or ``"mixed"``) chooses the networks'
 compute dtype through Precision.py; every loss term above is float32 either way.
@@ -22,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import Precision
-from Models import Layers
-from Models.Unet import SCOPE as SEPARATOR_SCOPE
+from Models import Inference
 from Models.Unet import Unet
 from Models.WGAN_Critic import Critic, critic_loss
 
@@ -162,7 +162,7 @@ class TrainingGraph:
 
     def separator_variables(self) -> List[tf.Variable]:
         """Trainable separator variables (scope ``separator/``) of this graph."""
-        return _scope_variables(SEPARATOR_SCOPE, self.mixture.graph)
+        return Inference.separator_variables(self.mixture.graph)
 
     def critic_variables(self, source: str) -> List[tf.Variable]:
         """Trainable variables of the critic for ``source`` (scope ``critic_<source>/``)."""
@@ -185,16 +185,6 @@ def _check_config(model_config):
 
 def _placeholder(batch_size, shape, name):
     return tf.compat.v1.placeholder(tf.float32, [batch_size, shape[0], shape[1], 1], name=name)
-
-
-def _normalise(magnitudes):
-    """Linear magnitudes to the network's log-normalised scale ``log(1 + x)``."""
-    return tf.math.log1p(magnitudes)
-
-
-def _denormalise(normalised):
-    """Log-normalised magnitudes back to linear ``exp(y) - 1``."""
-    return tf.math.expm1(normalised)
 
 
 def _supervised_loss(estimates, targets_norm):
@@ -220,7 +210,7 @@ def _additive_penalty(mixture_linear, estimates_norm):
     Float32 in mixed precision too: the U-Net's estimates are float32, and ``exp(y) - 1``,
     which turns an error ``d`` of ``y`` into ``exp(y) * d``, is taken in float32.
     """
-    estimate_sum = tf.add_n([_denormalise(estimate) for estimate in estimates_norm.values()])
+    estimate_sum = tf.add_n([Inference.denormalise(estimate) for estimate in estimates_norm.values()])
     return tf.reduce_mean(tf.square(mixture_linear - estimate_sum), name="additive_penalty")
 
 
@@ -288,9 +278,9 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
 
     mixture = _placeholder(batch_size, input_shape, "mixture")
     source_targets = {name: _placeholder(batch_size, output_shape, f"source_{name}") for name in sources}
-    separator_outputs = separator.get_output(_normalise(mixture), reuse=False)
+    separator_outputs = Inference.estimate(separator, mixture, reuse=False)
     supervised_loss = _supervised_loss(
-        separator_outputs, {name: _normalise(target) for name, target in source_targets.items()})
+        separator_outputs, {name: Inference.normalise(target) for name, target in source_targets.items()})
 
     global_step, sup_sep_lr, unsup_sep_lr, disc_lr = _control_variables(model_config)
     unpaired = _build_unpaired(model_config, separator, sources, batch_size, input_shape, output_shape,
@@ -299,7 +289,7 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
     separator_loss = (tf.add(supervised_loss, unsupervised_loss, name="separator_loss")
                       if semi_supervised else supervised_loss)
 
-    separator_vars = _scope_variables(SEPARATOR_SCOPE)
+    separator_vars = Inference.separator_variables()
     separator_train_op = _minimize(separator_loss, unsup_sep_lr if semi_supervised else sup_sep_lr,
                                    separator_vars, "separator_solver", global_step=global_step,
                                    loss_scaling=policy.loss_scaling)
@@ -316,14 +306,13 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
         critic_vars = [variable for name in critic_train_ops for variable in _scope_variables(critic_scope(name))]
         critic_weights_finite = _all_finite_after(all_critics_train_op, critic_vars, "critic_weights_finite")
 
-    inference_input = _placeholder(None, input_shape, "inference_mixture")
-    inference_norm = separator.get_output(_normalise(inference_input), reuse=True)
-    inference_outputs = {name: _denormalise(output) for name, output in inference_norm.items()}
+    inference = Inference.build_inference(separator, input_shape, reuse=True, name="inference_mixture")
+    inference_input, inference_norm, inference_outputs = inference.mixture, inference.normalised, inference.estimates
     validation_targets = {name: _placeholder(None, output_shape, f"validation_source_{name}") for name in sources}
     validation_frames = tf.compat.v1.placeholder_with_default(
         tf.fill(tf.shape(inference_input)[:1], output_shape[1]), [None], name="validation_frames")
     validation_loss = _masked_supervised_loss(
-        inference_norm, {name: _normalise(target) for name, target in validation_targets.items()},
+        inference_norm, {name: Inference.normalise(target) for name, target in validation_targets.items()},
         validation_frames, output_shape)
     separator_scalars = {"supervised_loss": supervised_loss, "separator_loss": separator_loss}
     if semi_supervised:
@@ -336,10 +325,10 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
         "learning_rate/separator": unsup_sep_lr if semi_supervised else sup_sep_lr})
     if semi_supervised:
         summary_scalars["learning_rate/critics"] = disc_lr
-    summary_images = {"mixture": Layers.crop(_normalise(mixture), *output_shape)}
+    summary_images = {"mixture": Inference.crop(Inference.normalise(mixture), output_shape)}
     for name in sources:
         summary_images[f"{name}/estimate"] = separator_outputs[name]
-        summary_images[f"{name}/target"] = _normalise(source_targets[name])
+        summary_images[f"{name}/target"] = Inference.normalise(source_targets[name])
         if semi_supervised:
             summary_images[f"{name}/unpaired_estimate"] = unpaired["unpaired_separator_outputs"][name]
 
@@ -378,9 +367,9 @@ def _build_unpaired(model_config, separator, sources, batch_size, input_shape, o
     unpaired_mixture = _placeholder(batch_size, input_shape, "unpaired_mixture")
     unpaired_sources = {name: _placeholder(batch_size, output_shape, f"unpaired_source_{name}")
                         for name in sources}
-    estimates = separator.get_output(_normalise(unpaired_mixture), reuse=True)
-    real_inputs = {name: Layers.crop(_normalise(unpaired_sources[name]), *critic_shape) for name in sources}
-    fake_inputs = {name: Layers.crop(estimates[name], *critic_shape) for name in sources}
+    estimates = Inference.estimate(separator, unpaired_mixture, reuse=True)
+    real_inputs = {name: Inference.crop(Inference.normalise(unpaired_sources[name]), critic_shape) for name in sources}
+    fake_inputs = {name: Inference.crop(estimates[name], critic_shape) for name in sources}
 
     losses = {}
     for index, name in enumerate(sources):
@@ -390,7 +379,7 @@ def _build_unpaired(model_config, separator, sources, batch_size, input_shape, o
         losses[name] = critic_loss(critic, real_inputs[name], fake_inputs[name], model_config["lam"], critic_seed)
 
     L_u = tf.negative(tf.add_n([tf.reduce_mean(losses[name].fake_scores) for name in sources]), name="L_u")
-    mixture_linear = Layers.crop(unpaired_mixture, *output_shape)
+    mixture_linear = Inference.crop(unpaired_mixture, output_shape)
     additive_penalty = _additive_penalty(mixture_linear, estimates)
     unsupervised_loss = tf.add(model_config["alpha"] * L_u, model_config["beta"] * additive_penalty,
                                name="unsupervised_loss")

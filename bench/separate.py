@@ -57,15 +57,15 @@ def save_random_model(folder, model_config):
     # Imported here: the BSS Eval workers re-import this script and should not load TensorFlow.
     import tensorflow as tf
 
+    from Models import Inference
     from Models.Unet import Unet
 
     input_shape, _ = Separation.network_shapes(model_config)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
-        mixture = tf.compat.v1.placeholder(tf.float32, (None,) + tuple(input_shape) + (1,))
-        Unet(model_config["num_layers"], model_config["num_initial_filters"],
-             model_config["sources"]).get_output(tf.math.log1p(mixture), reuse=False)
+        Inference.build_inference(Unet(model_config["num_layers"], model_config["num_initial_filters"],
+                                       model_config["sources"]), input_shape, reuse=False, name="mixture")
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
             tf.compat.v1.train.Saver().save(session, os.path.join(folder, "model"), global_step=0)

@@ -1,116 +1,34 @@
-"""Whole-song separation with a trained separator, and separating anyone's audio files.
+"""Whole-song separation: sliding a trained separator over a song.
 
-:class:`Separator` rebuilds the U-Net from a checkpoint folder alone (``model_config.json`` plus
-TensorFlow ``Saver`` files) in its own ``tf.Graph`` and restores only the ``separator/``
-variables. :func:`separate_spectrogram` slides the network over a whole song (PAPER.md,
-"Evaluation") and :func:`separate_audio` wraps it with the STFT and the inverse STFT using the
-mixture's phase. Both take a ``predict_fn`` so that any network (the :class:`Separator`, the
-training graph's inference placeholder, or a test double) can be plugged in::
+:func:`separate_spectrogram` slides the network over a whole song's magnitudes (PAPER.md,
+"Evaluation"), in chunks with time context, several chunks per network call, and
+:func:`separate_audio` wraps it with the STFT and the inverse STFT using the mixture's phase.
+Both take a ``predict_fn`` so that any network (the :class:`Separator`, the training graph's
+inference placeholder, or a test double) can be plugged in::
 
     predict_fn(batch [n, F_in, T_in, 1]) -> {source: [n, F_out, T_out, 1]}
 
 Batches hold **linear** magnitudes in and out, like ``TrainingGraph.inference_input`` /
-``inference_outputs``: the graph applies ``log(1 + x)`` and ``exp(y) - 1`` itself.
-
-:func:`separate_path` is the ``separate`` command: any audio file (or folder of files) into
-one WAV per source at the input's sample rate and length.
+``inference_outputs``: the network's inference path (Models/Inference.py) applies
+``log(1 + x)`` and ``exp(y) - 1`` itself. :class:`Separator` is the separator of a checkpoint
+folder (restored by ModelFolder.py); the ``separate`` command is SeparateFiles.py.
 """
 
-import json
-import logging
-import os
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
 from common import Utils
-from common.Checkpoints import MODEL_CONFIG_FILE
+from evaluation import ModelFolder
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 
 # TensorFlow, Input and Models are imported inside the functions that need them: modules that
 # only evaluate metrics (the BSS Eval worker processes) should not pay for TensorFlow.
 
-LOGGER = logging.getLogger(__name__)
-
-SEPARATOR_SCOPE = "separator"
 DEFAULT_BATCH_SIZE = 32
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif", ".m4a")
 
 PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
-
-
-def find_checkpoint(model_path: str) -> Tuple[str, str]:
-    """Locate the checkpoint of a model folder (or a direct checkpoint prefix).
-
-    Args:
-        model_path: a folder written by Training.py (``model_config.json``, ``checkpoint``
-            state file and ``Saver`` files), or a checkpoint prefix such as
-            ``checkpoints/1_sup/model-3000`` whose folder holds ``model_config.json``.
-
-    Returns:
-        ``(checkpoint_prefix, folder)``.
-
-    Raises:
-        FileNotFoundError: naming the path and what is missing.
-    """
-    import tensorflow as tf
-
-    model_path = os.fspath(model_path)
-    is_prefix = not os.path.isdir(model_path) and os.path.isfile(model_path + ".index")
-    if not (os.path.isdir(model_path) or is_prefix):
-        raise FileNotFoundError(
-            f"Model path {model_path} does not exist: pass a checkpoint folder written by Training.py "
-            "(e.g. checkpoints/<id>_semisup/best) or a checkpoint prefix (e.g. checkpoints/<id>_sup/model-3000).")
-    folder = os.path.dirname(os.path.abspath(model_path)) if is_prefix else model_path
-    if not os.path.isfile(os.path.join(folder, MODEL_CONFIG_FILE)):
-        raise FileNotFoundError(f"Model folder {folder} has no {MODEL_CONFIG_FILE}: it is needed to rebuild the "
-                                "separator. Pass a folder written by Training.py, e.g. checkpoints/<id>_sup/best.")
-    if is_prefix:
-        return model_path, folder
-    checkpoint = tf.train.latest_checkpoint(folder) or _relocated_checkpoint(folder)
-    if checkpoint is None:
-        raise FileNotFoundError(
-            f"Model folder {folder} holds no TensorFlow checkpoint (no 'checkpoint' state file, or the "
-            "files it names are missing). Pass a folder written by Training.py, e.g. checkpoints/<id>_sup/best.")
-    return checkpoint, folder
-
-
-def _relocated_checkpoint(folder):
-    """The state file's checkpoint looked up in ``folder`` (state files may hold stale absolute paths)."""
-    import tensorflow as tf
-
-    state_path = os.path.join(folder, "checkpoint")
-    if not os.path.isfile(state_path):
-        return None
-    state = tf.train.get_checkpoint_state(folder)
-    if state is None or not state.model_checkpoint_path:
-        return None
-    candidate = os.path.join(folder, os.path.basename(state.model_checkpoint_path))
-    return candidate if os.path.isfile(candidate + ".index") else None
-
-
-def load_model_config(folder: str) -> dict:
-    """The ``model_config`` dict stored in ``<folder>/model_config.json``.
-
-    Raises:
-        FileNotFoundError: the file is missing. ValueError: it is not valid JSON or lacks keys.
-    """
-    path = os.path.join(folder, MODEL_CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Model folder {folder} has no {MODEL_CONFIG_FILE}.")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            model_config = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); restore it from the training run.") from error
-    required = ("sources", "expected_sr", "num_fft", "num_hop", "num_layers", "num_initial_filters",
-                "num_frames", "num_freqs")
-    missing = [key for key in required if key not in model_config]
-    if missing:
-        raise ValueError(f"{path} lacks the keys {missing}; it must hold the full model_config of the run.")
-    return model_config
 
 
 def network_shapes(model_config: Mapping) -> Tuple[Tuple[int, int], Tuple[int, int]]:
@@ -118,6 +36,7 @@ def network_shapes(model_config: Mapping) -> Tuple[Tuple[int, int], Tuple[int, i
     from Models.Unet import shapes_for_config  # TensorFlow: imported only when needed
 
     return shapes_for_config(model_config)
+
 
 def chunk_starts(num_frames: int, output_frames: int) -> List[int]:
     """First output frame of every chunk that covers ``num_frames`` frames.
@@ -229,11 +148,12 @@ def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: Mappi
     return {name: np.asarray(Input.istft(magnitude, phase, model_config["num_hop"], len(audio)), np.float32)
             for name, magnitude in magnitudes.items()}
 
+
 class Separator:
     """The separator of a checkpoint folder in its own graph and session (a context manager).
 
     Args:
-        model_path: checkpoint folder (or checkpoint prefix), see :func:`find_checkpoint`.
+        model_path: checkpoint folder (or checkpoint prefix), see :func:`ModelFolder.find_checkpoint`.
         batch_size: U-Net chunks per session call when separating whole songs.
         precision: ``"float32"`` or ``"mixed"`` to override the ``precision`` stored in the
             folder's ``model_config.json``; ``None`` uses the stored one (``"float32"`` for folders
@@ -248,37 +168,16 @@ class Separator:
     """
 
     def __init__(self, model_path: str, batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None):
-        import tensorflow as tf
-
-        from common import Precision
-        from Models.Unet import Unet
-
-        self.checkpoint, folder = find_checkpoint(model_path)
-        self.model_config = load_model_config(folder)
-        self.policy = Precision.config_policy(self.model_config, precision)
-        self.model_config["precision"] = self.policy.precision
-        self.batch_size = int(batch_size)
-        self.input_shape, self.output_shape = network_shapes(self.model_config)
-        self._graph = tf.Graph()
-        with self._graph.as_default():
-            self._input = tf.compat.v1.placeholder(tf.float32, (None,) + tuple(self.input_shape) + (1,),
-                                                   name="mixture_magnitudes")
-            unet = Unet(self.model_config["num_layers"], self.model_config["num_initial_filters"],
-                        self.model_config["sources"], compute_dtype=self.policy.compute_dtype)
-            outputs = unet.get_output(tf.math.log1p(self._input), reuse=False)
-            self._outputs = {name: tf.math.expm1(output) for name, output in outputs.items()}
-            variables = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, scope=SEPARATOR_SCOPE)
-            _check_checkpoint_variables(self.checkpoint, variables)
-            saver = tf.compat.v1.train.Saver(var_list=variables)
-            self._session = tf.compat.v1.Session(graph=self._graph)
-            try:  # inside the graph context so restoring works whether or not eager execution is on
-                saver.restore(self._session, self.checkpoint)
-            except tf.errors.OpError as error:
-                self._session.close()
-                raise ValueError(f"Cannot restore checkpoint {self.checkpoint}: {error.message}. "
-                                 "Is it complete? Use a checkpoint written by Training.py.") from error
-        self._graph.finalize()
-        LOGGER.info("Restored the separator from %s", self.checkpoint)
+        restored = ModelFolder.restore_separator(model_path, precision)
+        self.checkpoint, self.model_config, self.policy = restored.checkpoint, restored.model_config, restored.policy
+        self.input_shape, self.output_shape = restored.input_shape, restored.output_shape
+        self._graph, self._session = restored.graph, restored.session
+        self._input, self._outputs = restored.inference.mixture, restored.inference.estimates
+        try:
+            self.batch_size = int(batch_size)
+        except (TypeError, ValueError):
+            self.close()
+            raise
 
     @property
     def sources(self) -> List[str]:
@@ -302,7 +201,7 @@ class Separator:
         """Mono audio ``[samples]`` at :attr:`sample_rate` -> ``{source: audio [samples]}``."""
         return separate_audio(audio, self.predict, self.model_config, self.batch_size)
 
-    def close(self):
+    def close(self) -> None:
         """Release the session."""
         self._session.close()
 
@@ -311,153 +210,3 @@ class Separator:
 
     def __exit__(self, *exc_info):
         self.close()
-
-
-def _check_checkpoint_variables(checkpoint, variables):
-    """Raise a clear error if the checkpoint lacks a separator variable or has another shape."""
-    import tensorflow as tf
-
-    try:
-        stored = dict(tf.train.list_variables(checkpoint))
-    except (tf.errors.OpError, ValueError) as error:
-        raise ValueError(f"Cannot read checkpoint {checkpoint} ({error}); is it complete? "
-                         "Use a checkpoint written by Training.py.") from error
-    problems = []
-    for variable in variables:
-        name, shape = variable.op.name, variable.shape.as_list()
-        if name not in stored:
-            problems.append(f"{name} is missing")
-        elif list(stored[name]) != shape:
-            problems.append(f"{name} has shape {stored[name]}, the model_config gives {shape}")
-    if problems:
-        raise ValueError(f"Checkpoint {checkpoint} does not match its model_config.json: "
-                         f"{'; '.join(problems[:3])}{' ...' if len(problems) > 3 else ''}. "
-                         "Use the model_config.json written together with the checkpoint.")
-
-def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: bool = False,
-                  batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None) -> List[str]:
-    """Separate an audio file, or every audio file in a folder, into one WAV per source.
-
-    ``<name>.<ext>`` gives ``<output_dir>/<name>_<source>.wav`` for each of the model's sources
-    (e.g. ``song_accompaniment.wav`` and ``song_voice.wav``). The outputs are **mono** (the
-    model separates the mono down-mix), 32-bit float WAV, resampled back to the input's sample
-    rate (soxr, high quality) and cut to the input's exact length. They only contain the band
-    the model sees (up to ``expected_sr / 2``, 4096 Hz for the paper's settings).
-
-    Args:
-        model_path: checkpoint folder (see :func:`find_checkpoint`).
-        input_path: an audio file (WAV, FLAC, MP3, OGG, AIFF, M4A) or a folder; a folder's
-            audio files are separated in sorted order, sub-folders are ignored.
-        output_dir: created if missing.
-        overwrite: replace existing output files instead of refusing.
-        batch_size: U-Net chunks per session call.
-        precision: overrides the model's ``precision`` (see :class:`Separator`); ``None`` keeps it.
-
-    Returns:
-        The written paths, per input file in the model's source order.
-
-    Raises:
-        FileNotFoundError: the input or the model is missing.
-        FileExistsError: an output exists and ``overwrite`` is False.
-        ValueError: an input cannot be read or holds NaN or infinite samples (the message
-            names the file; nothing is written then), or a folder holds no audio files.
-    """
-    inputs = list_audio_files(input_path)
-    checkpoint, folder = find_checkpoint(model_path)
-    sources = load_model_config(folder)["sources"]
-    plan = _output_plan(inputs, sources, output_dir)
-    if not overwrite:
-        _refuse_existing([path for outputs in plan.values() for path in outputs.values()])
-    samples = {path: _probe_audio(path) for path in inputs}
-    if len(inputs) > 1:  # refuse a bad file before anything is written (one file is checked as it is read)
-        for path in inputs:
-            _check_finite_input(path)
-    written = []
-    with Separator(checkpoint, batch_size, precision) as separator:
-        for path in tqdm(inputs, desc="Separating", unit="file", disable=None):
-            estimates = _separate_file(separator, samples[path])
-            for source, output_path in plan[path].items():
-                Utils.atomic_write_audio(output_path, estimates[source], samples[path].sample_rate)
-                written.append(output_path)
-            LOGGER.info("Separated %s", path)
-    return written
-
-
-def list_audio_files(input_path: str) -> List[str]:
-    """``[input_path]`` for a file; the sorted audio files directly inside a folder.
-
-    Raises:
-        FileNotFoundError: nothing at ``input_path``. ValueError: a folder without audio files.
-    """
-    input_path = os.fspath(input_path)
-    if os.path.isfile(input_path):
-        return [input_path]
-    if not os.path.isdir(input_path):
-        raise FileNotFoundError(f"Input {input_path} does not exist: pass an audio file or a folder of audio files.")
-    files = sorted(os.path.join(input_path, name) for name in os.listdir(input_path)
-                   if not name.startswith(".") and name.lower().endswith(AUDIO_EXTENSIONS)
-                   and os.path.isfile(os.path.join(input_path, name)))
-    if not files:
-        raise ValueError(f"Folder {input_path} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}); "
-                         "sub-folders are not searched.")
-    return files
-
-
-def _output_plan(inputs, sources, output_dir):
-    """``{input path: {source: output path}}``; two inputs may not share a name."""
-    plan, owners = {}, {}
-    for path in inputs:
-        name = os.path.splitext(os.path.basename(path))[0]
-        if name in owners:
-            raise ValueError(f"{owners[name]} and {path} would write the same outputs ({name}_<source>.wav): "
-                             "rename one of them or separate them one at a time into different folders.")
-        owners[name] = path
-        plan[path] = {source: os.path.join(output_dir, f"{name}_{source}.wav") for source in sources}
-    return plan
-
-
-def _refuse_existing(paths):
-    existing = [path for path in paths if os.path.exists(path)]
-    if existing:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise FileExistsError(f"Output file {existing[0]} already exists{more}; not overwriting it. "
-                              "Pass overwrite=True (command line: `with overwrite=True`) to replace it, "
-                              "or choose another output_dir.")
-
-
-def _probe_audio(path):
-    """The file's ``Sample`` metadata; a ValueError naming the file if it cannot be read."""
-    from Sample import AudioDecoderError, Sample
-
-    try:
-        return Sample.from_path(path)
-    except AudioDecoderError as error:
-        raise ValueError(str(error)) from error
-
-
-def _check_finite_input(path):
-    """A ValueError naming the file and the time of its first NaN or infinite sample, if any."""
-    import Input
-
-    try:
-        Input.check_file_finite(path)
-    except Input.UnreadableAudioError as error:
-        raise ValueError(str(error)) from error
-
-
-def _separate_file(separator, sample):
-    """``{source: mono float32 audio}`` at the file's sample rate and exact length."""
-    import Input
-    import soxr
-
-    try:
-        mixture = Input.read_audio(sample.path, separator.sample_rate, mono_downmix=True)
-    except Input.UnreadableAudioError as error:
-        raise ValueError(str(error)) from error
-    length = int(round(sample.duration * sample.sample_rate))
-    outputs = {}
-    for source, estimate in separator.separate(mixture).items():
-        if sample.sample_rate != separator.sample_rate:
-            estimate = soxr.resample(estimate, separator.sample_rate, sample.sample_rate, quality="HQ")
-        outputs[source] = Input.fit_length(np.asarray(estimate, np.float32), length)
-    return outputs

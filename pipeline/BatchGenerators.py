@@ -49,8 +49,8 @@ class _CachedBatchGenerator:
     gathers the windows from ``self._views`` (one array ``[slot, *item_shape]`` per part).
     """
 
-    def __init__(self, reader, batch_size, expected_sr, mono_downmix, num_fft, num_hop, duration,
-                 cache_size, num_workers, min_replacement_rate, seed, window_frames, name):
+    def __init__(self, reader, batch_size, mono_downmix, duration, cache_size, num_workers, min_replacement_rate,
+                 seed, window_frames, name):
         if not mono_downmix:
             raise ValueError("mono_downmix=False is not supported by the batch generators: the U-Net "
                              "takes one channel; set mono_downmix=True")
@@ -254,9 +254,8 @@ class PairedBatchGenerator(_CachedBatchGenerator):
             if height < geometry.bins:
                 raise ValueError(f"{what} height {height} is smaller than the {geometry.bins} frequency bins of "
                                  f"num_fft={num_fft}")
-        super().__init__(PairedReader(songs, geometry, magnitudes), batch_size, expected_sr, mono_downmix,
-                         num_fft, num_hop, duration, cache_size, num_workers, min_replacement_rate, seed,
-                         window_frames=self.output_shape[1], name="paired")
+        super().__init__(PairedReader(songs, geometry, magnitudes), batch_size, mono_downmix, duration, cache_size,
+                         num_workers, min_replacement_rate, seed, window_frames=self.output_shape[1], name="paired")
 
     def get_batch(self) -> List[np.ndarray]:
         """``[mixture [B, F_in, T_in, 1], source_1 [B, F_out, T_out, 1], ...]``, float32 linear
@@ -302,9 +301,8 @@ class SingleSourceBatchGenerator(_CachedBatchGenerator):
         if self.shape[0] < geometry.bins:
             raise ValueError(f"shape height {self.shape[0]} is smaller than the {geometry.bins} frequency bins "
                              f"of num_fft={num_fft}")
-        super().__init__(SingleReader(samples, geometry, magnitudes), batch_size, expected_sr, mono_downmix,
-                         num_fft, num_hop, duration, cache_size, num_workers, min_replacement_rate, seed,
-                         window_frames=centre, name="single")
+        super().__init__(SingleReader(samples, geometry, magnitudes), batch_size, mono_downmix, duration, cache_size,
+                         num_workers, min_replacement_rate, seed, window_frames=centre, name="single")
 
     def get_batch(self) -> np.ndarray:
         """float32 linear magnitudes [B, F, T, 1] (random gain applied if configured)."""

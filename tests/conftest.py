@@ -32,6 +32,15 @@ def sine(frequency, seconds, sample_rate=44100, channels=1, amplitude=0.3):
     return tone if channels == 1 else np.stack([tone] * channels, axis=1)
 
 
+def centre_crop(batch, shape):
+    """numpy ``batch [B, F, T, C]`` cut to its centre ``shape = (F', T')``, the extra row or frame
+    of an odd difference at the end: what ``Models.Inference.crop`` does to a tensor (test_models
+    checks the two against each other)."""
+    (height, width), (rows, frames) = shape, batch.shape[1:3]
+    top, left = (rows - height) // 2, (frames - width) // 2
+    return batch[:, top:top + height, left:left + width]
+
+
 def process_gone(pid):
     """True once process ``pid`` has exited (a zombie waiting to be reaped counts as gone)."""
     import psutil

@@ -39,8 +39,21 @@ def chirp_with_noise(seconds, sample_rate=SR, seed=0):
     return (chirp + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
 
 
+def _normalised(magnitude):
+    """The network's normalisation (Models/Inference.py) of numpy magnitudes, run in TensorFlow."""
+    import tensorflow as tf
+
+    from Models import Inference
+
+    with tf.Graph().as_default():
+        normalised = Inference.normalise(tf.constant(magnitude))
+        with tf.compat.v1.Session() as session:
+            return session.run(normalised)
+
+
 def signal_values():
-    """STFT magnitudes and phases, frequency padding, the inverse STFT and a resampled read."""
+    """STFT magnitudes and phases, frequency padding, the inverse STFT, the network's
+    normalisation and a resampled read."""
     import Input
 
     audio = chirp_with_noise(1.5)
@@ -49,7 +62,7 @@ def signal_values():
     values = {"signal/stft_magnitude": magnitude,
               "signal/padded": Input.pad_freqs(magnitude, 350),
               "signal/istft": Input.istft(magnitude, np.angle(spectrogram), 256, len(audio)),
-              "signal/normalised": Input.normalise(magnitude)}
+              "signal/normalised": _normalised(magnitude)}
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "stereo_44100.wav")
         stereo = np.stack([chirp_with_noise(0.5, 44100, seed=1), chirp_with_noise(0.5, 44100, seed=2)], axis=1)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import centre_crop
+from Models import Inference
 from Models import Layers
 from Models.TrainingGraph import build_training_graph
 from Models.Unet import Unet
@@ -350,6 +352,44 @@ def test_inference_outputs_share_the_separator_and_accept_any_batch():
     for name in SOURCES:
         np.testing.assert_allclose(inference[name], np.expm1(training[name]), rtol=1e-5, atol=1e-6)
         assert more[name].shape == (4, *model.output_shape, 1)
+
+
+def test_inference_normalise_denormalise_and_crop():
+    magnitude = np.random.default_rng(2).random((3, 257, 10, 1)).astype(np.float32)
+    padded = np.pad(magnitude, ((0, 0), (46, 47), (0, 0), (0, 0)))  # Input.pad_freqs(magnitude, 350)
+    with tf.Graph().as_default():
+        placeholder = tf.compat.v1.placeholder(tf.float32, [None, 257, 10, 1])
+        normalised = Inference.normalise(placeholder)
+        restored = Inference.denormalise(normalised)
+        window = tf.compat.v1.placeholder(tf.float32, [None, 350, 10, 1])
+        cropped = Inference.crop(window, (258, 6))
+        assert cropped.shape.as_list() == [None, 258, 6, 1]
+        with pytest.raises(ValueError):
+            Inference.crop(window, (400, 6))
+        with session(tf.compat.v1.get_default_graph()) as sess:
+            values = sess.run([normalised, restored, cropped], {placeholder: magnitude, window: padded})
+    np.testing.assert_allclose(values[0], np.log1p(magnitude), rtol=1e-6)
+    np.testing.assert_allclose(values[1], magnitude, atol=1e-6)
+    np.testing.assert_array_equal(values[2], padded[:, 46:304, 2:8])
+    np.testing.assert_array_equal(centre_crop(padded, (258, 6)), values[2])  # the tests' numpy twin
+
+
+def test_a_separator_built_for_inference_has_the_training_graphs_variables():
+    # A checkpoint of the training graph restores into the inference graph by name.
+    with tf.Graph().as_default():
+        model = build_training_graph(small_config(), semi_supervised=True)
+        trained = {variable.op.name: variable.shape.as_list() for variable in model.separator_variables()}
+    with tf.Graph().as_default() as graph:
+        separator = Unet(2, 4, SOURCES)
+        input_shape, output_shape = separator.get_padding((16, 8))
+        inference = Inference.build_inference(separator, input_shape, reuse=False, name="mixture")
+        restored = {variable.op.name: variable.shape.as_list()
+                    for variable in Inference.separator_variables(graph, trainable_only=False)}
+    assert trained and restored == trained
+    assert all(name.startswith(Inference.SCOPE + "/") for name in trained)  # no "separator_solver/" slots
+    assert inference.mixture.shape.as_list() == [None, *input_shape, 1]
+    assert {name: output.shape.as_list() for name, output in inference.estimates.items()} == {
+        name: [None, *output_shape, 1] for name in SOURCES}
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from common import Checkpoints
 from common import Precision
+from evaluation import ModelFolder
 from evaluation import Separation
 from Models.TrainingGraph import build_training_graph
 from Models.WGAN_Critic import Critic, gradient_penalty
@@ -313,7 +314,7 @@ def test_the_separator_precision_argument_overrides_model_config_json(mixed_mode
     # A folder written before the setting existed is float32; it can be separated in mixed precision.
     old = str(tmp_path / "old")
     shutil.copytree(folder, old)
-    config = Separation.load_model_config(old)
+    config = ModelFolder.load_model_config(old)
     del config["precision"]
     Checkpoints.write_model_config(old, config)
     with Separation.Separator(old) as separator:

@@ -1,4 +1,5 @@
-"""Separation.py: whole-song chunking, the restored separator, and separate_path."""
+"""Separation.py, ModelFolder.py and SeparateFiles.py: whole-song chunking, the restored
+separator, and separate_path."""
 
 import os
 import re
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from evaluation import SeparateFiles
 from evaluation import Separation
 from common import Utils
 from conftest import sine, write_wav
@@ -123,28 +125,28 @@ def test_separate_path_writes_outputs_at_the_input_rate_and_length(tmp_path, tin
     song = write_wav(tmp_path / "in" / "my song.wav", audio, 44100)
     out = tmp_path / "out"
 
-    written = Separation.separate_path(tiny_model[0], song, str(out), batch_size=8)
+    written = SeparateFiles.separate_path(tiny_model[0], song, str(out), batch_size=8)
 
     assert [os.path.basename(path) for path in written] == ["my song_accompaniment.wav", "my song_voice.wav"]
     for path in written:
         info = soundfile.info(path)
         assert (info.samplerate, info.frames, info.channels) == (44100, length, 1)
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        Separation.separate_path(tiny_model[0], song, str(out))
-    assert Separation.separate_path(tiny_model[0], song, str(out), overwrite=True) == written
+        SeparateFiles.separate_path(tiny_model[0], song, str(out))
+    assert SeparateFiles.separate_path(tiny_model[0], song, str(out), overwrite=True) == written
 
 
 def test_separate_path_errors_name_the_problem(tmp_path, tiny_model):
     song = write_wav(tmp_path / "in" / "a.wav", sine(440, 0.5, 22050), 22050)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        Separation.separate_path(str(tmp_path / "no_model"), song, str(tmp_path / "out"))
+        SeparateFiles.separate_path(str(tmp_path / "no_model"), song, str(tmp_path / "out"))
     corrupt = tmp_path / "in" / "b.wav"
     corrupt.write_bytes(b"RIFF\x00\x01garbage" * 10)
     with pytest.raises(ValueError, match="b.wav"):
-        Separation.separate_path(tiny_model[0], str(tmp_path / "in"), str(tmp_path / "out"))
+        SeparateFiles.separate_path(tiny_model[0], str(tmp_path / "in"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # inputs are checked before anything is written
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        Separation.separate_path(tiny_model[0], str(tmp_path / "missing.wav"), str(tmp_path / "out"))
+        SeparateFiles.separate_path(tiny_model[0], str(tmp_path / "missing.wav"), str(tmp_path / "out"))
 
 
 def test_separate_path_writes_nothing_for_a_file_with_non_finite_samples(tmp_path, tiny_model):
@@ -154,5 +156,5 @@ def test_separate_path_writes_nothing_for_a_file_with_non_finite_samples(tmp_pat
     bad = write_wav(tmp_path / "in" / "b.wav", audio, 22050)
     for input_path in (bad, str(tmp_path / "in")):
         with pytest.raises(ValueError, match=re.escape(bad) + r".*\(at 0\.750 s\) is nan"):
-            Separation.separate_path(tiny_model[0], input_path, str(tmp_path / "out"))
+            SeparateFiles.separate_path(tiny_model[0], input_path, str(tmp_path / "out"))
         assert not (tmp_path / "out").exists()  # not even the good file's outputs

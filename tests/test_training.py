@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from common import Checkpoints
 from databases import DemoDatabase
-from evaluation import Separation
+from evaluation import ModelFolder
 import Training
 from experiment import TrainingData
 from common import Utils
@@ -259,7 +259,7 @@ def test_semi_supervised_phase_trains_critics_and_writes_tensorboard_summaries(t
     state = run_phase("semisup", tiny_dataset, config, max_epochs=1)
     assert state.finished and state.epoch == 1 and np.isfinite(state.test_loss)
     best = os.path.dirname(state.best_checkpoint)
-    assert Separation.load_model_config(best)["sources"] == ["accompaniment", "voice"]
+    assert ModelFolder.load_model_config(best)["sources"] == ["accompaniment", "voice"]
     tags = summary_tags(config["log_dir"])
     expected = {"supervised_loss", "L_u", "additive_penalty", "unsupervised_loss", "separator_loss",
                 "learning_rate/separator", "learning_rate/critics", "valid_loss", "test_loss",

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import Input
+from conftest import centre_crop
 from experiment import TrainingData
 from songs import chirp_song
 
@@ -26,7 +26,7 @@ def test_unpaired_mixtures_and_real_sources_get_the_same_random_gain_so_level_te
         output_shape = sources[1].shape
         estimate_levels, real_levels = [], []
         for _ in range(40):
-            estimates = Input.crop(mixtures.get_batch(), output_shape)  # the estimate's span of the mixture
+            estimates = centre_crop(mixtures.get_batch(), output_shape)  # the estimate's span of the mixture
             estimate_levels.append(estimates.mean(axis=(1, 2, 3)))
             real_levels.append(sources[1].get_batch().mean(axis=(1, 2, 3)))
     estimate_levels, real_levels = np.concatenate(estimate_levels), np.concatenate(real_levels)

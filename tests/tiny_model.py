@@ -10,9 +10,10 @@ import Input
 from evaluation import Metrics
 from evaluation import Separation
 from common import Utils
+from Models import Inference
 from Models.Unet import Unet
 from Sample import Sample
-from conftest import write_wav
+from conftest import centre_crop, write_wav
 
 tf.compat.v1.disable_eager_execution()
 
@@ -26,7 +27,7 @@ def identity_predict(output_shape):
     """A separator that returns the mixture (centre crop) as voice and silence as accompaniment."""
 
     def predict(batch):
-        voice = Input.crop(batch, output_shape)
+        voice = centre_crop(batch, output_shape)
         return {"accompaniment": np.zeros_like(voice), "voice": voice}
 
     return predict
@@ -64,9 +65,9 @@ def save_tiny_model(folder):
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
-        mixture = tf.compat.v1.placeholder(tf.float32, (None,) + tuple(input_shape) + (1,))
-        outputs = Unet(2, 4, TINY_CONFIG["sources"]).get_output(tf.math.log1p(mixture), reuse=False)
-        outputs = {name: tf.math.expm1(output) for name, output in outputs.items()}
+        inference = Inference.build_inference(Unet(2, 4, TINY_CONFIG["sources"]), input_shape, reuse=False,
+                                              name="mixture")
+        mixture, outputs = inference.mixture, inference.estimates
         with tf.compat.v1.variable_scope("critic_voice"):  # not restored by Evaluate
             tf.compat.v1.get_variable("unused", [2])
         # Positive output biases keep the random ReLU outputs from being silent.
