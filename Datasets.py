@@ -110,10 +110,11 @@ def prepare_database(name, xml_path, root, cache_dir, optional=False) -> Optiona
 
 
 def _check_listed_files(database):
-    """Raise FileNotFoundError naming the XML, the track and the first listed file that is missing."""
+    """Raise for the first listed file that lies outside the database folder (DatasetConfigError)
+    or is missing (FileNotFoundError), naming the XML, the track and the file."""
     for track in database.description.tracks:
         for instrument in track.instruments:
-            path = os.path.join(database.folder, *instrument.relative_path.split("/"))
+            path = database.path_of(track, instrument)
             if not os.path.isfile(path):
                 raise FileNotFoundError(
                     f"{path} is listed in {database.xml_path} (track '{track.song_name}') but does not exist: "
@@ -375,7 +376,7 @@ def dataset_fingerprint(databases: dict, settings: dict, cache_dir) -> str:
         files = []
         for track in database.description.tracks:
             for instrument in track.instruments:
-                status = os.stat(os.path.join(database.folder, *instrument.relative_path.split("/")))
+                status = os.stat(database.path_of(track, instrument))
                 files.append([instrument.relative_path, status.st_size, status.st_mtime_ns])
         payload["databases"][name] = {"xml_path": database.xml_path, "xml_sha256": xml_digest,
                                       "folder": database.folder, "files": files}

@@ -79,7 +79,7 @@ class _SongContext:
         self.where = f"{database.xml_path}: track '{track.song_name}'"
 
     def absolute(self, instrument):
-        return os.path.join(self.database.folder, *instrument.relative_path.split("/"))
+        return self.database.path_of(self.track, instrument)
 
     def paths(self, instrument_name):
         return [self.absolute(item) for item in self.track.instruments if item.name == instrument_name]
