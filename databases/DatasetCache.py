@@ -104,7 +104,7 @@ def load(path, fingerprint: str, validate: Callable[[object], dict]) -> Optional
             dataset = validate(_DataOnlyUnpickler(handle).load())
         _check_sample_fields(dataset)
     except _ForbiddenGlobal as error:
-        raise _crafted_file_error(path, error) from None
+        raise _crafted_file_error(os.path.abspath(path), error) from None
     except Exception as error:  # a damaged body of our own cache (truncated, edited): rebuild
         LOGGER.warning("Cannot read %s (%s: %s); rebuilding the dataset structure", path,
                        type(error).__name__, error)
@@ -149,6 +149,7 @@ def _identify(path):
     """
     if not os.path.lexists(path):
         return "missing", None
+    path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise DatasetConfigError(f"{path} (the dataset_pkl setting) exists but is not a file: set dataset_pkl to "
                                  "a file path, e.g. dataset.pkl")
