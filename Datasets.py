@@ -4,7 +4,8 @@ Each database is described by an XML (DatasetXML.py), filled by discovery of its
 folder layout when empty (DatasetLayouts.py); its songs, with derived audio such as
 accompaniment = mixture - vocals, come from DerivedAudio.py. This module prepares the
 configured databases, builds the paper's partition, validates dataset dictionaries (also
-custom ones) and caches the result in ``dataset.pkl``.
+custom ones) and caches the result in ``dataset.pkl`` (DatasetCache.py: a file whose reading
+cannot run code, and a foreign file at that path is refused, never replaced).
 
 The dataset dictionary
 ----------------------
@@ -32,11 +33,10 @@ import importlib
 import json
 import logging
 import os
-import pickle
 import sys
 from typing import Optional
 
-from databases import SharedSongs
+from databases import DatasetCache, SharedSongs
 from common import Utils
 from databases.DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database, musdb_validation_tracks
 from databases.DatasetXML import (SPLITS, DatabaseDescription, DatasetConfigError, PreparedDatabase, is_placeholder_folder,
@@ -110,10 +110,11 @@ def prepare_database(name, xml_path, root, cache_dir, optional=False) -> Optiona
 
 
 def _check_listed_files(database):
-    """Raise FileNotFoundError naming the XML, the track and the first listed file that is missing."""
+    """Raise for the first listed file that lies outside the database folder (DatasetConfigError)
+    or is missing (FileNotFoundError), naming the XML, the track and the file."""
     for track in database.description.tracks:
         for instrument in track.instruments:
-            path = os.path.join(database.folder, *instrument.relative_path.split("/"))
+            path = database.path_of(track, instrument)
             if not os.path.isfile(path):
                 raise FileNotFoundError(
                     f"{path} is listed in {database.xml_path} (track '{track.song_name}') but does not exist: "
@@ -322,7 +323,9 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
         cache_dir: folder for derived audio (accompaniments, stem sums, channel splits).
         pkl_path: cache of the built structure; rebuilt when its fingerprint (XML contents,
             roots, listed files' sizes and times, settings, cache_dir, format version) changes,
-            when it is unreadable (with a warning) or when a file it lists disappeared.
+            when it is damaged (with a warning) or when a file it lists disappeared. A file
+            there that is not one of these caches is a :class:`DatasetConfigError`, raised
+            before any work (DatasetCache.py).
         supervised_database, unsupervised_databases, supervised_valid_songs,
             supervised_validation: see :func:`partition_dataset`.
         optional_databases: databases skipped (with a log line) when no folder is configured;
@@ -340,6 +343,7 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
         return load_custom_dataset(custom_dataset, custom_dataset_kwargs)
     _check_partition_settings(supervised_database, unsupervised_databases, supervised_valid_songs,
                               optional_databases, supervised_validation)
+    DatasetCache.check_replaceable(pkl_path)  # a foreign file there stops the run before any work
     settings = {"supervised_database": supervised_database, "unsupervised_databases": list(unsupervised_databases),
                 "supervised_valid_songs": supervised_valid_songs, "supervised_validation": supervised_validation}
     cache_dir = os.path.abspath(cache_dir)
@@ -351,12 +355,13 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
             databases[name] = prepared
     fingerprint = dataset_fingerprint(databases, dict(settings, shared_song_rules=SharedSongs.RULES_VERSION),
                                       cache_dir)
-    dataset = _load_pickle(pkl_path, fingerprint)
+    dataset = DatasetCache.load(pkl_path, fingerprint,
+                                lambda stored: validate_dataset(stored, origin=f"the dataset stored in {pkl_path}"))
     if dataset is None:
         songs = {name: load_database_songs(database, cache_dir) for name, database in databases.items()}
         dataset, _ = SharedSongs.keep_each_song_in_one_partition(partition_dataset(songs, **settings))
         dataset = validate_dataset(dataset, origin="Datasets.partition_dataset")
-        _save_pickle(pkl_path, fingerprint, dataset)
+        DatasetCache.save(pkl_path, fingerprint, dataset)
         LOGGER.info("Built the dataset structure and saved it to %s", pkl_path)
     return dataset
 
@@ -371,50 +376,12 @@ def dataset_fingerprint(databases: dict, settings: dict, cache_dir) -> str:
         files = []
         for track in database.description.tracks:
             for instrument in track.instruments:
-                status = os.stat(os.path.join(database.folder, *instrument.relative_path.split("/")))
+                status = os.stat(database.path_of(track, instrument))
                 files.append([instrument.relative_path, status.st_size, status.st_mtime_ns])
         payload["databases"][name] = {"xml_path": database.xml_path, "xml_sha256": xml_digest,
                                       "folder": database.folder, "files": files}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
-
-def _load_pickle(pkl_path, fingerprint):
-    """The stored dataset if ``pkl_path`` is readable, current and its files exist; else None."""
-    if not os.path.exists(pkl_path):
-        return None
-    try:
-        with open(pkl_path, "rb") as handle:
-            stored = pickle.load(handle)
-        dataset = stored["dataset"]
-        stored_fingerprint = stored["fingerprint"]
-    except Exception as error:  # any unpickling failure means: rebuild
-        LOGGER.warning("Cannot read %s (%s: %s); rebuilding the dataset structure", pkl_path,
-                       type(error).__name__, error)
-        return None
-    if stored_fingerprint != fingerprint:
-        LOGGER.info("%s was built from other XMLs, folders, files or settings; rebuilding it", pkl_path)
-        return None
-    missing = [sample.path for sample in _all_samples(dataset) if not os.path.isfile(sample.path)]
-    if missing:
-        LOGGER.warning("%s lists %d file(s) that no longer exist (e.g. %s); rebuilding it", pkl_path,
-                       len(missing), missing[0])
-        return None
-    LOGGER.info("Loaded the dataset structure from %s", pkl_path)
-    return dataset
-
-
-def _save_pickle(pkl_path, fingerprint, dataset):
-    with Utils.atomic_write(pkl_path, "wb") as handle:
-        pickle.dump({"fingerprint": fingerprint, "format_version": DATASET_FORMAT_VERSION, "dataset": dataset},
-                    handle, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _all_samples(dataset):
-    for key in PAIRED_PARTITIONS:
-        for triple in dataset[key]:
-            yield from triple
-    for samples in dataset["train_unsup"]:
-        yield from samples
 
 def dataset_table(dataset) -> str:
     """A text table: per partition and database, number of songs (or items) and hours of audio.

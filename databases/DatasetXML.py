@@ -91,6 +91,26 @@ class PreparedDatabase:
     folder: str
     description: DatabaseDescription
 
+    def path_of(self, track: Track, instrument: Instrument) -> str:
+        """Path of ``instrument``'s file: its relativeFilepath joined to the database folder.
+
+        Raises:
+            DatasetConfigError: the path resolves (``..`` and symbolic links followed) to a
+                place outside the database folder; the message names the database, the
+                track and the path.
+        """
+        path = os.path.join(self.folder, *instrument.relative_path.split("/"))
+        root, resolved = os.path.realpath(self.folder), os.path.realpath(path)
+        if os.path.commonpath([root, resolved]) != root:
+            lexical = os.path.normpath(os.path.abspath(path))
+            link = " through a symbolic link" if os.path.commonpath([root, lexical]) == root else ""
+            raise DatasetConfigError(
+                f"{self.name} track '{track.song_name}' ({self.xml_path}): relativeFilepath "
+                f"'{instrument.relative_path}' leads{link} to {resolved}, outside the database folder {root}. "
+                "Every file of a database must lie inside its folder: move or copy the file into it, fix the "
+                "relativeFilepath, or remove the track")
+        return path
+
 
 def read_database_xml(xml_path) -> DatabaseDescription:
     """Parse a database XML file.

@@ -1,8 +1,10 @@
 """Songs of a prepared database as (mixture, accompaniment, voice), with derived audio computed once.
 
 Derived audio is written once into ``cache_dir`` (never into the dataset folder) as float32
-WAV at the inputs' sample rate; its file name carries a hash of the inputs' paths, sizes and
-modification times, so a changed input gives a new file and the stale one is removed. Files
+WAV at the inputs' sample rate, in a folder named after the song and a hash of the inputs'
+resolved paths (so copies of one database never share a folder); its file name carries a hash
+of the inputs' resolved paths, sizes and modification times, so a changed input gives a new
+file and the stale one is removed. Files
 of one song at different sample rates are resampled to the mixture's rate, different lengths
 are cut to the shortest (both with a warning naming the files).
 
@@ -41,8 +43,9 @@ from Sample import FFMPEG_INSTALL_HINT, SOUNDFILE_EXTENSIONS, AudioDecoderError,
 LOGGER = logging.getLogger(__name__)
 
 SOURCE_ORDER = ("mixture", "accompaniment", "voice")
-# Bump when the structure stored in dataset.pkl or the derived audio changes meaning.
-DATASET_FORMAT_VERSION = 1
+# Bump when the structure stored in dataset.pkl or the derived audio changes meaning
+# (2: derived audio keyed by the sources' resolved paths, one folder per set of sources).
+DATASET_FORMAT_VERSION = 2
 # Samples per AAC frame; a decoded stem may fall short of its declared length by a few frames.
 AAC_FRAME_SAMPLES = 1024
 MUSDB18_LENGTH_TOLERANCE_FRAMES = 4
@@ -79,7 +82,7 @@ class _SongContext:
         self.where = f"{database.xml_path}: track '{track.song_name}'"
 
     def absolute(self, instrument):
-        return os.path.join(self.database.folder, *instrument.relative_path.split("/"))
+        return self.database.path_of(self.track, instrument)
 
     def paths(self, instrument_name):
         return [self.absolute(item) for item in self.track.instruments if item.name == instrument_name]
@@ -94,10 +97,14 @@ class _SongContext:
     def sample(self, path):
         return Sample.from_path(path, database=self.database.name, song=self.track.song_name)
 
-    @property
-    def cache_folder(self):
+    def cache_folder(self, inputs):
+        """``<cache_dir>/<database>/<song>-<hash of the inputs' resolved paths>``: the folder of the
+        audio derived from exactly these source files, so that two copies of a database (or two
+        XMLs listing other files for one song) never share a folder and never remove each
+        other's files; a changed source keeps its folder, where its stale files are removed."""
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.track.song_name).strip("_")[:60] or "song"
-        identity = hashlib.sha1(self.track.instruments[0].relative_path.encode("utf-8")).hexdigest()[:8]
+        sources = [os.path.realpath(path) for _, path in inputs]
+        identity = hashlib.sha1(json.dumps(sources).encode("utf-8")).hexdigest()[:12]
         return os.path.join(self.cache_dir, self.database.name, f"{slug}-{identity}")
 
 
@@ -195,11 +202,12 @@ def _derived_samples(context, inputs, roles, compute, reference_rate=None, reade
             (each input is one audio file, read under its own label).
 
     Returns:
-        dict role -> Sample of ``<cache_folder>/<role>-<key>.wav`` where key hashes the
-        inputs' paths, sizes and modification times.
+        dict role -> Sample of ``<cache_folder>/<role>-<key>.wav`` (see
+        :meth:`_SongContext.cache_folder`) where key hashes the inputs' resolved paths, sizes
+        and modification times.
     """
     key = _cache_key(context.database.name, roles, inputs, reference_rate)
-    folder = context.cache_folder
+    folder = context.cache_folder(inputs)
     outputs = {role: os.path.join(folder, f"{role}-{key}.wav") for role in roles}
     if not all(os.path.isfile(path) for path in outputs.values()):
         audio, sample_rate = (reader or _read_files)(inputs, reference_rate, context.where)
@@ -214,7 +222,7 @@ def _cache_key(database, roles, inputs, reference_rate):
     identity = [DATASET_FORMAT_VERSION, database, list(roles), reference_rate]
     for label, path in inputs:
         status = os.stat(path)
-        identity.append([label, os.path.abspath(path), status.st_size, status.st_mtime_ns])
+        identity.append([label, os.path.realpath(path), status.st_size, status.st_mtime_ns])
     return hashlib.sha256(json.dumps(identity).encode("utf-8")).hexdigest()[:16]
 
 

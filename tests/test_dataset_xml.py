@@ -1,5 +1,7 @@
-"""DatasetXML.py: the shipped XMLs, reading and writing, and the errors for bad XML files."""
+"""DatasetXML.py: the shipped XMLs, reading and writing, the errors for bad XML files, and files that
+must lie inside their database folder."""
 
+import dataclasses
 import os
 import shutil
 
@@ -10,7 +12,8 @@ from databases import DatasetXML
 
 
 from Datasets import DatasetConfigError
-from fake_databases import PAPER_DATABASES, REPO, build, make_dsd100
+from conftest import write_wav
+from fake_databases import PAPER_DATABASES, REPO, SR, build, make_dsd100, noise
 
 
 @pytest.mark.parametrize("name", PAPER_DATABASES)
@@ -67,3 +70,47 @@ def test_xml_of_another_database(setup):
     shutil.copy(setup["xmls"]["iKala"], setup["xmls"]["CCMixter"])
     with pytest.raises(DatasetConfigError, match="databaseName 'iKala'"):
         build(setup)
+
+
+def _point_instrument_at(xml_path, instrument_name, relative_path):
+    """Rewrite the first Training track's ``instrument_name`` file in ``xml_path``; returns the track's name."""
+    description = DatasetXML.read_database_xml(xml_path)
+    index = next(index for index, track in enumerate(description.tracks) if track.split == "Training")
+    track = description.tracks[index]
+    instruments = tuple(dataclasses.replace(item, relative_path=relative_path) if item.name == instrument_name
+                        else item for item in track.instruments)
+    tracks = list(description.tracks)
+    tracks[index] = dataclasses.replace(track, instruments=instruments)
+    DatasetXML.write_database_xml(xml_path, dataclasses.replace(description, tracks=tuple(tracks)))
+    return track.song_name
+
+
+@pytest.mark.parametrize("escape", ["dot-dot", "symbolic link"])
+def test_a_track_file_outside_the_database_folder_is_refused(setup, tmp_path, escape):
+    build(setup)  # discovery fills the XMLs
+    secret = write_wav(tmp_path / "outside" / "secret.wav", noise("secret"), SR)
+    relative = "../../outside/secret.wav"
+    if escape == "symbolic link":
+        relative = "Sources/Dev/001 - Alpha - First/link.wav"
+        os.symlink(secret, os.path.join(setup["roots"]["DSD100"], *relative.split("/")))
+    song = _point_instrument_at(setup["xmls"]["DSD100"], "Voice", relative)
+    with pytest.raises(DatasetConfigError) as raised:
+        build(setup)
+    message = str(raised.value)
+    for part in ("DSD100", f"'{song}'", f"'{relative}'", os.path.realpath(secret), "outside the database folder",
+                 os.path.realpath(setup["roots"]["DSD100"])):
+        assert part in message
+    assert ("symbolic link" in message) == (escape == "symbolic link")
+
+
+def test_symbolic_links_that_stay_inside_the_database_folder_are_followed(setup, tmp_path):
+    build(setup)
+    song_folder = os.path.join(setup["roots"]["DSD100"], "Sources", "Dev", "001 - Alpha - First")
+    os.symlink("vocals.wav", os.path.join(song_folder, "alias.wav"))
+    song = _point_instrument_at(setup["xmls"]["DSD100"], "Voice", "Sources/Dev/001 - Alpha - First/alias.wav")
+    linked_root = tmp_path / "linked" / "DSD100"
+    os.makedirs(linked_root.parent)
+    os.symlink(setup["roots"]["DSD100"], linked_root)  # the database folder itself may be a link
+    dataset = build(setup, dataset_roots=dict(setup["roots"], DSD100=str(linked_root)))
+    voice = next(triple[2] for triple in dataset["train_sup"] if triple[0].song == song)
+    assert voice.path == os.path.join(str(linked_root), "Sources", "Dev", "001 - Alpha - First", "alias.wav")

@@ -4,13 +4,13 @@ the table and the command line."""
 import dataclasses
 import logging
 import os
-import pickle
 import shutil
 import sys
 
 import pytest
 
 import Datasets
+from databases import DatasetCache
 from databases import DerivedAudio
 from databases import DatasetXML
 from conftest import write_wav
@@ -121,17 +121,25 @@ def test_pkl_is_reused_and_rebuilt_when_the_xml_or_settings_change(setup, monkey
     assert len(changed_settings["valid"]) == len(edited["valid"]) + 1
 
 
-def test_corrupt_pkl_is_rebuilt_with_a_warning(setup, caplog):
+@pytest.mark.parametrize("damage", [
+    lambda content: content[:len(content) // 2],  # our header, then a truncated body
+    lambda content: DatasetCache.MAGIC + b"{not json\n" + content.split(b"\n", 2)[2],  # a damaged header
+])
+def test_corrupt_pkl_is_rebuilt_with_a_warning(setup, caplog, damage):
+    # A damaged cache of ours (its first line says so) is rebuilt; any other file is refused
+    # (tests/test_dataset_cache.py).
     first = build(setup)
+    with open(setup["pkl"], "rb") as handle:
+        content = handle.read()
     with open(setup["pkl"], "wb") as handle:
-        handle.write(b"not a pickle")
-    with caplog.at_level(logging.WARNING, logger="Datasets"):
+        handle.write(damage(content))
+    with caplog.at_level(logging.WARNING, logger="databases.DatasetCache"):
         rebuilt = build(setup)
     assert rebuilt == first
     assert any(setup["pkl"] in record.getMessage() and "rebuilding" in record.getMessage()
                for record in caplog.records if record.levelno == logging.WARNING)
-    with open(setup["pkl"], "rb") as handle:
-        assert pickle.load(handle)["dataset"] == first
+    header = DatasetCache.read_header(setup["pkl"])
+    assert DatasetCache.load(setup["pkl"], header["fingerprint"], Datasets.validate_dataset) == first
 
 
 def test_pkl_listing_deleted_cache_files_is_rebuilt(setup):

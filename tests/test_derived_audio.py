@@ -1,8 +1,11 @@
-"""DerivedAudio.py: accompaniments, stem sums and channel splits computed once into the cache."""
+"""DerivedAudio.py: accompaniments, stem sums and channel splits computed once into the cache, one
+folder per set of source files (copies of a database never share one)."""
 
+import glob
 import logging
 import os
 import re
+import shutil
 import stat
 
 import numpy as np
@@ -12,6 +15,7 @@ import soundfile
 import Datasets
 from databases import DerivedAudio
 import Input
+from pipeline import AudioCache
 from conftest import write_wav
 from fake_databases import SR, build, files_under, noise, paired_triples, read
 
@@ -117,3 +121,54 @@ def test_read_only_dataset_folder_is_never_written(setup):
             os.chmod(entry, mode)
     assert files_under(data_root) == before
     assert len(dataset["train_sup"]) == 2
+
+
+@pytest.fixture
+def second_copy(setup, tmp_path, template_data):
+    """Another copy of the tiny databases, with its own XMLs and dataset.pkl but ``setup``'s cache;
+    every file of the copy holds half the original's audio, so that its derived audio differs."""
+    shutil.copytree(template_data, tmp_path / "copy")
+    roots = {name: str(tmp_path / "copy" / name) for name in setup["roots"]}
+    for path in glob.glob(str(tmp_path / "copy" / "**" / "*.wav"), recursive=True):
+        audio, rate = soundfile.read(path, dtype="float32")
+        write_wav(path, 0.5 * audio, rate)
+    xmls = {name: str(tmp_path / "copy-xml" / os.path.basename(path)) for name, path in setup["xmls"].items()}
+    os.makedirs(tmp_path / "copy-xml")
+    for name, path in setup["xmls"].items():
+        shutil.copy(path, xmls[name])
+    return dict(setup, roots=roots, xmls=xmls, pkl=str(tmp_path / "copy.pkl"))
+
+
+def test_two_copies_of_a_database_keep_their_own_derived_audio_in_one_cache(setup, second_copy, monkeypatch, caplog):
+    first, second = build(setup), build(second_copy)
+    samples = [sample for dataset in (first, second) for triple in paired_triples(dataset) for sample in triple]
+    assert all(os.path.isfile(sample.path) for sample in samples)
+    for original, copy in zip(paired_triples(first), paired_triples(second)):
+        assert original[0].song == copy[0].song
+        for original_sample, copied_sample in zip(original, copy):
+            np.testing.assert_allclose(read(copied_sample), 0.5 * read(original_sample), atol=1e-6)
+        np.testing.assert_allclose(read(copy[1]) + read(copy[2]), read(copy[0]), atol=1e-6)
+    # The next run on the first copy finds its dataset.pkl and every file it lists.
+    monkeypatch.setattr(Datasets, "load_database_songs", lambda *args: pytest.fail("dataset.pkl was rebuilt"))
+    with caplog.at_level(logging.INFO):
+        assert build(setup) == first and build(second_copy) == second
+    assert not any("no longer exist" in record.getMessage() for record in caplog.records)
+    # The model-rate copies of both datasets (keyed by their sources' paths) live side by side too.
+    converted = [AudioCache.model_rate_dataset(dataset, setup["cache"], 4000, True, num_workers=0)
+                 for dataset in (first, second)]
+    for original, copy in zip(paired_triples(converted[0]), paired_triples(converted[1])):
+        for original_sample, copied_sample in zip(original, copy):
+            assert original_sample.path != copied_sample.path
+            np.testing.assert_allclose(read(copied_sample), 0.5 * read(original_sample), atol=1e-5)
+
+
+def test_one_database_reached_through_a_link_shares_its_derived_audio(setup, tmp_path):
+    direct = DerivedAudio.load_database_songs(
+        Datasets.prepare_database("DSD100", setup["xmls"]["DSD100"], setup["roots"]["DSD100"], setup["cache"]),
+        setup["cache"])
+    os.symlink(setup["roots"]["DSD100"], tmp_path / "linked")
+    linked = DerivedAudio.load_database_songs(
+        Datasets.prepare_database("DSD100", str(tmp_path / "linked.xml"), str(tmp_path / "linked"), setup["cache"]),
+        setup["cache"])
+    assert [song.triple[1].path for song in linked] == [song.triple[1].path for song in direct]
+    assert all(os.path.isfile(sample.path) for song in direct + linked for sample in song.triple)
