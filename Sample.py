@@ -41,7 +41,7 @@ class Sample:
     song: str = ""
 
     @classmethod
-    def from_path(cls, path, database="", song="") -> "Sample":
+    def from_path(cls, path: str | os.PathLike[str], database: str = "", song: str = "") -> "Sample":
         """Describe the audio file at ``path`` by reading its header only.
 
         Raises:

@@ -18,6 +18,8 @@ import tensorflow as tf
 
 IntPair = Union[int, Sequence[int]]
 Activation = Optional[Callable[[tf.Tensor], tf.Tensor]]
+# A get_variable initializer: called with (shape, dtype=..., partition_info=...), returns the values.
+Initializer = Callable[..., tf.Tensor]
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -36,7 +38,7 @@ def _kernel(shape, initializer=None):
                                      initializer=initializer or tf.compat.v1.glorot_uniform_initializer())
 
 
-def nonnegative_glorot_uniform():
+def nonnegative_glorot_uniform() -> Initializer:
     """Initializer of ``|w|`` for ``w`` Glorot-uniform: the same scale, every weight >= 0.
 
     For a ReLU layer whose inputs are all non-negative (ReLU features, log magnitudes), it
@@ -62,7 +64,7 @@ def _at_dtype_of(x: tf.Tensor, variable):
     return tf.cast(variable, x.dtype.base_dtype)
 
 
-def float_dtype(value, what: str) -> tf.DType:
+def float_dtype(value: Union[str, tf.DType], what: str) -> tf.DType:
     """A compute dtype given as ``"float32"`` / ``"bfloat16"`` / ``"float16"`` or a tf.DType.
 
     Raises:
@@ -74,7 +76,7 @@ def float_dtype(value, what: str) -> tf.DType:
     return tf.as_dtype(name)
 
 
-def cast(x: tf.Tensor, dtype) -> tf.Tensor:
+def cast(x: tf.Tensor, dtype: Union[str, tf.DType]) -> tf.Tensor:
     """``x`` in ``dtype`` (no op if it is already): where a network enters or leaves its compute dtype."""
     dtype = tf.as_dtype(dtype)
     return x if x.dtype.base_dtype == dtype else tf.cast(x, dtype)
@@ -126,7 +128,7 @@ def leaky_relu(x: tf.Tensor, alpha: float = 0.2) -> tf.Tensor:
 
 def conv2d(x: tf.Tensor, filters: int, kernel_size: IntPair, name: str, strides: IntPair = 1,
            padding: str = "valid", activation: Activation = None, use_bias: bool = True,
-           kernel_initializer=None) -> tf.Tensor:
+           kernel_initializer: Optional[Initializer] = None) -> tf.Tensor:
     """2-D convolution ``[B, H, W, C_in] -> [B, H', W', filters]``.
 
     Args:

@@ -30,13 +30,14 @@ import logging
 import os
 import shutil
 import sys
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 from tqdm import tqdm
 
 from common import Utils
-from databases.DemoSongs import (DATABASE_NAMES, FAMILIES, draw_song_plan, mix, peak_normalise, render_song, song_names,
-                       song_rng, song_seconds)
+from databases.DemoSongs import (DATABASE_NAMES, FAMILIES, Stem, draw_song_plan, mix, peak_normalise, render_song,
+                                song_names, song_rng, song_seconds)
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +51,13 @@ def _plan(rng, database, seconds, sample_rate):
     return draw_song_plan(rng, seconds, sample_rate, FAMILIES[database].tempo_bpm)
 
 
-def write_dsd100_song(root, split, number, artist, title, rng, seconds, sample_rate):
+def write_dsd100_song(root: str, split: str, number: int, artist: str, title: str, rng: np.random.Generator,
+                      seconds: float, sample_rate: int) -> None:
     """Write one DSD100 song (float WAV, mixture = bass + drums + other + vocals).
 
     Files: ``<root>/Mixtures/<split>/<NNN - Artist - Title>/mixture.wav`` and
-    ``<root>/Sources/<split>/<same>/{bass,drums,other,vocals}.wav``, stereo at ``sample_rate``.
+    ``<root>/Sources/<split>/<same>/{bass,drums,other,vocals}.wav``, stereo at ``sample_rate`` Hz;
+    ``split`` is ``"Dev"`` or ``"Test"``, the song lasts ``seconds`` +-25 %.
     """
     name = f"{number:03d} - {artist} - {title}"
     stems = render_song(_plan(rng, "DSD100", song_seconds(rng, seconds), sample_rate), rng, FAMILIES["DSD100"])
@@ -66,9 +69,11 @@ def write_dsd100_song(root, split, number, artist, title, rng, seconds, sample_r
     Utils.atomic_write_audio(os.path.join(root, "Mixtures", split, name, "mixture.wav"), mix(tracks), sample_rate)
 
 
-def write_medleydb_song(root, index, artist, title, rng, seconds, sample_rate, instrumental):
+def write_medleydb_song(root: str, index: int, artist: str, title: str, rng: np.random.Generator, seconds: float,
+                        sample_rate: int, instrumental: bool) -> None:
     """Write one MedleyDB multitrack: ``<root>/Audio/<Name>/<Name>_MIX.wav`` (= sum of stems),
-    ``<Name>_STEMS/<Name>_STEM_NN.wav`` (float WAV, stereo) and ``<Name>_METADATA.yaml``.
+    ``<Name>_STEMS/<Name>_STEM_NN.wav`` (float WAV, stereo at ``sample_rate`` Hz) and
+    ``<Name>_METADATA.yaml``; the song lasts ``seconds`` +-25 %.
 
     Vocal songs have a lead singer ("female singer"/"male singer"); song 0 also has backing
     vocals ("vocalists"). Instrumental songs carry a guitar melody instead and no singer.
@@ -87,7 +92,8 @@ def write_medleydb_song(root, index, artist, title, rng, seconds, sample_rate, i
         handle.write(metadata)
 
 
-def medleydb_metadata(name, artist, title, stems, stem_files, instrumental):
+def medleydb_metadata(name: str, artist: str, title: str, stems: Sequence[Stem], stem_files: Sequence[str],
+                      instrumental: bool) -> str:
     """Text of a ``<Name>_METADATA.yaml`` in the style of MedleyDB v1.
 
     As in the real files, ``has_bleed``/``instrumental`` are unquoted ``yes``/``no`` (which
@@ -106,9 +112,11 @@ def medleydb_metadata(name, artist, title, stems, stem_files, instrumental):
     return "\n".join(lines) + "\n"
 
 
-def write_ccmixter_song(root, artist, title, rng, seconds, sample_rate):
+def write_ccmixter_song(root: str, artist: str, title: str, rng: np.random.Generator, seconds: float,
+                        sample_rate: int) -> None:
     """Write one CCMixter song: ``<root>/<Artist_-_Title>/mix.wav`` = ``source-01.wav``
-    (instrumental) + ``source-02.wav`` (voice), float WAV stereo at ``sample_rate``."""
+    (instrumental) + ``source-02.wav`` (voice), float WAV stereo at ``sample_rate`` Hz, ``seconds``
+    +-25 % long."""
     name = artist.replace(" ", "_") + "_-_" + title.replace(" ", "_")
     stems = render_song(_plan(rng, "CCMixter", song_seconds(rng, seconds), sample_rate), rng, FAMILIES["CCMixter"])
     accompaniment = sum(s.audio for s in stems if not s.is_voice)
@@ -120,14 +128,15 @@ def write_ccmixter_song(root, artist, title, rng, seconds, sample_rate):
     Utils.atomic_write_audio(os.path.join(folder, "mix.wav"), mix([accompaniment, voice]), sample_rate)
 
 
-def ikala_clip_name(index):
+def ikala_clip_name(index: int) -> str:
     """File name of iKala clip ``index``, e.g. ``10161_chorus.wav`` (ids ascend with the index)."""
     return f"{IKALA_FIRST_ID + 3 * index}_{'chorus' if index % 2 == 0 else 'verse'}.wav"
 
 
-def write_ikala_clip(root, index, rng, seconds, sample_rate):
+def write_ikala_clip(root: str, index: int, rng: np.random.Generator, seconds: float, sample_rate: int) -> None:
     """Write one iKala clip ``<root>/Wavfile/<id>_<section>.wav``: 16-bit PCM stereo with the
-    accompaniment (mono down-mix) on the left channel and the voice on the right."""
+    accompaniment (mono down-mix) on the left channel and the voice on the right, ``seconds`` long
+    at ``sample_rate`` Hz."""
     stems = render_song(_plan(rng, "iKala", seconds, sample_rate), rng, FAMILIES["iKala"])
     accompaniment = sum(s.audio for s in stems if not s.is_voice).mean(axis=1)
     voice = sum(s.audio for s in stems if s.is_voice).mean(axis=1)
@@ -135,8 +144,10 @@ def write_ikala_clip(root, index, rng, seconds, sample_rate):
     Utils.atomic_write_audio(os.path.join(root, "Wavfile", ikala_clip_name(index)), np.stack(channels, axis=1),
                              sample_rate, subtype="PCM_16")
 
-def generate_demo_database(target_dir, seed=0, *, dsd_songs_per_split=4, medleydb_songs=12, ccmixter_songs=9,
-                           ikala_clips=12, song_seconds=16.0, ikala_clip_seconds=10.0, sample_rate=44100):
+def generate_demo_database(target_dir: Union[str, os.PathLike[str]], seed: int = 0, *, dsd_songs_per_split: int = 4,
+                           medleydb_songs: int = 12, ccmixter_songs: int = 9, ikala_clips: int = 12,
+                           song_seconds: float = 16.0, ikala_clip_seconds: float = 10.0,
+                           sample_rate: int = 44100) -> Dict[str, str]:
     """Generate the demo database into ``target_dir`` (once) and return its four roots.
 
     Layouts (all audio stereo at ``sample_rate`` Hz):
@@ -262,7 +273,7 @@ def _write_all_songs(roots, parameters):
         job()
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line: generate the demo database into TARGET_DIR and print the four roots."""
     parser = argparse.ArgumentParser(description="Generate the procedural demo multitrack database "
                                                  "(DSD100, MedleyDB, CCMixter and iKala layouts).")

@@ -3,7 +3,7 @@ of voice and accompaniment stems, and the invented artist and song names.
 """
 
 import dataclasses
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -100,27 +100,30 @@ class SongPlan:
     progression: tuple
 
     @property
-    def beat_seconds(self):
+    def beat_seconds(self) -> float:
+        """Length of one beat in seconds."""
         return 60.0 / self.tempo_bpm
 
     @property
-    def bar_seconds(self):
+    def bar_seconds(self) -> float:
+        """Length of one bar (four beats) in seconds."""
         return 4 * self.beat_seconds
 
     @property
-    def num_bars(self):
+    def num_bars(self) -> int:
+        """Bars needed to cover the song (the last one may be cut short)."""
         return int(np.ceil(self.num_samples / self.sample_rate / self.bar_seconds))
 
-    def degree_to_pitch_class(self, degree):
+    def degree_to_pitch_class(self, degree: int) -> int:
         """Pitch class (0-11) of a 0-based scale degree (any integer)."""
         return (self.tonic + self.scale[degree % len(self.scale)]) % 12
 
-    def chord_pitch_classes(self, bar):
+    def chord_pitch_classes(self, bar: int) -> Tuple[int, ...]:
         """Pitch classes (root, third, fifth) of the chord in ``bar``."""
         root = self.progression[bar % len(self.progression)]
         return tuple(self.degree_to_pitch_class(root + step) for step in (0, 2, 4))
 
-    def scale_pitches(self, low, high):
+    def scale_pitches(self, low: int, high: int) -> List[int]:
         """MIDI pitches of the key's scale in [low, high], ascending."""
         pitch_classes = {self.degree_to_pitch_class(d) for d in range(len(self.scale))}
         return [p for p in range(low, high + 1) if p % 12 in pitch_classes]
@@ -151,7 +154,8 @@ class Stem:
 
 
 
-def draw_song_plan(rng, seconds, sample_rate, tempo_bpm=(84.0, 128.0)):
+def draw_song_plan(rng: np.random.Generator, seconds: float, sample_rate: int,
+                   tempo_bpm: Tuple[float, float] = (84.0, 128.0)) -> SongPlan:
     """Random key, scale, tempo (in the ``tempo_bpm`` range) and chord loop for a song of
     ``seconds`` at ``sample_rate`` Hz."""
     mode = str(rng.choice(sorted(SCALES)))
@@ -164,7 +168,7 @@ def draw_song_plan(rng, seconds, sample_rate, tempo_bpm=(84.0, 128.0)):
                     progression=progressions[int(rng.integers(len(progressions)))])
 
 
-def compose_melody(plan, rng, centre_midi, span=8):
+def compose_melody(plan: SongPlan, rng: np.random.Generator, centre_midi: int, span: int = 8) -> List[Note]:
     """A melody in the song's scale around ``centre_midi`` (+-``span`` semitones).
 
     Phrases of 3-8 beats separated by rests of 1.5-4 beats (plus a rest before the first
@@ -201,7 +205,7 @@ def _nearest_chord_tone(pitches, index, chord_pitch_classes):
     return min(candidates, key=lambda i: abs(i - index)) if candidates else index
 
 
-def harmony_line(notes, plan, every_other_phrase=True):
+def harmony_line(notes: Sequence[Note], plan: SongPlan, every_other_phrase: bool = True) -> List[Note]:
     """Backing-vocal notes a diatonic third above ``notes`` on "oo"/"ah", on every other phrase."""
     pitches = plan.scale_pitches(0, 127)
     harmony = []
@@ -213,7 +217,8 @@ def harmony_line(notes, plan, every_other_phrase=True):
                                            velocity=0.8 * note.velocity))
     return harmony
 
-def render_song(plan, rng, family, *, backing_vocals=False, instrumental=False):
+def render_song(plan: SongPlan, rng: np.random.Generator, family: Family, *, backing_vocals: bool = False,
+                instrumental: bool = False) -> List[Stem]:
     """All stems of one song of ``family``, mixed to plausible relative levels.
 
     Args:
@@ -255,9 +260,10 @@ def render_song(plan, rng, family, *, backing_vocals=False, instrumental=False):
     return _set_levels(stems, rng, voice_db, lead_db=-3.0 if instrumental else -7.0)
 
 
-def render_lead(notes, plan, instrument):
-    """An instrumental melody [samples] (mono) playing ``notes``: ``"clean electric guitar"``
-    (plucked, decaying partials) or ``"synthesizer lead"`` (two detuned sustained oscillators)."""
+def render_lead(notes: Sequence[Note], plan: SongPlan, instrument: str) -> np.ndarray:
+    """An instrumental melody [samples] (mono, float64, ``plan.sample_rate`` Hz) playing ``notes``:
+    ``"clean electric guitar"`` (plucked, decaying partials) or ``"synthesizer lead"`` (two detuned
+    sustained oscillators)."""
     lead = np.zeros(plan.num_samples)
     for note in notes:
         frequency = float(midi_to_hz(note.midi))
@@ -287,7 +293,7 @@ def _set_levels(stems, rng, voice_db, lead_db):
     return leveled
 
 
-def peak_normalise(tracks, peak):
+def peak_normalise(tracks: Sequence[np.ndarray], peak: float) -> List[np.ndarray]:
     """Scale all ``tracks`` (arrays of one shape) by one factor so that neither any track nor
     their sum exceeds ``peak``; returns float32 copies (sums still hold up to rounding)."""
     loudest = max([np.max(np.abs(sum(tracks)))] + [np.max(np.abs(t)) for t in tracks])
@@ -295,22 +301,22 @@ def peak_normalise(tracks, peak):
     return [(t * gain).astype(np.float32) for t in tracks]
 
 
-def mix(tracks):
+def mix(tracks: Sequence[np.ndarray]) -> np.ndarray:
     """Sum of float32 ``tracks``, computed in float64 and rounded once to float32."""
     return np.sum([t.astype(np.float64) for t in tracks], axis=0).astype(np.float32)
 
 
-def song_rng(seed, database, index):
+def song_rng(seed: int, database: str, index: int) -> np.random.Generator:
     """Independent generator per (seed, database, song index): changing counts keeps other songs."""
     return np.random.default_rng([seed, DATABASE_NAMES.index(database), index])
 
 
-def song_seconds(rng, song_seconds):
+def song_seconds(rng: np.random.Generator, song_seconds: float) -> float:
     """Length of one song: ``song_seconds`` +-25 %."""
     return song_seconds * float(rng.uniform(0.75, 1.25))
 
 
-def song_names(seed, database, count):
+def song_names(seed: int, database: str, count: int) -> List[Tuple[str, str]]:
     """``count`` (artist, title) pairs for ``database``: artists run alphabetically with the song
     index (so folder order is generation order, for up to 16 songs), titles are distinct within
     the database."""

@@ -11,6 +11,7 @@ float64 audio at the plan's sample rate.
 
 import dataclasses
 import functools
+from typing import Dict, Optional, Protocol, Sequence, Tuple, Union, overload
 
 import numpy as np
 import scipy.signal
@@ -27,13 +28,54 @@ VOWEL_FORMANTS = {
 FORMANT_BANDWIDTHS_HZ = (90.0, 110.0, 150.0)
 
 
-def midi_to_hz(midi):
-    """Frequency in Hz of (fractional) MIDI pitch numbers (69 = A4 = 440 Hz)."""
+class SongTiming(Protocol):
+    """What the renderers read of a song plan: ``DemoSongs.SongPlan`` (which imports this module)."""
+
+    @property
+    def sample_rate(self) -> int: ...  # Hz
+    @property
+    def num_samples(self) -> int: ...
+    @property
+    def beat_seconds(self) -> float: ...
+    @property
+    def bar_seconds(self) -> float: ...
+    @property
+    def num_bars(self) -> int: ...
+    def chord_pitch_classes(self, bar: int) -> Tuple[int, ...]: ...
+
+
+class MelodyNote(Protocol):
+    """What the voice reads of a note: ``DemoSongs.Note`` (seconds, fractional MIDI, velocity in (0, 1])."""
+
+    @property
+    def start(self) -> float: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def midi(self) -> float: ...
+    @property
+    def vowel(self) -> str: ...  # a key of VOWEL_FORMANTS
+    @property
+    def velocity(self) -> float: ...
+    @property
+    def legato(self) -> bool: ...
+    @property
+    def phrase(self) -> int: ...
+
+
+@overload
+def midi_to_hz(midi: float) -> np.float64: ...
+@overload
+def midi_to_hz(midi: np.ndarray) -> np.ndarray: ...
+def midi_to_hz(midi: Union[float, np.ndarray]) -> Union[np.float64, np.ndarray]:
+    """Frequency in Hz of (fractional) MIDI pitch numbers (69 = A4 = 440 Hz): an np.float64 for a
+    number, a float64 array of the same shape for an array."""
     return 440.0 * 2.0 ** ((np.asarray(midi, dtype=np.float64) - 69.0) / 12.0)
 
 
-def smooth(signal, seconds, sample_rate):
-    """One-pole low-pass of a control signal [samples] with time constant ``seconds``.
+def smooth(signal: np.ndarray, seconds: float, sample_rate: float) -> np.ndarray:
+    """One-pole low-pass of a control signal [samples] at ``sample_rate`` Hz (samples or control
+    frames per second) with time constant ``seconds``; returns [samples].
 
     Starts settled at ``signal[0]`` so that there is no ramp from zero at the beginning.
     """
@@ -43,7 +85,7 @@ def smooth(signal, seconds, sample_rate):
     return scipy.signal.lfilter(b, a, signal, zi=initial)[0]
 
 
-def pan(mono, position):
+def pan(mono: np.ndarray, position: float) -> np.ndarray:
     """Constant-power panning of ``mono`` [samples] to stereo [samples, 2].
 
     ``position`` in [-1, 1]: -1 is hard left, 0 centre, 1 hard right.
@@ -52,7 +94,7 @@ def pan(mono, position):
     return np.stack([np.cos(angle) * mono, np.sin(angle) * mono], axis=1)
 
 
-def add_at(buffer, start, segment):
+def add_at(buffer: np.ndarray, start: int, segment: np.ndarray) -> None:
     """Add ``segment`` into ``buffer`` (same trailing shape) from sample ``start``, cut at the end."""
     if start >= len(buffer):
         return
@@ -60,8 +102,10 @@ def add_at(buffer, start, segment):
     buffer[start:start + length] += segment[:length]
 
 
-def band_noise(rng, num_samples, sample_rate, low_hz=None, high_hz=None):
-    """Gaussian noise [samples] filtered by a 4th-order Butterworth band/high/low pass (Hz)."""
+def band_noise(rng: np.random.Generator, num_samples: int, sample_rate: int, low_hz: Optional[float] = None,
+               high_hz: Optional[float] = None) -> np.ndarray:
+    """Gaussian noise [samples] at ``sample_rate`` Hz filtered by a 4th-order Butterworth band/high/low
+    pass (Hz); one of ``low_hz`` and ``high_hz`` must be given."""
     noise = rng.standard_normal(num_samples)
     nyquist_limit = 0.45 * sample_rate
     if low_hz is not None and high_hz is not None:
@@ -79,9 +123,11 @@ def band_noise(rng, num_samples, sample_rate, low_hz=None, high_hz=None):
 # They are computed in float32, whose sine/exp are several times faster than float64's;
 # the phase error stays below a few hundredths of a radian for tones of a few seconds.
 @functools.lru_cache(maxsize=128)
-def decaying_tone(frequency, seconds, sample_rate, *, num_partials=8, tilt=1.0, decay_seconds=1.0,
-                  attack_seconds=0.003, release_seconds=0.03, inharmonicity=0.0, max_frequency=10000.0):
-    """A plucked/struck harmonic tone [samples] at ``sample_rate`` Hz: ``seconds`` plus a release.
+def decaying_tone(frequency: float, seconds: float, sample_rate: int, *, num_partials: int = 8, tilt: float = 1.0,
+                  decay_seconds: float = 1.0, attack_seconds: float = 0.003, release_seconds: float = 0.03,
+                  inharmonicity: float = 0.0, max_frequency: float = 10000.0) -> np.ndarray:
+    """A plucked/struck harmonic tone [samples] (float32, read-only) at ``sample_rate`` Hz: ``seconds``
+    plus a release; ``frequency`` and ``max_frequency`` in Hz.
 
     Partial k (all starting in sine phase) has amplitude k^-tilt and decays exponentially,
     higher partials faster (time constant ``decay_seconds / sqrt(k)``); ``inharmonicity``
@@ -101,9 +147,11 @@ def decaying_tone(frequency, seconds, sample_rate, *, num_partials=8, tilt=1.0, 
 
 
 @functools.lru_cache(maxsize=32)
-def sustained_tone(frequency, seconds, sample_rate, *, num_partials=6, tilt=1.5, detune_cents=7.0,
-                   attack_seconds=0.2, release_seconds=0.3, max_frequency=8000.0):
-    """A pad-like tone [samples] at ``sample_rate`` Hz: two detuned harmonic oscillators.
+def sustained_tone(frequency: float, seconds: float, sample_rate: int, *, num_partials: int = 6, tilt: float = 1.5,
+                   detune_cents: float = 7.0, attack_seconds: float = 0.2, release_seconds: float = 0.3,
+                   max_frequency: float = 8000.0) -> np.ndarray:
+    """A pad-like tone [samples] (float32, read-only) at ``sample_rate`` Hz: two detuned harmonic
+    oscillators around ``frequency`` Hz, partials up to ``max_frequency`` Hz.
 
     Lasts ``seconds`` plus ``release_seconds`` (cosine release) after a linear attack;
     partial k has amplitude k^-tilt.
@@ -152,7 +200,8 @@ class VoiceStyle:
     breathiness: float        # level of breath noise relative to the voiced peak
 
 
-def draw_voice_style(rng, singer, vibrato_cents=(20.0, 60.0), breathiness=(0.03, 0.07)):
+def draw_voice_style(rng: np.random.Generator, singer: str, vibrato_cents: Tuple[float, float] = (20.0, 60.0),
+                     breathiness: Tuple[float, float] = (0.03, 0.07)) -> VoiceStyle:
     """Random :class:`VoiceStyle` for a ``"female singer"`` or ``"male singer"``; vibrato depth
     (cents) and breathiness are drawn uniformly from the given ``(low, high)`` ranges."""
     return VoiceStyle(formant_scale=float(rng.uniform(1.1, 1.2)) if singer == "female singer" else 1.0,
@@ -163,8 +212,9 @@ def draw_voice_style(rng, singer, vibrato_cents=(20.0, 60.0), breathiness=(0.03,
                       breathiness=float(rng.uniform(*breathiness)))
 
 
-def render_voice(notes, plan, style, rng, num_partials=24, max_frequency=8000.0, hop=64):
-    """Sung-like voice [samples] (mono, ``plan.sample_rate`` Hz) singing ``notes``.
+def render_voice(notes: Sequence[MelodyNote], plan: SongTiming, style: VoiceStyle, rng: np.random.Generator,
+                 num_partials: int = 24, max_frequency: float = 8000.0, hop: int = 64) -> np.ndarray:
+    """Sung-like voice [samples] (mono, float64, ``plan.sample_rate`` Hz) singing ``notes``.
 
     Harmonic partials of a continuous pitch contour (portamento, occasional scoops, vibrato
     that sets in after each onset, small jitter), shaped by the vowel formants of each note
@@ -305,8 +355,9 @@ def _breath_noise(notes, amplitude, rng, num_samples, sample_rate):
             envelope[end - length:end] += 0.6 * np.hanning(length)
     return noise * envelope
 
-def render_bass(plan, rng):
-    """Bass line [samples] (mono): chord roots (sometimes fifths) in a per-song eighth-note pattern."""
+def render_bass(plan: SongTiming, rng: np.random.Generator) -> np.ndarray:
+    """Bass line [samples] (mono, float64, ``plan.sample_rate`` Hz): chord roots (sometimes fifths)
+    in a per-song eighth-note pattern."""
     patterns = ((0, 4), (0, 3, 4, 6), (0, 2, 4, 6), (0, 4, 6), (0, 3, 6))
     pattern = patterns[int(rng.integers(len(patterns)))]
     decay = float(rng.uniform(0.4, 0.9))
@@ -325,8 +376,8 @@ def render_bass(plan, rng):
     return bass
 
 
-def render_chords(plan, rng, kind):
-    """Chord track [samples, 2] in close position (G3..F#4) for ``kind``.
+def render_chords(plan: SongTiming, rng: np.random.Generator, kind: str) -> np.ndarray:
+    """Chord track [samples, 2] (float64, ``plan.sample_rate`` Hz) in close position (G3..F#4) for ``kind``.
 
     ``kind`` is ``"piano"`` (plucks on a per-song rhythm), ``"acoustic guitar"`` (strums with
     the chord tones spread by a few ms) or ``"synthesizer"`` (a pad sustained over each bar).
@@ -359,8 +410,9 @@ def _chord_tone(kind, frequency, seconds, sample_rate):
                          decay_seconds=1.2, inharmonicity=4e-4)
 
 
-def render_arpeggio(plan, rng):
-    """Synthesizer arpeggio [samples] (mono): chord tones an octave up, in eighth notes."""
+def render_arpeggio(plan: SongTiming, rng: np.random.Generator) -> np.ndarray:
+    """Synthesizer arpeggio [samples] (mono, float64, ``plan.sample_rate`` Hz): chord tones an octave
+    up, in eighth notes."""
     arpeggio = np.zeros(plan.num_samples)
     eighth = plan.beat_seconds / 2
     order = (0, 1, 2, 1) if rng.random() < 0.5 else (0, 1, 2, 3)
@@ -375,8 +427,9 @@ def render_arpeggio(plan, rng):
     return arpeggio
 
 
-def make_drum_kit(sample_rate, rng):
-    """One-shot drum sounds (mono, peak 1) at ``sample_rate`` Hz: kick, snare, closed and open hi-hat.
+def make_drum_kit(sample_rate: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+    """One-shot drum sounds (mono [samples], float64, peak 1) at ``sample_rate`` Hz: kick, snare,
+    closed and open hi-hat.
 
     Kick: sine with a falling pitch (150 -> 45 Hz) plus a click; snare: band-passed noise
     plus a 190 Hz body; hi-hats: high-passed noise with short/long decays.
@@ -399,8 +452,8 @@ def make_drum_kit(sample_rate, rng):
     return {name: sound / np.max(np.abs(sound)) for name, sound in kit.items()}
 
 
-def render_drums(plan, rng):
-    """Drum track [samples, 2] on a 16-step grid per bar.
+def render_drums(plan: SongTiming, rng: np.random.Generator) -> np.ndarray:
+    """Drum track [samples, 2] (float64, ``plan.sample_rate`` Hz) on a 16-step grid per bar.
 
     Kick on 1 and 3 (plus a per-song pickup), snare on 2 and 4 with a fill every fourth bar,
     hi-hats on eighths or sixteenths with accents, an open hi-hat at the end of some bars.

@@ -44,6 +44,7 @@ See :func:`compute_song_metrics` for the rules.
 """
 
 import math
+import types
 import warnings
 from typing import Dict, List, Sequence, Tuple, Union
 
@@ -102,7 +103,7 @@ def metrics_of(versions: Sequence[str]) -> Tuple[str, ...]:
     return tuple(metric for version in BSS_EVAL_VERSIONS if version in versions for metric in VERSION_METRICS[version])
 
 
-def museval_module():
+def museval_module() -> types.ModuleType:
     """``import museval``, or a clear error saying what is missing and how to switch v4 off.
 
     museval imports musdb and stempeg, which need ffmpeg and ffprobe on PATH (the project's

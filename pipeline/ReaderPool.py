@@ -21,12 +21,13 @@ import sys
 import time
 import traceback
 import weakref
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
 from common import Utils
 from Input import NonFiniteAudioError
-from pipeline.Sections import read_good_item
+from pipeline.Sections import SectionReader, UnreadableFiles, read_good_item
 
 # How often blocked waits wake up to check that the worker processes are alive.
 POLL_SECONDS = 0.25
@@ -37,19 +38,33 @@ JOIN_SECONDS = 2.0
 # would fall below min_replacement_rate, which then leaves the CPU to the workers.
 WORKER_NICENESS = 5
 
+# ``consume(slot, valid_frames)``: the cache takes the freshly read ``slot`` and returns the slot
+# it let go of (None while it fills).
+Consume = Callable[[int, int], Optional[int]]
+
+
 class InlineSource:
     """Reads items in the calling process (``num_workers=0``): deterministic given the seed."""
 
-    def __init__(self, reader, seed_sequence, unreadable, num_slots):
+    def __init__(self, reader: SectionReader, seed_sequence: np.random.SeedSequence, unreadable: UnreadableFiles,
+                 num_slots: int):
+        """Slots: ``views[part]`` float32 ``[num_slots, *reader.item_shapes[part]]``; ``unreadable``
+        collects the entries that fail to read."""
         self._reader, self._unreadable = reader, unreadable
         self._rng = np.random.default_rng(seed_sequence)
         self.views = [np.zeros((num_slots,) + tuple(shape), np.float32) for shape in reader.item_shapes]
         self._free_slots = collections.deque(range(num_slots))
 
-    def drain(self, consume):
+    def drain(self, consume: Consume) -> int:
+        """Nothing is read ahead in the calling process: consumes nothing and returns 0."""
         return 0
 
-    def wait_one(self, consume):
+    def wait_one(self, consume: Consume) -> None:
+        """Read one item into a free slot and hand it to ``consume``.
+
+        Raises:
+            RuntimeError: every entry of the reader is unreadable.
+        """
         slot = self._free_slots.popleft()
         item = read_good_item(self._reader, self._unreadable.bad_entries, self._rng, self._unreadable.report,
                                [view[slot] for view in self.views])
@@ -60,14 +75,15 @@ class InlineSource:
         if freed is not None:
             self._free_slots.append(freed)
 
-    def check(self):
-        pass
+    def check(self) -> None:
+        """Nothing to check: there are no worker processes."""
 
-    def pids(self):
+    def pids(self) -> List[int]:
+        """No worker processes: an empty list."""
         return []
 
-    def close(self):
-        pass
+    def close(self) -> None:
+        """Nothing to stop."""
 
 
 def _worker_main(reader, seed_sequence, slots, free_slots, messages, stop_event, name):
@@ -134,7 +150,11 @@ def _slot_views(slots, item_shapes):
 class WorkerPool:
     """Worker processes writing items into shared-memory slots, announced by small messages."""
 
-    def __init__(self, reader, seed_sequences, num_slots, unreadable, name):
+    def __init__(self, reader: SectionReader, seed_sequences: Sequence[np.random.SeedSequence], num_slots: int,
+                 unreadable: UnreadableFiles, name: str):
+        """Start one worker process per seed sequence (named ``<name>-worker-<i>``), reading
+        ``reader``'s items into ``num_slots`` shared slots: ``views[part]`` float32
+        ``[num_slots, *reader.item_shapes[part]]``; ``unreadable`` collects the entries that fail."""
         context = Utils.worker_context()
         self._reader, self._unreadable = reader, unreadable
         self._slots = [context.RawArray("f", num_slots * int(np.prod(shape))) for shape in reader.item_shapes]
@@ -158,14 +178,14 @@ class WorkerPool:
             self.close()
             raise
 
-    def drain(self, consume):
+    def drain(self, consume: Consume) -> int:
         """Consume every item already announced; returns how many."""
         count = 0
         while self._next_message(timeout=None, consume=consume):
             count += 1
         return count
 
-    def wait_one(self, consume):
+    def wait_one(self, consume: Consume) -> None:
         """Block until one item arrives; raises if a worker dies or all files are unreadable."""
         while not self._next_message(timeout=POLL_SECONDS, consume=consume):
             self.check()
@@ -197,7 +217,7 @@ class WorkerPool:
         elif kind == "error":
             raise RuntimeError(f"Input worker {message[1]} failed:\n{message[2]}")
 
-    def check(self):
+    def check(self) -> None:
         """Raise RuntimeError (with the worker's traceback if it sent one) if a worker died."""
         dead = multiprocessing.connection.wait([p.sentinel for p in self._processes], timeout=0)
         if not dead:
@@ -217,10 +237,12 @@ class WorkerPool:
         raise RuntimeError(f"Input worker {process.name} (pid {process.pid}) died unexpectedly "
                            f"({_describe_exit(process.exitcode)}); see the log for its output")
 
-    def pids(self):
+    def pids(self) -> List[int]:
+        """Process ids of the workers (all started by ``__init__``)."""
         return [process.pid for process in self._processes]
 
-    def close(self):
+    def close(self) -> None:
+        """Stop and reap the workers and close the queues (safe to call repeatedly)."""
         self._finalizer()
 
 

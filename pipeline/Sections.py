@@ -11,10 +11,13 @@ once); files with non-finite samples stop the reader.
 import dataclasses
 import logging
 import math
+from typing import Callable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
 from Input import NonFiniteAudioError, UnreadableAudioError, frame_magnitudes, is_silent, read_span
+from pipeline.AudioCache import MagnitudeStore
+from Sample import Sample
 
 LOGGER = logging.getLogger(__name__)
 
@@ -62,14 +65,16 @@ class SectionGeometry:
     context_frames: int
 
     @property
-    def bins(self):
+    def bins(self) -> int:
+        """Frequency bins of one STFT frame: ``num_fft // 2 + 1``."""
         return self.num_fft // 2 + 1
 
-    def song_frames(self, seconds):
-        """Frames of the whole song's centred STFT."""
+    def song_frames(self, seconds: float) -> int:
+        """Frames of the whole song's centred STFT (``seconds`` of audio at ``expected_sr`` Hz)."""
         return 1 + int(round(seconds * self.expected_sr)) // self.num_hop
 
-    def read_magnitudes(self, path, first_frame, frames, context, song_frames, out=None, scratch=None):
+    def read_magnitudes(self, path: str, first_frame: int, frames: int, context: int, song_frames: int,
+                        out: Optional[np.ndarray] = None, scratch: Optional[Scratch] = None) -> np.ndarray:
         """float32 [bins, frames + 2 * context] magnitudes, frame 0 centred at
         ``(first_frame - context) * num_hop``.
 
@@ -87,7 +92,7 @@ class SectionGeometry:
         magnitudes[:, max(song_frames - first_frame + context, 0):] = 0.0
         return magnitudes
 
-    def random_first_frame(self, song_frames, rng):
+    def random_first_frame(self, song_frames: int, rng: np.random.Generator) -> Tuple[int, int]:
         """A random first centre frame so the section lies inside the song when it fits.
 
         Returns ``(first_frame, valid_frames)``: ``valid_frames`` < ``centre_frames`` only for
@@ -127,14 +132,18 @@ class _SectionReader:
 class PairedReader(_SectionReader):
     """Reads aligned (mixture with context, sources) sections of random songs."""
 
-    def __init__(self, songs, geometry, magnitudes=None):
+    def __init__(self, songs: Sequence[Sequence[Optional[Sample]]], geometry: SectionGeometry,
+                 magnitudes: Optional[MagnitudeStore] = None):
+        """``songs``: tuples ``(mixture, source_1, ..., source_K)`` of the same K >= 1 (None = a silent
+        source); ``geometry`` and ``magnitudes`` as in :class:`_SectionReader`."""
         super().__init__(songs, geometry, magnitudes)
         self.num_sources = len(self.entries[0]) - 1
         g = geometry
         self.item_shapes = [(g.bins, g.centre_frames + 2 * g.context_frames),
                             (self.num_sources, g.bins, g.centre_frames)]
 
-    def read(self, index, rng, out=None):
+    def read(self, index: int, rng: np.random.Generator,
+             out: Optional[Sequence[np.ndarray]] = None) -> Tuple[List[np.ndarray], int]:
         """Returns ``([mixture [F, N + 2c], sources [K, F, N]], valid_frames)``; the arrays are
         ``out`` (a list of arrays of ``item_shapes``, e.g. shared-memory slots) if given."""
         mixture, *sources = self.entries[index]
@@ -154,12 +163,16 @@ class PairedReader(_SectionReader):
 class SingleReader(_SectionReader):
     """Reads sections (with optional context) of random single files."""
 
-    def __init__(self, samples, geometry, magnitudes=None):
+    def __init__(self, samples: Sequence[Optional[Sample]], geometry: SectionGeometry,
+                 magnitudes: Optional[MagnitudeStore] = None):
+        """``samples``: the single files (None = silence); ``geometry`` and ``magnitudes`` as in
+        :class:`_SectionReader`."""
         super().__init__(samples, geometry, magnitudes)
         g = geometry
         self.item_shapes = [(g.bins, g.centre_frames + 2 * g.context_frames)]
 
-    def read(self, index, rng, out=None):
+    def read(self, index: int, rng: np.random.Generator,
+             out: Optional[Sequence[np.ndarray]] = None) -> Tuple[List[np.ndarray], int]:
         """Returns ``([spectrogram [F, N + 2c]], valid_frames)``; the array is ``out[0]`` if given."""
         entry = self.entries[index]
         g = self.geometry
@@ -173,14 +186,24 @@ class SingleReader(_SectionReader):
         return [spectrogram], valid
 
 
+SectionReader = Union[PairedReader, SingleReader]
+
+
 class UnreadableFiles:
     """Entries that failed to read, warned about once per path."""
 
-    def __init__(self, reader):
+    def __init__(self, reader: SectionReader):
+        """``reader``: the reader whose entries (indices into ``reader.entries``) are tracked."""
         self._reader = reader
-        self.bad_entries, self._warned = set(), set()
+        self.bad_entries: Set[int] = set()
+        self._warned: Set[str] = set()
 
-    def report(self, index, path, reason):
+    def report(self, index: int, path: str, reason: str) -> None:
+        """Mark entry ``index`` bad because ``path`` failed with ``reason``; warn once per path.
+
+        Raises:
+            RuntimeError: every entry of the reader is now bad (:meth:`all_bad_message`).
+        """
         self.bad_entries.add(index)
         if path not in self._warned:
             self._warned.add(path)
@@ -188,13 +211,16 @@ class UnreadableFiles:
         if len(self.bad_entries) == len(self._reader.entries):
             raise RuntimeError(self.all_bad_message())
 
-    def all_bad_message(self):
+    def all_bad_message(self) -> str:
+        """The error message for a reader none of whose entries could be read."""
         listed = ", ".join(sorted(self._warned)[:5])
         return (f"None of the {len(self._reader.entries)} dataset entries could be read (e.g. {listed}); "
                 "check that the dataset files exist and are valid audio")
 
 
-def read_good_item(reader, bad_entries, rng, on_unreadable, out=None):
+def read_good_item(reader: SectionReader, bad_entries: Set[int], rng: np.random.Generator,
+                   on_unreadable: Callable[[int, str, str], None],
+                   out: Optional[Sequence[np.ndarray]] = None) -> Optional[Tuple[List[np.ndarray], int]]:
     """Read one item of a random entry not in ``bad_entries``, skipping unreadable ones.
 
     ``on_unreadable(index, path, reason)`` is called for each newly failing entry; returns

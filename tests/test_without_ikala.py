@@ -1,4 +1,4 @@
-"""The README's command for the paper's experiment without iKala and with MUSDB18 in place of
+"""The documented command (docs/datasets.md) for the paper's experiment without iKala and with MUSDB18 in place of
 DSD100 ("Without iKala, and with MUSDB18"), run as written on tiny databases."""
 
 import os
@@ -10,12 +10,12 @@ import sys
 from conftest import ROOT
 from fake_databases import make_ccmixter, make_medleydb, make_musdb18
 
-SECTION = "### Without iKala, and with MUSDB18"
+SECTION = "## Without iKala, and with MUSDB18"
 
 
 def readme_command():
-    """The first bash block of the README's section, as an argument list after ``python``."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+    """The first bash block of the docs section, as an argument list after ``python``."""
+    with open(os.path.join(ROOT, "docs", "datasets.md"), encoding="utf-8") as handle:
         text = handle.read()
     section = text[text.index(SECTION):]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
