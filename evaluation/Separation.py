@@ -16,7 +16,6 @@ Batches hold **linear** magnitudes in and out, like ``TrainingGraph.inference_in
 one WAV per source at the input's sample rate and length.
 """
 
-import json
 import logging
 import os
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
@@ -25,7 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 from common import Utils
-from common.Checkpoints import MODEL_CONFIG_FILE
+from common.Checkpoints import MODEL_CONFIG_FILE, read_model_config
+from common.Config import ModelConfig
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 
@@ -91,34 +91,6 @@ def _relocated_checkpoint(folder):
     return candidate if os.path.isfile(candidate + ".index") else None
 
 
-def load_model_config(folder: str) -> dict:
-    """The ``model_config`` dict stored in ``<folder>/model_config.json``.
-
-    Raises:
-        FileNotFoundError: the file is missing. ValueError: it is not valid JSON or lacks keys.
-    """
-    path = os.path.join(folder, MODEL_CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Model folder {folder} has no {MODEL_CONFIG_FILE}.")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            model_config = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); restore it from the training run.") from error
-    required = ("sources", "expected_sr", "num_fft", "num_hop", "num_layers", "num_initial_filters",
-                "num_frames", "num_freqs")
-    missing = [key for key in required if key not in model_config]
-    if missing:
-        raise ValueError(f"{path} lacks the keys {missing}; it must hold the full model_config of the run.")
-    return model_config
-
-
-def network_shapes(model_config: Mapping) -> Tuple[Tuple[int, int], Tuple[int, int]]:
-    """U-Net ``((F_in, T_in), (F_out, T_out))`` for a model_config (e.g. ((350, 158), (258, 66)))."""
-    from Models.Unet import shapes_for_config  # TensorFlow: imported only when needed
-
-    return shapes_for_config(model_config)
-
 def chunk_starts(num_frames: int, output_frames: int) -> List[int]:
     """First output frame of every chunk that covers ``num_frames`` frames.
 
@@ -135,7 +107,7 @@ def chunk_starts(num_frames: int, output_frames: int) -> List[int]:
     return starts
 
 
-def separate_spectrogram(magnitude: np.ndarray, predict_fn: PredictFn, model_config: Mapping,
+def separate_spectrogram(magnitude: np.ndarray, predict_fn: PredictFn, model_config: ModelConfig,
                          batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
     """Separate a whole song's magnitude spectrogram by sliding the U-Net over it.
 
@@ -143,14 +115,14 @@ def separate_spectrogram(magnitude: np.ndarray, predict_fn: PredictFn, model_con
         magnitude: linear mixture magnitudes ``[F, T]`` (``F = num_fft // 2 + 1`` bins).
         predict_fn: ``batch [n, F_in, T_in, 1] -> {source: [n, F_out, T_out, 1]}``, linear
             magnitudes, ``n <= batch_size``.
-        model_config: gives the network shapes (see :func:`network_shapes`).
+        model_config: gives the network shapes (``network.input_shape`` / ``output_shape``).
         batch_size: chunks per ``predict_fn`` call.
 
     Returns:
         ``{source: linear magnitudes [F, T]}`` for the sources ``predict_fn`` returns.
     """
-    input_shape, output_shape = network_shapes(model_config)
-    return slide_separator(magnitude, predict_fn, input_shape, output_shape, batch_size)
+    network = model_config.network
+    return slide_separator(magnitude, predict_fn, network.input_shape, network.output_shape, batch_size)
 
 
 def slide_separator(magnitude: np.ndarray, predict_fn: PredictFn, input_shape: Tuple[int, int],
@@ -204,9 +176,9 @@ def _check_output(name, output, batch_len, output_shape):
                          f"expected {expected}")
 
 
-def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: Mapping,
+def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: ModelConfig,
                    batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
-    """Separate mono audio at ``model_config["expected_sr"]`` into one signal per source.
+    """Separate mono audio at ``model_config.signal.expected_sr`` into one signal per source.
 
     STFT (``num_fft``, ``num_hop``), :func:`separate_spectrogram`, then inverse STFT with the
     mixture's phase, cut to the input's exact length.
@@ -223,10 +195,11 @@ def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: Mappi
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
         raise ValueError(f"separate_audio expects mono audio [samples], got shape {audio.shape}")
-    spectrogram = Input.stft(audio, model_config["num_fft"], model_config["num_hop"])
+    signal = model_config.signal
+    spectrogram = Input.stft(audio, signal.num_fft, signal.num_hop)
     magnitudes = separate_spectrogram(np.abs(spectrogram), predict_fn, model_config, batch_size)
     phase = Input.unit_phasors(spectrogram)
-    return {name: np.asarray(Input.istft(magnitude, phase, model_config["num_hop"], len(audio)), np.float32)
+    return {name: np.asarray(Input.istft(magnitude, phase, signal.num_hop, len(audio)), np.float32)
             for name, magnitude in magnitudes.items()}
 
 class Separator:
@@ -240,7 +213,7 @@ class Separator:
             written before the setting existed). See Precision.py; the checkpoint suits either.
 
     Attributes:
-        model_config: the folder's ``model_config`` dict (with ``precision`` as used here).
+        model_config: the folder's ``ModelConfig`` (with ``precision`` as used here).
         policy: the ``Precision.Policy`` the network computes with on this machine.
         input_shape, output_shape: ``(F_in, T_in)`` and ``(F_out, T_out)`` of the network.
 
@@ -254,17 +227,19 @@ class Separator:
         from Models.Unet import Unet
 
         self.checkpoint, folder = find_checkpoint(model_path)
-        self.model_config = load_model_config(folder)
-        self.policy = Precision.config_policy(self.model_config, precision)
-        self.model_config["precision"] = self.policy.precision
+        self.model_config = read_model_config(folder)
+        if precision is not None:
+            self.model_config = self.model_config.replace(precision=precision)
+        self.policy = Precision.machine_policy(self.model_config.precision)
         self.batch_size = int(batch_size)
-        self.input_shape, self.output_shape = network_shapes(self.model_config)
+        network = self.model_config.network
+        self.input_shape, self.output_shape = network.input_shape, network.output_shape
         self._graph = tf.Graph()
         with self._graph.as_default():
             self._input = tf.compat.v1.placeholder(tf.float32, (None,) + tuple(self.input_shape) + (1,),
                                                    name="mixture_magnitudes")
-            unet = Unet(self.model_config["num_layers"], self.model_config["num_initial_filters"],
-                        self.model_config["sources"], compute_dtype=self.policy.compute_dtype)
+            unet = Unet(network.num_layers, network.num_initial_filters, network.sources,
+                        compute_dtype=self.policy.compute_dtype)
             outputs = unet.get_output(tf.math.log1p(self._input), reuse=False)
             self._outputs = {name: tf.math.expm1(output) for name, output in outputs.items()}
             variables = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, scope=SEPARATOR_SCOPE)
@@ -283,12 +258,12 @@ class Separator:
     @property
     def sources(self) -> List[str]:
         """Source names in model order, e.g. ``["accompaniment", "voice"]``."""
-        return list(self.model_config["sources"])
+        return list(self.model_config.network.sources)
 
     @property
     def sample_rate(self) -> int:
         """Sample rate in Hz the model works at (``expected_sr``)."""
-        return int(self.model_config["expected_sr"])
+        return self.model_config.signal.expected_sr
 
     def predict(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         """``[n, F_in, T_in, 1]`` linear magnitudes -> ``{source: [n, F_out, T_out, 1]}`` linear."""
@@ -364,7 +339,7 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
     """
     inputs = list_audio_files(input_path)
     checkpoint, folder = find_checkpoint(model_path)
-    sources = load_model_config(folder)["sources"]
+    sources = read_model_config(folder).network.sources
     plan = _output_plan(inputs, sources, output_dir)
     if not overwrite:
         _refuse_existing([path for outputs in plan.values() for path in outputs.values()])
