@@ -191,11 +191,16 @@ def check_configuration(config: dict, command_name: str, logger: logging.Logger)
     """Check every setting once, when any command starts: before it creates a folder or a run.
 
     Sacred only warns about an unknown nested key (``model_config.alpah``): here it is refused,
-    naming the key it resembles.
+    naming the key it resembles, as an unknown top-level one is.
     """
     with user_errors():
-        Settings.check_settings(config)
+        Settings.check_settings(config, known=config_keys())
     return {}
+
+
+def config_keys() -> set:
+    """The top-level keys of the configuration (of :func:`config`, whose values are not used)."""
+    return set(config()) | {"seed"}
 
 
 @ex.named_config

@@ -292,10 +292,7 @@ class ModelConfig:
                 required key, or a key whose value is wrong and why.
         """
         known = _key_groups()
-        unknown = [key for key in values if key not in known]
-        if unknown:
-            raise ConfigError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
-                              f"{', '.join(_with_suggestion(key, known) for key in unknown)}")
+        check_known_keys(values, known, where)
         missing = [key for key in required if key not in values]
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}: it must hold the full model_config of the run")
@@ -332,6 +329,16 @@ def _key_groups() -> Dict[str, Optional[str]]:
     keys = {field.name: name for name, group in GROUPS.items() for field in dataclasses.fields(group) if field.init}
     keys.update({field.name: None for field in dataclasses.fields(ModelConfig) if field.name not in GROUPS})
     return keys
+
+
+def check_known_keys(values: Iterable[str], known: Iterable[str], where: str) -> None:
+    """Raise a :class:`ConfigError` naming every key of ``values`` not in ``known``, each with the
+    known key it resembles, e.g. ``model_config: unknown key 'alpah' (did you mean 'alpha'?)``."""
+    known = list(known)
+    unknown = [key for key in values if key not in known]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(_with_suggestion(key, known) for key in unknown)}")
 
 
 def _with_suggestion(key: str, known: Iterable[str]) -> str:

@@ -5,10 +5,10 @@ The model configuration itself is common/Config.py's ``ModelConfig``.
 """
 
 import dataclasses
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from common import Precision
-from common.Config import ConfigError, ModelConfig, check_value, choice, flag, whole
+from common.Config import ConfigError, ModelConfig, check_known_keys, check_value, choice, flag, whole
 
 SEMISUP_INITS = ("scratch", "supervised")  # the paper: scratch
 PARTITIONS = ("test", "valid")  # what the evaluate command may evaluate on
@@ -59,8 +59,11 @@ class PhaseSettings:
         return cls(**{field.name: config[field.name] for field in dataclasses.fields(cls)})
 
 
-def check_settings(config: Mapping[str, Any]) -> ModelConfig:
+def check_settings(config: Mapping[str, Any], known: Optional[Iterable[str]] = None) -> ModelConfig:
     """Check Training.py's resolved configuration: ``model_config`` and every top-level setting.
+
+    ``known``: the top-level keys of the configuration; any other key is refused, naming the
+    known key it resembles (sacred would only say that it is "not used anywhere").
 
     Called once per command before anything is created (Training.py's config hook); the
     commands then build the same typed objects from the same values. ``bss_eval`` is checked by
@@ -73,6 +76,8 @@ def check_settings(config: Mapping[str, Any]) -> ModelConfig:
         ConfigError (a ValueError): naming the setting (``model_config.alpha``, ``patience``, ...)
             and what is wrong with it.
     """
+    if known is not None:
+        check_known_keys(config, known, "the configuration")
     if not isinstance(config.get("model_config"), Mapping):
         raise ConfigError(f"model_config={config.get('model_config')!r}: give a dict of model settings")
     model_config = ModelConfig.from_dict(config["model_config"])

@@ -133,6 +133,7 @@ def training():
     ({"semisup_init": "warm"}, "semisup_init='warm'"), ({"summary_every": 0}, "summary_every=0"),
     ({"eval_workers": -1}, "eval_workers=-1"), ({"partition": "train"}, "partition='train'"),
     ({"eval_precision": "half"}, "eval_precision='half'"), ({"experiment_id": "a/b"}, "experiment_id='a/b'"),
+    ({"patiance": 2}, "unknown key 'patiance' (did you mean 'patience'?)"),
 ])
 def test_every_command_refuses_a_bad_setting_before_it_starts(training, tmp_path, updates, named):
     for command in ("print_config", "datasets", "main"):
@@ -155,3 +156,16 @@ def test_print_config_describes_every_key(training):
     assert described["alpha"] == "weight of the adversarial loss L_u"
     assert described["spectrogram_cache"].startswith("compute each training file's magnitudes once")
     assert not described["dataset_pkl"].endswith(".")  # one line, not a comment's tail
+
+
+def test_the_library_imports_without_sacred_settings_or_an_experiment():
+    # What tests and bench/semisup_gain.py import to train and evaluate: nothing of Training.py's
+    # set-up (sacred's capture mode, the experiment, its logging) happens on import.
+    script = ("import sys; import sacred; mode = sacred.SETTINGS.CAPTURE_MODE\n"
+              "from experiment import Experiment, Trainer, TrainingData, Settings\n"
+              "print('Training' in sys.modules, sacred.SETTINGS.CAPTURE_MODE == mode)")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True"]
