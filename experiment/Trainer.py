@@ -79,7 +79,7 @@ class Trainer:
     The graph, session, saver, writer and batch generators exist while :meth:`run` runs.
     """
 
-    def __init__(self, phase: str, config: ModelConfig, data: "TrainingData.TrainingData",
+    def __init__(self, phase: str, config: ModelConfig, data: TrainingData.TrainingData,
                  settings: PhaseSettings, init_checkpoint: Optional[str] = None):
         if phase not in PHASES:
             raise ValueError(f"phase={phase!r}: use one of {sorted(PHASES)}")
@@ -344,7 +344,7 @@ class Trainer:
         return int(self.session.run(self.graph.global_step))
 
 
-def optimise(phase: str, data: "TrainingData.TrainingData", config: ModelConfig, settings: PhaseSettings,
+def optimise(phase: str, data: TrainingData.TrainingData, config: ModelConfig, settings: PhaseSettings,
              init_checkpoint: Optional[str] = None) -> Checkpoints.PhaseState:
     """Train one phase with early stopping, then compute the test loss of its best model (:meth:`Trainer.run`)."""
     return Trainer(phase, config, data, settings, init_checkpoint).run()
