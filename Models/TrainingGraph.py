@@ -12,8 +12,9 @@ Loss terms carry the paper's names (PAPER.md, "Separator losses"):
 The batch generators deliver linear magnitudes; the graph normalises them itself, along the
 inference path of Inference.py (``log(1 + x)`` -> U-Net -> ``exp(y) - 1``).
 
-``model_config["precision"]`` (``"float32"``, the default, or ``"mixed"``) chooses the networks'
-compute dtype through Precision.py; every loss term above is float32 either way.
+The graph is built from a checked ``ModelConfig`` (common/Config.py): its ``precision``
+(``"float32"``, the default, or ``"mixed"``) chooses the networks' compute dtype through
+Precision.py; every loss term above is float32 either way.
 """
 
 import dataclasses
@@ -23,14 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from common import Precision
+from common.Config import ModelConfig
 from Models import Inference
 from Models.Unet import Unet
 from Models.WGAN_Critic import Critic, critic_loss
-
-REQUIRED_KEYS = ("sources", "batch_size", "alpha", "beta", "lam", "init_disc_lr", "init_sup_sep_lr",
-                 "init_unsup_sep_lr", "num_frames", "num_freqs", "num_layers", "num_initial_filters",
-                 "critic_initial_filters", "critic_dense_units")
-
 
 def critic_scope(source: str) -> str:
     """Variable scope of the critic for ``source``, e.g. ``"critic_voice"``."""
@@ -47,14 +44,14 @@ def _scope_variables(scope: str, graph: Optional[tf.Graph] = None) -> List[tf.Va
 class TrainingGraph:
     """Tensors and ops of one training graph (see :func:`build_training_graph`).
 
-    Shapes: ``B`` = ``model_config["batch_size"]`` (``None`` if unset), ``(F_in, T_in)`` =
+    Shapes: ``B`` = ``model_config.training.batch_size``, ``(F_in, T_in)`` =
     ``input_shape``, ``(F_out, T_out)`` = ``output_shape``, ``(F_c, T_c)`` = ``critic_shape``.
     Dicts are keyed by source name in ``sources`` order. Fields only used in the
     semi-supervised graph are ``None`` / empty dicts in the supervised graph.
     """
 
-    model_config: dict
-    policy: Precision.Policy              # the compute dtype chosen for model_config["precision"]
+    model_config: ModelConfig
+    policy: Precision.Policy              # the compute dtype chosen for model_config.precision
     semi_supervised: bool
     sources: tuple
     input_shape: tuple                    # (F_in, T_in) of the separator input
@@ -171,18 +168,6 @@ class TrainingGraph:
         return _scope_variables(critic_scope(source), self.mixture.graph)
 
 
-def _check_config(model_config):
-    missing = [key for key in REQUIRED_KEYS if key not in model_config]
-    if missing:
-        raise ValueError(f"model_config lacks {missing}: add them (see Training.py's config)")
-    if len(model_config["sources"]) == 0:
-        raise ValueError("model_config['sources'] is empty: name at least one source")
-    betas = model_config.get("critic_adam_betas", DEFAULT_ADAM_BETAS)
-    if len(betas) != 2 or not all(isinstance(beta, (int, float)) and 0 <= beta < 1 for beta in betas):
-        raise ValueError(f"model_config.critic_adam_betas={betas!r}: give two numbers in [0, 1), e.g. [0.5, 0.9]")
-    Precision.check_precision(model_config.get("precision"))
-
-
 def _placeholder(batch_size, shape, name):
     return tf.compat.v1.placeholder(tf.float32, [batch_size, shape[0], shape[1], 1], name=name)
 
@@ -214,16 +199,15 @@ def _additive_penalty(mixture_linear, estimates_norm):
     return tf.reduce_mean(tf.square(mixture_linear - estimate_sum), name="additive_penalty")
 
 
-def _control_variables(model_config):
+def _control_variables(schedule):
     def scalar(name, value):
         return tf.compat.v1.get_variable(name, [], dtype=tf.float32, trainable=False,
                                          initializer=tf.compat.v1.constant_initializer(float(value)))
 
     global_step = tf.compat.v1.get_variable("global_step", [], dtype=tf.int64, trainable=False,
                                             initializer=tf.compat.v1.zeros_initializer())
-    return (global_step, scalar("sup_sep_lr", model_config["init_sup_sep_lr"]),
-            scalar("unsup_sep_lr", model_config["init_unsup_sep_lr"]),
-            scalar("disc_lr", model_config["init_disc_lr"]))
+    return (global_step, scalar("sup_sep_lr", schedule.init_sup_sep_lr),
+            scalar("unsup_sep_lr", schedule.init_unsup_sep_lr), scalar("disc_lr", schedule.init_disc_lr))
 
 
 # TensorFlow's Adam defaults, which the paper's script uses for every optimiser.
@@ -248,33 +232,32 @@ def _all_finite_after(update, variables, name):
     return tf.reduce_all(tf.stack(checks), name=name)
 
 
-def build_training_graph(model_config: dict, semi_supervised: bool, seed: Optional[int] = None,
+def build_training_graph(config: ModelConfig, semi_supervised: bool, seed: Optional[int] = None,
                          policy: Optional[Precision.Policy] = None) -> TrainingGraph:
     """Builds the supervised or semi-supervised training graph in the default graph.
 
     Args:
-        model_config: see ``REQUIRED_KEYS`` (Training.py's config); ``batch_size`` fixes the
-            static batch dimension (``None``/0 leaves it open).
+        config: the checked model configuration; ``training.batch_size`` fixes the static
+            batch dimension, ``network`` the U-Net's and critics' sizes and shapes.
         semi_supervised: also build unpaired inputs, one critic per source, ``L_u``, the
             additive penalty and the critics' train ops; the separator then trains on
             ``separator_loss`` with ``unsup_sep_lr`` (otherwise ``supervised_loss`` with ``sup_sep_lr``).
         seed: op-level seed base for the critics' random ops (with a graph-level seed this
             makes runs reproducible).
         policy: the compute dtype and loss scaling; ``None`` chooses it for this machine from
-            ``model_config["precision"]`` (:func:`Precision.config_policy`, which warns when
-            ``"mixed"`` has to fall back to float32).
+            ``config.precision`` (:func:`Precision.machine_policy`, which warns when ``"mixed"``
+            has to fall back to float32).
 
     Returns:
         A :class:`TrainingGraph`; run ``tf.compat.v1.global_variables_initializer()`` before use.
     """
-    _check_config(model_config)
-    policy = policy or Precision.config_policy(model_config)
-    sources = tuple(model_config["sources"])
-    batch_size = model_config["batch_size"] or None
-    critic_shape = (int(model_config["num_freqs"]), int(model_config["num_frames"]))
-    separator = Unet(model_config["num_layers"], model_config["num_initial_filters"], sources,
-                     output_init=model_config.get("output_init", "nonnegative"), compute_dtype=policy.compute_dtype)
-    input_shape, output_shape = separator.get_padding(critic_shape)
+    network, schedule = config.network, config.training
+    policy = policy or Precision.machine_policy(config.precision)
+    sources = network.sources
+    batch_size = schedule.batch_size
+    critic_shape, input_shape, output_shape = network.critic_shape, network.input_shape, network.output_shape
+    separator = Unet(network.num_layers, network.num_initial_filters, sources, output_init=network.output_init,
+                     compute_dtype=policy.compute_dtype)
 
     mixture = _placeholder(batch_size, input_shape, "mixture")
     source_targets = {name: _placeholder(batch_size, output_shape, f"source_{name}") for name in sources}
@@ -282,8 +265,8 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
     supervised_loss = _supervised_loss(
         separator_outputs, {name: Inference.normalise(target) for name, target in source_targets.items()})
 
-    global_step, sup_sep_lr, unsup_sep_lr, disc_lr = _control_variables(model_config)
-    unpaired = _build_unpaired(model_config, separator, sources, batch_size, input_shape, output_shape,
+    global_step, sup_sep_lr, unsup_sep_lr, disc_lr = _control_variables(schedule)
+    unpaired = _build_unpaired(config, separator, sources, batch_size, input_shape, output_shape,
                                critic_shape, seed, policy.compute_dtype) if semi_supervised else _no_unpaired()
     unsupervised_loss = unpaired["unsupervised_loss"]
     separator_loss = (tf.add(supervised_loss, unsupervised_loss, name="separator_loss")
@@ -293,7 +276,7 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
     separator_train_op = _minimize(separator_loss, unsup_sep_lr if semi_supervised else sup_sep_lr,
                                    separator_vars, "separator_solver", global_step=global_step,
                                    loss_scaling=policy.loss_scaling)
-    critic_betas = model_config.get("critic_adam_betas", DEFAULT_ADAM_BETAS)
+    critic_betas = schedule.critic_adam_betas
     critic_train_ops = {name: _minimize(unpaired["critic_losses"][name], disc_lr,
                                         _scope_variables(critic_scope(name)), f"{critic_scope(name)}_solver",
                                         betas=critic_betas, loss_scaling=policy.loss_scaling)
@@ -333,7 +316,7 @@ def build_training_graph(model_config: dict, semi_supervised: bool, seed: Option
             summary_images[f"{name}/unpaired_estimate"] = unpaired["unpaired_separator_outputs"][name]
 
     return TrainingGraph(
-        model_config=dict(model_config), policy=policy, semi_supervised=bool(semi_supervised), sources=sources,
+        model_config=config, policy=policy, semi_supervised=bool(semi_supervised), sources=sources,
         input_shape=input_shape, output_shape=output_shape, critic_shape=critic_shape,
         mixture=mixture, source_targets=source_targets, separator_outputs=separator_outputs,
         supervised_loss=supervised_loss,
@@ -361,7 +344,7 @@ def _no_unpaired():
     return terms
 
 
-def _build_unpaired(model_config, separator, sources, batch_size, input_shape, output_shape, critic_shape,
+def _build_unpaired(config, separator, sources, batch_size, input_shape, output_shape, critic_shape,
                     seed, compute_dtype):
     """Unpaired placeholders, critics and the unsupervised loss terms (as a dict of fields)."""
     unpaired_mixture = _placeholder(batch_size, input_shape, "unpaired_mixture")
@@ -373,15 +356,16 @@ def _build_unpaired(model_config, separator, sources, batch_size, input_shape, o
 
     losses = {}
     for index, name in enumerate(sources):
-        critic = Critic(critic_scope(name), model_config["critic_initial_filters"],
-                        model_config["critic_dense_units"], compute_dtype=compute_dtype)
+        critic = Critic(critic_scope(name), config.network.critic_initial_filters,
+                        config.network.critic_dense_units, compute_dtype=compute_dtype)
         critic_seed = None if seed is None else seed + 2 * index  # two random ops per critic
-        losses[name] = critic_loss(critic, real_inputs[name], fake_inputs[name], model_config["lam"], critic_seed)
+        losses[name] = critic_loss(critic, real_inputs[name], fake_inputs[name], config.training.lam,
+                                    critic_seed)
 
     L_u = tf.negative(tf.add_n([tf.reduce_mean(losses[name].fake_scores) for name in sources]), name="L_u")
     mixture_linear = Inference.crop(unpaired_mixture, output_shape)
     additive_penalty = _additive_penalty(mixture_linear, estimates)
-    unsupervised_loss = tf.add(model_config["alpha"] * L_u, model_config["beta"] * additive_penalty,
+    unsupervised_loss = tf.add(config.training.alpha * L_u, config.training.beta * additive_penalty,
                                name="unsupervised_loss")
     return {
         "unpaired_mixture": unpaired_mixture, "unpaired_sources": unpaired_sources,

@@ -8,11 +8,11 @@ Because every 3x3 convolution is valid, only certain input/output sizes are poss
 """
 
 import logging
-import math
 from typing import Dict, Sequence, Tuple
 
 import tensorflow as tf
 
+from common.UnetShapes import unet_shapes
 from Models import Layers
 
 LOGGER = logging.getLogger(__name__)
@@ -63,9 +63,8 @@ class Unet:
                     ) -> Tuple[Tuple[int, int], Tuple[int, int]]:
         """Input and output sizes of the network for at least a desired output size.
 
-        Walks from the desired output towards the lowest-resolution feature map (each
-        decoder level: +2 for the valid conv, /2 for the up-sampling), rounds that map's
-        size up to an even integer and rebuilds input and output sizes from it.
+        See ``common.UnetShapes.unet_shapes`` (the typed configuration derives the same shapes
+        once, ``Config.Network.input_shape`` / ``output_shape``).
 
         Args:
             desired_output_shape: ``(freq rows, frames)`` the output must at least cover.
@@ -74,34 +73,10 @@ class Unet:
             ``((F_in, T_in), (F_out, T_out))`` as python ints, e.g. ``((350, 158), (258, 66))``
             for ``(256, 64)`` and 4 levels. ``F_out >= desired freq``, ``T_out >= desired frames``.
         """
-        if len(desired_output_shape) != 2 or min(desired_output_shape) < 1:
-            raise ValueError(f"desired_output_shape must be (freq rows, frames) >= 1, "
-                             f"got {desired_output_shape}")
-        lowest = [self._lowest_resolution_size(int(size)) for size in desired_output_shape]
-        input_shape = tuple(self._input_size(size) for size in lowest)
-        output_shape = tuple(self._output_size(size) for size in lowest)
+        input_shape, output_shape = unet_shapes(self.num_layers, desired_output_shape)
         if tuple(output_shape) != tuple(desired_output_shape):
             LOGGER.debug("U-Net output %s is larger than desired %s", output_shape, desired_output_shape)
         return input_shape, output_shape
-
-    def _lowest_resolution_size(self, output_size: int) -> int:
-        size = float(output_size)
-        for _ in range(self.num_layers):
-            size = (size + 2) / 2
-        lowest = math.ceil(size)
-        return lowest + lowest % 2  # even, so the lowest map can be pooled to it
-
-    def _input_size(self, lowest: int) -> int:
-        size = lowest
-        for _ in range(self.num_layers):
-            size = (size + 2) * 2  # valid 3x3 conv, then 2x2 max-pool
-        return size + 2  # first valid 3x3 conv
-
-    def _output_size(self, lowest: int) -> int:
-        size = lowest
-        for _ in range(self.num_layers):
-            size = size * 2 - 2  # 2x up-sampling, then valid 3x3 conv
-        return size
 
     def get_output(self, mix_context_norm: tf.Tensor, reuse: bool) -> Dict[str, tf.Tensor]:
         """Builds the separator graph in variable scope ``"separator"``.
@@ -161,13 +136,3 @@ class Unet:
             x = Layers.crop_and_concat(skips[level], x)
             x = Layers.conv2d(x, filters, 3, name=f"dec_conv{level}", activation=tf.nn.relu)
         return x
-
-
-def shapes_for_config(model_config) -> Tuple[Tuple[int, int], Tuple[int, int]]:
-    """U-Net ``((F_in, T_in), (F_out, T_out))`` for a ``model_config`` dict.
-
-    Uses ``num_layers``, ``num_initial_filters``, ``sources`` and the desired output size
-    ``(num_freqs, num_frames)``; the paper's settings give ``((350, 158), (258, 66))``.
-    """
-    unet = Unet(model_config["num_layers"], model_config["num_initial_filters"], model_config["sources"])
-    return unet.get_padding((model_config["num_freqs"], model_config["num_frames"]))

@@ -59,7 +59,7 @@ SDR_TOLERANCE_DB = 30.0
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=PAPER_CONFIG["batch_size"])
+    parser.add_argument("--batch-size", type=int, default=PAPER_CONFIG.training.batch_size)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per single step (after a warm-up)")
     parser.add_argument("--semi-repeats", type=int, default=3, help="timed semi-supervised iterations")
     parser.add_argument("--quality-steps", type=int, default=20)
@@ -174,7 +174,7 @@ def save_separator(tf, running, folder, model_config):
     with running.graph.as_default():
         saver = tf.compat.v1.train.Saver(var_list=running.model.separator_variables())
     Checkpoints.save_checkpoint(saver, running.session, folder, int(running.run(running.model.global_step, {})))
-    Checkpoints.write_model_config(folder, dict(model_config, precision="float32"))
+    Checkpoints.write_model_config(folder, model_config.replace(precision="float32"))
 
 
 def demo_song(seconds, sample_rate):
@@ -288,7 +288,7 @@ def main():
         print("precision: 1.0 x float32 (target >= 1.5)")
         return
     print(f"mixed precision here: {policy.compute_dtype} ({policy.reason})")
-    config = dict(PAPER_CONFIG, batch_size=args.batch_size)
+    config = PAPER_CONFIG.replace(batch_size=args.batch_size)
     variants = [Variant("float32", Precision.FLOAT32), Variant("mixed", policy)]
     if args.compare_grappler:
         variants.append(Variant("grappler", Precision.FLOAT32, grappler=True))
@@ -308,7 +308,7 @@ def main():
 
     def iteration(running):
         def run():
-            for _ in range(config["num_disc"]):
+            for _ in range(config.training.num_disc):
                 running.run(running.model.all_critics_train_op, feed)
             running.run(running.model.separator_train_op, feed)
         return run
@@ -316,7 +316,7 @@ def main():
     rows.append(("all critics, one update", alternate({r.variant.name: critics(r) for r in semi}, args.repeats)))
     rows.append(("semi-sup. separator update", alternate({r.variant.name: separator(r) for r in semi}, args.repeats)))
     iteration_seconds = alternate({r.variant.name: iteration(r) for r in semi}, args.semi_repeats, warmup=0)
-    rows.append((f"semi-sup. iteration ({config['num_disc']}x critics + separator)", iteration_seconds))
+    rows.append((f"semi-sup. iteration ({config.training.num_disc}x critics + separator)", iteration_seconds))
     with tempfile.TemporaryDirectory() as folder:
         save_separator(tf, semi[0], folder, config)
         for running in semi:
@@ -327,7 +327,7 @@ def main():
             {r.variant.name: (lambda r=r: r.run(r.model.separator_train_op, sup_feed)) for r in sup}, args.repeats)))
         for running in sup:
             running.close()
-        song = demo_song(args.song_seconds, config["expected_sr"])
+        song = demo_song(args.song_seconds, config.signal.expected_sr)
         song_seconds, agreement = separation(folder, song, args)
     rows.append((f"whole-song separation ({args.song_seconds:.0f} s song)", song_seconds))
 

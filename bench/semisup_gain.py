@@ -22,6 +22,7 @@ is ``semisup_gain: <voice SDR gain on the unsupervised databases' test songs> dB
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -36,12 +37,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import machine  # noqa: E402
 
-from pipeline import AudioCache  # noqa: E402
-from evaluation import Comparison  # noqa: E402
-import Evaluate  # noqa: E402
-import Training  # noqa: E402
-from experiment import TrainingData  # noqa: E402
 from common import Utils  # noqa: E402
+
+Utils.use_fast_cpu_kernels()  # before TensorFlow is imported
+
+from common.Config import ModelConfig  # noqa: E402
+from evaluation import Comparison  # noqa: E402
+from experiment import Trainer  # noqa: E402
+from experiment.Settings import PhaseSettings  # noqa: E402
+from experiment.TrainingData import TrainingData, load_dataset  # noqa: E402
+import Evaluate  # noqa: E402
+import Training  # noqa: E402  (the demo recipe: its sacred config, resolved with print_config)
 
 LOGGER = logging.getLogger("semisup_gain")
 RECIPE = "demo recipe"
@@ -124,7 +130,7 @@ def run_id(config, phase, seed):
     return f"seed{seed}-{digest}"
 
 
-def train_and_evaluate(name, seed, work_dir, dataset, magnitudes, supervised_state=None):
+def train_and_evaluate(name, seed, work_dir, data, supervised_state=None):
     """Train one phase of variant ``name`` with ``seed`` (resumable) and evaluate its best model.
 
     Returns:
@@ -136,9 +142,9 @@ def train_and_evaluate(name, seed, work_dir, dataset, magnitudes, supervised_sta
     init = None
     if phase == "semisup" and config["semisup_init"] == "supervised":
         init = supervised_state.best_checkpoint
-    state = Training.optimise(phase, dataset, config["model_config"], experiment_id, seed, config["patience"],
-                              config["max_epochs"], summary_every=config["summary_every"],
-                              image_every=config["image_every"], init_checkpoint=init, magnitudes=magnitudes)
+    settings = dataclasses.replace(PhaseSettings.from_config(config), experiment_id=experiment_id)
+    state = Trainer.optimise(phase, data, ModelConfig.from_dict(config["model_config"]), settings,
+                             init_checkpoint=init)
     rows = {}
     for partition in ("valid", "test"):
         path = os.path.join(work_dir, "rows", f"{experiment_id}_{phase}_{partition}.json")
@@ -146,7 +152,7 @@ def train_and_evaluate(name, seed, work_dir, dataset, magnitudes, supervised_sta
             with open(path, encoding="utf-8") as handle:
                 rows[partition] = json.load(handle)
             continue
-        rows[partition] = Evaluate.evaluate_model(os.path.dirname(state.best_checkpoint), dataset[partition],
+        rows[partition] = Evaluate.evaluate_model(os.path.dirname(state.best_checkpoint), data[partition],
                                                   num_workers=config["eval_workers"],
                                                   batch_size=config["eval_batch_size"], model_name=phase)
         Utils.atomic_write_json(path, rows[partition])
@@ -156,16 +162,9 @@ def train_and_evaluate(name, seed, work_dir, dataset, magnitudes, supervised_sta
 def prepare_data(work_dir):
     """The demo dataset at the model's rate and its spectrogram store (made once in ``work_dir``)."""
     config = resolved_config(variant_updates(RECIPE, work_dir))
-    dataset = TrainingData.load_dataset(config["dataset_xmls"], config["dataset_roots"], config["cache_dir"],
-                                        config["dataset_pkl"], config["partition_config"], None, True,
-                                        config["demo_database"])
-    model_config = config["model_config"]
-    dataset = AudioCache.model_rate_dataset(dataset, config["cache_dir"], model_config["expected_sr"],
-                                            model_config["mono_downmix"])
-    magnitudes = AudioCache.magnitude_store({key: dataset[key] for key in ("train_sup", "train_unsup")},
-                                            config["cache_dir"], model_config["expected_sr"],
-                                            model_config["num_fft"], model_config["num_hop"])
-    return dataset, magnitudes
+    dataset = load_dataset(config["dataset_xmls"], config["dataset_roots"], config["cache_dir"], config["dataset_pkl"],
+                           config["partition_config"], None, True, config["demo_database"])
+    return TrainingData.prepare(dataset, config["cache_dir"], ModelConfig.from_dict(config["model_config"]).signal)
 
 
 def gains_of(results, name, partition, groups, seeds=None):
@@ -254,7 +253,7 @@ def main(argv=None):
     start = time.perf_counter()
     print(machine.cpu_description())
     work_dir = os.path.abspath(args.work_dir)
-    dataset, magnitudes = prepare_data(work_dir)
+    data = prepare_data(work_dir)
     recipe = resolved_config(variant_updates(RECIPE, work_dir))
     supervised_database = recipe["partition_config"]["supervised_database"]
     groups = {UNSUPERVISED: sorted(recipe["partition_config"]["unsupervised_databases"])}
@@ -263,10 +262,10 @@ def main(argv=None):
     seeds = [recipe["seed"] + index for index in range(max(args.seeds, args.variant_seeds))]
     results = {"supervised": {}}
     for index, seed in enumerate(seeds):
-        state, results["supervised"][seed] = train_and_evaluate(RECIPE, seed, work_dir, dataset, magnitudes)
+        state, results["supervised"][seed] = train_and_evaluate(RECIPE, seed, work_dir, data)
         for name in names:
             if index < (args.seeds if name == RECIPE else args.variant_seeds):
-                _, rows = train_and_evaluate(name, seed, work_dir, dataset, magnitudes, supervised_state=state)
+                _, rows = train_and_evaluate(name, seed, work_dir, data, supervised_state=state)
                 results.setdefault(name, {})[seed] = rows
     minutes = (time.perf_counter() - start) / 60
 

@@ -36,14 +36,13 @@ import numpy as np  # noqa: E402
 import Evaluate  # noqa: E402
 from evaluation import Metrics  # noqa: E402
 from evaluation import Separation  # noqa: E402
+from common import Checkpoints  # noqa: E402
 from common import Utils  # noqa: E402
+from common.Config import ModelConfig  # noqa: E402
 from Sample import Sample  # noqa: E402
 
 SR = 8192
-# The paper's separator settings (PAPER.md); Training.py's sacred config holds the same values.
-PAPER_MODEL_CONFIG = {"sources": ["accompaniment", "voice"], "expected_sr": SR, "mono_downmix": True,
-                      "num_fft": 512, "num_hop": 256, "num_layers": 4, "num_initial_filters": 16,
-                      "num_frames": 64, "num_freqs": 256}
+PAPER_MODEL_CONFIG = ModelConfig()  # the defaults are the paper's settings (PAPER.md)
 SONG_SECONDS = 180.0
 BATCH_SIZE = 32
 SMALL_BATCH_SIZE = 8
@@ -60,16 +59,17 @@ def save_random_model(folder, model_config):
     from Models import Inference
     from Models.Unet import Unet
 
-    input_shape, _ = Separation.network_shapes(model_config)
+    network = model_config.network
+    input_shape = network.input_shape
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
-        Inference.build_inference(Unet(model_config["num_layers"], model_config["num_initial_filters"],
-                                       model_config["sources"]), input_shape, reuse=False, name="mixture")
+        Inference.build_inference(Unet(network.num_layers, network.num_initial_filters, network.sources),
+                                  input_shape, reuse=False, name="mixture")
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
             tf.compat.v1.train.Saver().save(session, os.path.join(folder, "model"), global_step=0)
-    Utils.atomic_write_json(os.path.join(folder, "model_config.json"), model_config)
+    Checkpoints.write_model_config(folder, model_config)
 
 
 def chord_and_noise(seconds, seed):
@@ -185,7 +185,7 @@ def main():
         eval_two_v3 = time_evaluation(model_folder, songs, 2, ["v3"])
         load_after = os.getloadavg()[0]
 
-    input_shape, output_shape = Separation.network_shapes(PAPER_MODEL_CONFIG)
+    input_shape, output_shape = PAPER_MODEL_CONFIG.network.input_shape, PAPER_MODEL_CONFIG.network.output_shape
     batched_rtf, one_chunk_rtf = SONG_SECONDS / batched, SONG_SECONDS / one_chunk
     rows = [
         ("CPU cores / load average before, after", f"{os.cpu_count()} / {load_before:.1f}, {load_after:.1f}"),

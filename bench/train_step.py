@@ -40,16 +40,14 @@ if ROOT not in sys.path:
 
 LOGGER = logging.getLogger("bench.train_step")
 
-PAPER_CONFIG = dict(sources=["accompaniment", "voice"], batch_size=64, alpha=0.001, beta=0.001, lam=10,
-                    init_disc_lr=5e-5, init_sup_sep_lr=5e-5, init_unsup_sep_lr=5e-5, num_disc=5,
-                    num_frames=64, num_freqs=256, num_fft=512, num_hop=256, expected_sr=8192,
-                    mono_downmix=True, cache_size=64, num_workers=4, duration=10, min_replacement_rate=8,
-                    num_layers=4, num_initial_filters=16, critic_initial_filters=32, critic_dense_units=32)
+from common.Config import ModelConfig  # noqa: E402  (no TensorFlow)
+
+PAPER_CONFIG = ModelConfig()  # the defaults are the paper's settings
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=PAPER_CONFIG["batch_size"])
+    parser.add_argument("--batch-size", type=int, default=PAPER_CONFIG.training.batch_size)
     parser.add_argument("--sup-steps", type=int, default=6, help="timed supervised steps (after 1 warm-up)")
     parser.add_argument("--semi-iterations", type=int, default=2, help="timed semi-supervised iterations")
     parser.add_argument("--matmul-runs", type=int, default=10)
@@ -183,7 +181,7 @@ def bench_supervised(tf, np, args, config, ceiling, rows):
     """Times the supervised separator step; appends its row and returns (seconds, flops, peak)."""
     graph, model = build(tf, config, semi_supervised=False)
     flops = fetch_float_ops(float_ops_per_op(tf, graph), [model.separator_train_op])
-    feed = random_inputs(np, np.random.default_rng(0), model, config["batch_size"])
+    feed = random_inputs(np, np.random.default_rng(0), model, config.training.batch_size)
     with tf.compat.v1.Session(graph=graph, config=session_config(tf, args)) as session:
         session.run(_initialiser(tf, graph))
         seconds, peak, _ = timed(lambda: session.run(model.separator_train_op, feed), ceiling, args.sup_steps)
@@ -199,8 +197,8 @@ def bench_semi_supervised(tf, np, args, config, ceiling, rows):
     flops = {"all": fetch_float_ops(counts, [model.all_critics_train_op]),
              "one": fetch_float_ops(counts, [model.critic_train_ops[one_critic]]),
              "separator": fetch_float_ops(counts, [model.separator_train_op])}
-    feed = random_inputs(np, np.random.default_rng(1), model, config["batch_size"])
-    num_disc, num_critics = config["num_disc"], len(model.sources)
+    feed = random_inputs(np, np.random.default_rng(1), model, config.training.batch_size)
+    num_disc, num_critics = config.training.num_disc, len(model.sources)
 
     def iteration():
         for _ in range(num_disc):
@@ -259,9 +257,9 @@ def bench_data_wait(tf, args, config):
             return None
         session.run(_initialiser(tf, graph))
         generator = generator_class(
-            songs, model.input_shape, model.output_shape, config["batch_size"], config["expected_sr"],
-            config["mono_downmix"], config["num_fft"], config["num_hop"], config["duration"], config["cache_size"],
-            config["num_workers"], config["min_replacement_rate"], seed=0)
+            songs, model.input_shape, model.output_shape, config.training.batch_size, config.signal.expected_sr,
+            config.signal.mono_downmix, config.signal.num_fft, config.signal.num_hop, config.pipeline.duration,
+            config.pipeline.cache_size, config.pipeline.num_workers, config.pipeline.min_replacement_rate, seed=0)
         with generator:
             session.run(model.separator_train_op, model.feed_paired(generator.get_batch()))  # cache fill
             waiting, start = 0.0, time.perf_counter()
@@ -292,13 +290,13 @@ def main():
     tf.get_logger().setLevel(logging.ERROR)
     tf.compat.v1.disable_eager_execution()
 
-    config = dict(PAPER_CONFIG, batch_size=args.batch_size)
+    config = PAPER_CONFIG.replace(batch_size=args.batch_size)
     import machine
 
     print(machine.cpu_description())
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} at start; "
           f"intra_op_threads={args.intra_threads or 'auto'}, inter_op_threads={args.inter_threads or 'auto'}, "
-          f"oneDNN {args.onednn}, CPU allocator {args.cpu_allocator}; batch {config['batch_size']}")
+          f"oneDNN {args.onednn}, CPU allocator {args.cpu_allocator}; batch {config.training.batch_size}")
     print("FLOPs: counted with tf.compat.v1.profiler (float_ops) over the ops each fetch runs, forward and "
           "backward convolutions included (not estimated). Peak: a 2048^3 float32 tf.matmul timed before "
           "each timed run (median).")
@@ -319,7 +317,7 @@ def main():
     else:
         fraction, steps, seconds = wait
         print(f"data wait: {100 * fraction:.1f} % of wall time over {steps} supervised steps ({seconds:.1f} s) "
-              f"with {config['num_workers']} workers (target <= 5)")
+              f"with {config.pipeline.num_workers} workers (target <= 5)")
     percent = 100.0 * sup_flops / sup_s / 1e9 / sup_peak
     print(f"train_step: {percent:.1f} % of matmul peak (target >= 50)")
 

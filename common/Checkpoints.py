@@ -24,6 +24,7 @@ import uuid
 from typing import List, Optional
 
 from common import Utils
+from common.Config import ConfigError, ModelConfig, model_file_keys
 
 LOGGER = logging.getLogger(__name__)
 
@@ -147,9 +148,34 @@ def phase_folder(model_base_dir, experiment_id, phase):
     return os.path.join(model_base_dir, f"{experiment_id}_{phase}")
 
 
-def write_model_config(folder, model_config):
-    """Store the model configuration beside the checkpoints (JSON, atomic)."""
-    Utils.atomic_write_json(os.path.join(folder, MODEL_CONFIG_FILE), dict(model_config))
+def write_model_config(folder: str, config: ModelConfig) -> None:
+    """Store the model configuration beside the checkpoints: ``<folder>/model_config.json``,
+    a flat JSON dict of every key (:meth:`ModelConfig.to_dict`), written atomically."""
+    Utils.atomic_write_json(os.path.join(folder, MODEL_CONFIG_FILE), config.to_dict())
+
+
+def read_model_config(folder: str) -> ModelConfig:
+    """The configuration stored in ``<folder>/model_config.json``.
+
+    Files written before a key existed load with that key's default; the keys that fix the
+    network and its signal (:func:`Config.model_file_keys`) must be there.
+
+    Raises:
+        FileNotFoundError: the file is missing. ValueError (``ConfigError``): it is not a JSON
+            dict, lacks a key the network needs, or holds an unknown key or a bad value; the
+            message names the file.
+    """
+    path = os.path.join(folder, MODEL_CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Model folder {folder} has no {MODEL_CONFIG_FILE}.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path} is not valid JSON ({error}); restore it from the training run.") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} does not hold a JSON object of model_config keys.")
+    return ModelConfig.from_dict(values, where=path, required=model_file_keys())
 
 
 def save_checkpoint(saver, session, folder, step):
@@ -157,7 +183,7 @@ def save_checkpoint(saver, session, folder, step):
     return saver.save(session, os.path.join(folder, CHECKPOINT_PREFIX), global_step=int(step))
 
 
-def keep_best(folder, checkpoint_prefix, model_config):
+def keep_best(folder: str, checkpoint_prefix: str, config: ModelConfig) -> str:
     """Copy a checkpoint into ``<folder>/best`` (replacing the previous best) atomically.
 
     The copy is assembled in a temporary folder and swapped in with renames, so an
@@ -175,7 +201,7 @@ def keep_best(folder, checkpoint_prefix, model_config):
     name = os.path.basename(checkpoint_prefix)
     with open(os.path.join(staging, "checkpoint"), "w", encoding="utf-8") as handle:
         handle.write(f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
-    write_model_config(staging, model_config)
+    write_model_config(staging, config)
     retired = best + ".old"
     shutil.rmtree(retired, ignore_errors=True)
     if os.path.exists(best):

@@ -39,9 +39,9 @@ Why this is numerically sound:
   squared sum, square root and ``max(norm - 1, 0)^2``, so the norm of 16384 values is summed
   in float32.
 
-The setting is part of the model configuration, so it is saved in ``model_config.json``
-with the checkpoint and used again by ``evaluate`` and ``separate`` (``Separation.Separator``),
-which may override it (``precision=``). A checkpoint does not depend on the precision: the
+The setting is part of the model configuration (``ModelConfig.precision``, Config.py, which
+checks it), so it is saved in ``model_config.json`` with the checkpoint and used again by
+``evaluate`` and ``separate`` (``Separation.Separator``), which may override it (``precision=``). A checkpoint does not depend on the precision: the
 variables are float32 either way.
 """
 
@@ -55,6 +55,8 @@ LOGGER = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "mixed")
 DEFAULT_PRECISION = "float32"
+PRECISION_USAGE = ("use 'float32' (the paper, the default) or 'mixed' (16-bit convolutions where this machine "
+                   "runs them fast; see Precision.py)")
 CPU_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo names; either gives native bf16
 GPU_BFLOAT16_CAPABILITY = (8, 0)
 GPU_FLOAT16_CAPABILITY = (7, 0)
@@ -99,8 +101,7 @@ def check_precision(value, setting: str = "model_config.precision") -> str:
     if value is None:
         return DEFAULT_PRECISION
     if not isinstance(value, str) or value not in PRECISIONS:
-        raise ValueError(f"{setting}={value!r}: use 'float32' (the paper, the default) or "
-                         "'mixed' (16-bit convolutions where this machine runs them fast; see Precision.py)")
+        raise ValueError(f"{setting}={value!r}: {PRECISION_USAGE}")
     return value
 
 
@@ -109,7 +110,7 @@ def choose_policy(precision: str, gpus: Sequence[Mapping] = (), cpu_flags: Optio
     """The policy for a machine described by its devices (a pure function; see :func:`machine_policy`).
 
     Args:
-        precision: ``"float32"`` or ``"mixed"`` (validated).
+        precision: ``"float32"`` or ``"mixed"``, as checked by the configuration (Config.py).
         gpus: one mapping per visible GPU with ``"compute_capability"`` (a ``(major, minor)``
             pair, as ``tf.config.experimental.get_device_details`` gives) and optionally
             ``"device_name"``; TensorFlow computes on the first one.
@@ -120,7 +121,6 @@ def choose_policy(precision: str, gpus: Sequence[Mapping] = (), cpu_flags: Optio
         A :class:`Policy`; for ``"mixed"`` without a fast 16-bit dtype it is float32 with a
         ``reason`` that names what is missing (:func:`machine_policy` logs it as a warning).
     """
-    precision = check_precision(precision)
     if precision == "float32":
         return FLOAT32
     if gpus:
@@ -198,9 +198,10 @@ def onednn_enabled() -> bool:
 def machine_policy(precision: str) -> Policy:
     """:func:`choose_policy` for this machine; a wanted but unavailable mixed precision is a warning.
 
-    The devices are looked up once per process (the result is cached per setting).
+    ``precision``: a checked setting (``ModelConfig.precision``). The devices are looked up once
+    per process (the result is cached per setting).
     """
-    return _machine_policy(check_precision(precision))
+    return _machine_policy(precision)
 
 
 @functools.lru_cache(maxsize=None)
@@ -213,13 +214,6 @@ def _machine_policy(precision):
     else:
         LOGGER.warning("model_config.precision=mixed, but %s: computing in float32 instead.", policy.reason)
     return policy
-
-
-def config_policy(model_config: Mapping, precision: Optional[str] = None) -> Policy:
-    """The machine policy of ``model_config["precision"]`` (default float32), or of ``precision``
-    if given (an override, e.g. the ``precision`` argument of ``Separation.Separator``)."""
-    requested = precision if precision is not None else model_config.get("precision")
-    return machine_policy(check_precision(requested))
 
 
 def loss_scaled_minimize(optimiser, loss, var_list, global_step=None,

@@ -8,13 +8,13 @@ and restores only the ``separator/`` variables into a new session.
 """
 
 import dataclasses
-import json
 import logging
 import os
 from typing import TYPE_CHECKING, Optional, Tuple
 
 from common import Utils
-from common.Checkpoints import MODEL_CONFIG_FILE
+from common.Checkpoints import MODEL_CONFIG_FILE, read_model_config
+from common.Config import ModelConfig
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 
@@ -79,38 +79,17 @@ def _relocated_checkpoint(folder):
     return candidate if os.path.isfile(candidate + ".index") else None
 
 
-def load_model_config(folder: str) -> dict:
-    """The ``model_config`` dict stored in ``<folder>/model_config.json``.
-
-    Raises:
-        FileNotFoundError: the file is missing. ValueError: it is not valid JSON or lacks keys.
-    """
-    path = os.path.join(folder, MODEL_CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Model folder {folder} has no {MODEL_CONFIG_FILE}.")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            model_config = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); restore it from the training run.") from error
-    required = ("sources", "expected_sr", "num_fft", "num_hop", "num_layers", "num_initial_filters",
-                "num_frames", "num_freqs")
-    missing = [key for key in required if key not in model_config]
-    if missing:
-        raise ValueError(f"{path} lacks the keys {missing}; it must hold the full model_config of the run.")
-    return model_config
-
 @dataclasses.dataclass(frozen=True)
 class RestoredSeparator:
     """A separator restored by :func:`restore_separator`; its session is the caller's to close.
 
-    ``model_config`` is the folder's dict with ``precision`` as used here; ``input_shape`` and
+    ``model_config`` is the folder's ``ModelConfig`` with ``precision`` as used here; ``input_shape`` and
     ``output_shape`` are the network's ``(F_in, T_in)`` and ``(F_out, T_out)``; ``inference``
     holds the placeholder (linear magnitudes ``[n, F_in, T_in, 1]``) and the linear estimates.
     """
 
     checkpoint: str
-    model_config: dict
+    model_config: ModelConfig
     policy: "Policy"
     input_shape: Tuple[int, int]
     output_shape: Tuple[int, int]
@@ -136,16 +115,18 @@ def restore_separator(model_path: str, precision: Optional[str] = None) -> Resto
 
     from common import Precision
     from Models import Inference
-    from Models.Unet import Unet, shapes_for_config
+    from Models.Unet import Unet
 
     checkpoint, folder = find_checkpoint(model_path)
-    model_config = load_model_config(folder)
-    policy = Precision.config_policy(model_config, precision)
-    model_config["precision"] = policy.precision
-    input_shape, output_shape = shapes_for_config(model_config)
+    model_config = read_model_config(folder)
+    if precision is not None:
+        model_config = model_config.replace(precision=precision)
+    policy = Precision.machine_policy(model_config.precision)
+    network = model_config.network
+    input_shape, output_shape = network.input_shape, network.output_shape
     graph = tf.Graph()
     with graph.as_default():
-        unet = Unet(model_config["num_layers"], model_config["num_initial_filters"], model_config["sources"],
+        unet = Unet(network.num_layers, network.num_initial_filters, network.sources,
                     compute_dtype=policy.compute_dtype)
         inference = Inference.build_inference(unet, input_shape, reuse=False, name="mixture_magnitudes")
         variables = Inference.separator_variables(graph, trainable_only=False)

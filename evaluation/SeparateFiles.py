@@ -14,7 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from common import Utils
-from evaluation.ModelFolder import find_checkpoint, load_model_config
+from common.Checkpoints import read_model_config
+from evaluation.ModelFolder import find_checkpoint
 from evaluation.Separation import DEFAULT_BATCH_SIZE, Separator
 
 LOGGER = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
     """
     inputs = list_audio_files(input_path)
     checkpoint, folder = find_checkpoint(model_path)
-    sources = load_model_config(folder)["sources"]
+    sources = list(read_model_config(folder).network.sources)
     plan = _output_plan(inputs, sources, output_dir)
     if not overwrite:
         _refuse_existing([path for outputs in plan.values() for path in outputs.values()])

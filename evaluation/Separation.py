@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from common import Utils
+from common.Config import ModelConfig
 from evaluation import ModelFolder
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
@@ -29,13 +30,6 @@ Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 DEFAULT_BATCH_SIZE = 32
 
 PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
-
-
-def network_shapes(model_config: Mapping) -> Tuple[Tuple[int, int], Tuple[int, int]]:
-    """U-Net ``((F_in, T_in), (F_out, T_out))`` for a model_config (e.g. ((350, 158), (258, 66)))."""
-    from Models.Unet import shapes_for_config  # TensorFlow: imported only when needed
-
-    return shapes_for_config(model_config)
 
 
 def chunk_starts(num_frames: int, output_frames: int) -> List[int]:
@@ -54,7 +48,7 @@ def chunk_starts(num_frames: int, output_frames: int) -> List[int]:
     return starts
 
 
-def separate_spectrogram(magnitude: np.ndarray, predict_fn: PredictFn, model_config: Mapping,
+def separate_spectrogram(magnitude: np.ndarray, predict_fn: PredictFn, model_config: ModelConfig,
                          batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
     """Separate a whole song's magnitude spectrogram by sliding the U-Net over it.
 
@@ -62,14 +56,14 @@ def separate_spectrogram(magnitude: np.ndarray, predict_fn: PredictFn, model_con
         magnitude: linear mixture magnitudes ``[F, T]`` (``F = num_fft // 2 + 1`` bins).
         predict_fn: ``batch [n, F_in, T_in, 1] -> {source: [n, F_out, T_out, 1]}``, linear
             magnitudes, ``n <= batch_size``.
-        model_config: gives the network shapes (see :func:`network_shapes`).
+        model_config: gives the network shapes (``network.input_shape`` / ``output_shape``).
         batch_size: chunks per ``predict_fn`` call.
 
     Returns:
         ``{source: linear magnitudes [F, T]}`` for the sources ``predict_fn`` returns.
     """
-    input_shape, output_shape = network_shapes(model_config)
-    return slide_separator(magnitude, predict_fn, input_shape, output_shape, batch_size)
+    network = model_config.network
+    return slide_separator(magnitude, predict_fn, network.input_shape, network.output_shape, batch_size)
 
 
 def slide_separator(magnitude: np.ndarray, predict_fn: PredictFn, input_shape: Tuple[int, int],
@@ -123,9 +117,9 @@ def _check_output(name, output, batch_len, output_shape):
                          f"expected {expected}")
 
 
-def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: Mapping,
+def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: ModelConfig,
                    batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
-    """Separate mono audio at ``model_config["expected_sr"]`` into one signal per source.
+    """Separate mono audio at ``model_config.signal.expected_sr`` into one signal per source.
 
     STFT (``num_fft``, ``num_hop``), :func:`separate_spectrogram`, then inverse STFT with the
     mixture's phase, cut to the input's exact length.
@@ -142,10 +136,11 @@ def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: Mappi
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
         raise ValueError(f"separate_audio expects mono audio [samples], got shape {audio.shape}")
-    spectrogram = Input.stft(audio, model_config["num_fft"], model_config["num_hop"])
+    signal = model_config.signal
+    spectrogram = Input.stft(audio, signal.num_fft, signal.num_hop)
     magnitudes = separate_spectrogram(np.abs(spectrogram), predict_fn, model_config, batch_size)
     phase = Input.unit_phasors(spectrogram)
-    return {name: np.asarray(Input.istft(magnitude, phase, model_config["num_hop"], len(audio)), np.float32)
+    return {name: np.asarray(Input.istft(magnitude, phase, signal.num_hop, len(audio)), np.float32)
             for name, magnitude in magnitudes.items()}
 
 
@@ -160,7 +155,7 @@ class Separator:
             written before the setting existed). See Precision.py; the checkpoint suits either.
 
     Attributes:
-        model_config: the folder's ``model_config`` dict (with ``precision`` as used here).
+        model_config: the folder's ``ModelConfig`` (with ``precision`` as used here).
         policy: the ``Precision.Policy`` the network computes with on this machine.
         input_shape, output_shape: ``(F_in, T_in)`` and ``(F_out, T_out)`` of the network.
 
@@ -182,12 +177,12 @@ class Separator:
     @property
     def sources(self) -> List[str]:
         """Source names in model order, e.g. ``["accompaniment", "voice"]``."""
-        return list(self.model_config["sources"])
+        return list(self.model_config.network.sources)
 
     @property
     def sample_rate(self) -> int:
         """Sample rate in Hz the model works at (``expected_sr``)."""
-        return int(self.model_config["expected_sr"])
+        return self.model_config.signal.expected_sr
 
     def predict(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         """``[n, F_in, T_in, 1]`` linear magnitudes -> ``{source: [n, F_out, T_out, 1]}`` linear."""

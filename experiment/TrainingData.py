@@ -1,28 +1,33 @@
-"""What a training phase reads: the configured dataset, the batch generators of a phase, and
-the whole-song validation loss and TensorBoard clips.
+"""What a training phase reads: the configured dataset (:func:`load_dataset`), the
+:class:`TrainingData` the phases train on (partitions plus the spectrogram store that feeds
+their batch generators), and the whole-song validation loss and TensorBoard clips.
 """
 
 import contextlib
 import os
+from typing import Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pipeline import BatchGenerators
-import Datasets
+from common.Config import ModelConfig, Signal
 from databases import DatasetXML
 from databases import DemoDatabase
-import Input
 from evaluation import Separation
-from Models.Unet import shapes_for_config as network_shapes
+from pipeline import AudioCache
+from pipeline import BatchGenerators
+import Datasets
+import Input
 
 # As the reference: *every* unpaired excerpt gets a random gain, the unpaired mixtures as well
 # as the real solo sources. The separator's estimates come from the scaled mixtures, so their
 # level matches the real excerpts'; with only one side scaled, a critic can win on loudness.
 UNPAIRED_GAIN = (0.2, 1.2)
+TRAINING_PARTITIONS = ("train_sup", "train_unsup")
 
 
-def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                 custom_dataset, use_demo, demo_database):
+def load_dataset(dataset_xmls: Mapping[str, str], dataset_roots: Mapping[str, Optional[str]], cache_dir: str,
+                 dataset_pkl: str, partition_config: Mapping, custom_dataset: Optional[str], use_demo: bool,
+                 demo_database: Mapping) -> dict:
     """The dataset dictionary (train_sup, train_unsup, valid, test) for this configuration.
 
     With ``use_demo`` the demo database is generated once into ``<cache_dir>/demo`` and its
@@ -43,61 +48,94 @@ def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_
                                 **partition_config)
 
 
-def reader_settings(model_config):
-    """The batch generators' keyword arguments that come straight from ``model_config``."""
-    keys = ("batch_size", "expected_sr", "mono_downmix", "num_fft", "num_hop", "duration",
-            "cache_size", "num_workers", "min_replacement_rate")
-    return {key: model_config[key] for key in keys}
+class TrainingData:
+    """The partitions a run trains, validates and tests on, and what feeds its batch generators.
 
-
-@contextlib.contextmanager
-def batch_generators(dataset, model_config, semi_supervised, seed, magnitudes=None):
-    """Start the batch generators of a phase; stop them (and their processes) on exit.
-
-    ``seed``: an int or a sequence of ints (``[seed, step]`` when a phase starts or resumes at
-    ``step``), the entropy of every reader's random stream.
-    ``magnitudes``: optional ``AudioCache.MagnitudeStore`` of the training files.
-    ``model_config["scale_unpaired_mixtures"]`` (default True, the reference) gives the unpaired
-    mixtures the same random gain as the solo sources; False leaves them at gain 1 (the
-    deviation that let a critic win on loudness, kept for the ablation in bench/semisup_gain.py).
-
-    Yields:
-        ``(paired, unpaired_mixtures, unpaired_sources)``: the paired generator for
-        train_sup, and for the semi-supervised phase the unpaired mixture generator and
-        one real-source generator per source (``None`` and ``[]`` when supervised).
+    Args:
+        dataset: ``{"train_sup", "train_unsup", "valid", "test"}`` as ``Datasets.get_dataset``
+            returns it (typically at the model's rate, see :meth:`prepare`).
+        magnitudes: optional ``AudioCache.MagnitudeStore`` of the training partitions' files;
+            the batch generators then copy sections of their spectrograms instead of doing STFTs.
     """
-    input_shape, output_shape = network_shapes(model_config)
-    settings = dict(reader_settings(model_config), magnitudes=magnitudes)
-    seeds = np.random.SeedSequence(seed).generate_state(2 + len(model_config["sources"]))
-    with contextlib.ExitStack() as stack:
-        paired = stack.enter_context(BatchGenerators.PairedBatchGenerator(
-            dataset["train_sup"], input_shape, output_shape, seed=int(seeds[0]), **settings))
-        mixtures, sources = None, []
-        if semi_supervised:
-            mixture_list, *source_lists = dataset["train_unsup"]
-            context = (input_shape[1] - output_shape[1]) // 2
-            mixture_gain = UNPAIRED_GAIN if model_config.get("scale_unpaired_mixtures", True) else None
-            mixtures = stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
-                mixture_list, input_shape, context_frames=context, random_gain=mixture_gain, seed=int(seeds[1]),
-                **settings))
-            for index, samples in enumerate(source_lists):
-                sources.append(stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
-                    samples, output_shape, context_frames=0, random_gain=UNPAIRED_GAIN,
-                    seed=int(seeds[2 + index]), **settings)))
-        yield paired, mixtures, sources
+
+    def __init__(self, dataset: Mapping, magnitudes: Optional[AudioCache.MagnitudeStore] = None):
+        self.dataset = dataset
+        self.magnitudes = magnitudes
+
+    @classmethod
+    def prepare(cls, dataset: Mapping, cache_dir: str, signal: Signal, spectrogram_cache: bool = True
+                ) -> "TrainingData":
+        """Copies of every file at the model's rate (once, into ``<cache_dir>/model_rate``) and, with
+        ``spectrogram_cache``, the training files' magnitude spectrograms (``<cache_dir>/magnitudes``)."""
+        # Reader processes then read audio at the model's rate instead of resampling every section.
+        dataset = AudioCache.model_rate_dataset(dataset, cache_dir, signal.expected_sr, signal.mono_downmix)
+        magnitudes = None
+        if spectrogram_cache:
+            magnitudes = AudioCache.magnitude_store({key: dataset[key] for key in TRAINING_PARTITIONS}, cache_dir,
+                                                    signal.expected_sr, signal.num_fft, signal.num_hop)
+        return cls(dataset, magnitudes)
+
+    def __getitem__(self, partition: str):
+        """The songs of a partition, e.g. ``data["valid"]``."""
+        return self.dataset[partition]
+
+    @contextlib.contextmanager
+    def batch_generators(self, config: ModelConfig, semi_supervised: bool, seed: Sequence[int]
+                         ) -> Iterator[Tuple[BatchGenerators.PairedBatchGenerator,
+                                             Optional[BatchGenerators.SingleSourceBatchGenerator],
+                                             List[BatchGenerators.SingleSourceBatchGenerator]]]:
+        """Start the batch generators of a phase; stop them (and their processes) on exit.
+
+        ``seed``: an int or a sequence of ints (``[seed, step]`` when a phase starts or resumes at
+        ``step``), the entropy of every reader's random stream. ``config.training.scale_unpaired_mixtures``
+        (True, the reference) gives the unpaired mixtures the same random gain as the solo
+        sources; False leaves them at gain 1 (the deviation that let a critic win on loudness,
+        kept for the ablation in bench/semisup_gain.py).
+
+        Yields:
+            ``(paired, unpaired_mixtures, unpaired_sources)``: the paired generator for
+            train_sup, and for the semi-supervised phase the unpaired mixture generator and
+            one real-source generator per source (``None`` and ``[]`` when supervised).
+        """
+        network = config.network
+        settings = dict(_signal_settings(config), duration=config.pipeline.duration,
+                        cache_size=config.pipeline.cache_size, num_workers=config.pipeline.num_workers,
+                        min_replacement_rate=config.pipeline.min_replacement_rate, magnitudes=self.magnitudes)
+        seeds = np.random.SeedSequence(seed).generate_state(2 + len(network.sources))
+        with contextlib.ExitStack() as stack:
+            paired = stack.enter_context(BatchGenerators.PairedBatchGenerator(
+                self.dataset["train_sup"], network.input_shape, network.output_shape, seed=int(seeds[0]), **settings))
+            mixtures, sources = None, []
+            if semi_supervised:
+                mixture_list, *source_lists = self.dataset["train_unsup"]
+                mixture_gain = UNPAIRED_GAIN if config.training.scale_unpaired_mixtures else None
+                mixtures = stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
+                    mixture_list, network.input_shape, context_frames=network.context_frames,
+                    random_gain=mixture_gain, seed=int(seeds[1]), **settings))
+                for index, samples in enumerate(source_lists):
+                    sources.append(stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
+                        samples, network.output_shape, context_frames=0, random_gain=UNPAIRED_GAIN,
+                        seed=int(seeds[2 + index]), **settings)))
+            yield paired, mixtures, sources
 
 
-def partition_loss(session, graph, songs, model_config):
+def _signal_settings(config: ModelConfig) -> dict:
+    """The batch generators' batch size and signal keyword arguments."""
+    signal = config.signal
+    return dict(batch_size=config.training.batch_size, expected_sr=signal.expected_sr,
+                mono_downmix=signal.mono_downmix, num_fft=signal.num_fft, num_hop=signal.num_hop)
+
+
+def partition_loss(session, graph, songs: Sequence, config: ModelConfig) -> float:
     """The supervised loss averaged over all non-overlapping excerpts of ``songs``.
 
     Only the frames inside the songs count (as in the reference): the zero padding of a song's
     last excerpt is left out, and every real frame weighs the same, whatever its batch.
     """
-    input_shape, output_shape = network_shapes(model_config)
-    settings = {key: model_config[key] for key in ("batch_size", "expected_sr", "mono_downmix",
-                                                   "num_fft", "num_hop")}
+    network = config.network
     total, count = 0.0, 0
-    for batch, valid_frames in BatchGenerators.validation_batches(songs, input_shape, output_shape, **settings):
+    for batch, valid_frames in BatchGenerators.validation_batches(songs, network.input_shape, network.output_shape,
+                                                                  **_signal_settings(config)):
         frames = int(valid_frames.sum())
         total += float(session.run(graph.validation_loss, graph.feed_validation(batch, valid_frames))) * frames
         count += frames
@@ -106,26 +144,25 @@ def partition_loss(session, graph, songs, model_config):
     return total / count
 
 
-def validation_clips(session, graph, song, model_config, seconds=10.0):
+def validation_clips(session, graph, song: Sequence, config: ModelConfig, seconds: float = 10.0) -> dict:
     """Separate the first ``seconds`` of one validation song for TensorBoard audio.
 
     Returns:
         dict ``tag -> audio [samples]`` at ``expected_sr``: the mixture, the estimates and the
         true sources.
     """
-    sr = model_config["expected_sr"]
-    mixture = Input.read_audio(song[0].path, sr, model_config["mono_downmix"], offset=0.0, duration=seconds)
+    sr, mono = config.signal.expected_sr, config.signal.mono_downmix
+    mixture = Input.read_audio(song[0].path, sr, mono, offset=0.0, duration=seconds)
     audios = [mixture] + [np.zeros_like(mixture) if Input.is_silent(sample) else
-                          Input.read_audio(sample.path, sr, model_config["mono_downmix"], offset=0.0,
-                                           duration=seconds)
+                          Input.read_audio(sample.path, sr, mono, offset=0.0, duration=seconds)
                           for sample in song[1:]]
 
     def predict(batch):
         return session.run(graph.inference_outputs, {graph.inference_input: batch})
 
-    estimates = Separation.separate_audio(mixture, predict, model_config)
+    estimates = Separation.separate_audio(mixture, predict, config)
     clips = {"mixture": mixture}
-    for name, audio in zip(model_config["sources"], audios[1:]):
+    for name, audio in zip(config.network.sources, audios[1:]):
         clips[f"{name}/estimate"] = estimates[name]
         clips[f"{name}/true"] = audio
     return clips

@@ -90,13 +90,14 @@ def network_values():
     """The seeded U-Net's outputs and every loss term of the semi-supervised graph on fixed batches."""
     import tensorflow as tf
 
+    from common.Config import ModelConfig
     from Models.TrainingGraph import build_training_graph
 
     tf.compat.v1.disable_eager_execution()
     rng = np.random.default_rng(11)
     with tf.Graph().as_default():
         tf.compat.v1.set_random_seed(5)
-        graph = build_training_graph(dict(NETWORK_CONFIG), semi_supervised=True, seed=5)
+        graph = build_training_graph(ModelConfig.from_dict(NETWORK_CONFIG), semi_supervised=True, seed=5)
         batch = NETWORK_CONFIG["batch_size"]
 
         def magnitudes(shape):

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from common import Checkpoints
+from common.Config import ModelConfig
 
 
 def test_early_stopping_with_patience_one_stops_after_first_worse_epoch():
@@ -42,20 +43,20 @@ def test_keep_best_replaces_previous_best_and_writes_a_complete_model_folder(tmp
     for step in (5, 9):
         for suffix in (".index", ".data-00000-of-00001"):
             (tmp_path / f"model-{step}{suffix}").write_text(str(step))
-    Checkpoints.keep_best(folder, os.path.join(folder, "model-5"), {"num_layers": 4})
-    best = Checkpoints.keep_best(folder, os.path.join(folder, "model-9"), {"num_layers": 3})
+    Checkpoints.keep_best(folder, os.path.join(folder, "model-5"), ModelConfig().replace(num_layers=4))
+    best = Checkpoints.keep_best(folder, os.path.join(folder, "model-9"), ModelConfig().replace(num_layers=3))
     assert best == os.path.join(folder, "best", "model-9")
     assert sorted(os.listdir(tmp_path / "best")) == [
         "checkpoint", "model-9.data-00000-of-00001", "model-9.index", "model_config.json"]
     with open(tmp_path / "best" / Checkpoints.MODEL_CONFIG_FILE) as handle:
-        assert json.load(handle) == {"num_layers": 3}
+        assert json.load(handle) == ModelConfig().replace(num_layers=3).to_dict()
     assert not os.path.exists(tmp_path / "best.tmp") and not os.path.exists(tmp_path / "best.old")
 
 
 def test_resolve_resume_from_phase_folder_best_folder_and_sacred_run(tmp_path):
     phase = tmp_path / "ckpt" / "exp42_semisup"
     phase.mkdir(parents=True)
-    Checkpoints.write_model_config(str(phase), {})
+    Checkpoints.write_model_config(str(phase), ModelConfig())
     assert Checkpoints.resolve_resume(str(phase)) == ("exp42", str(tmp_path / "ckpt"))
     (phase / "best").mkdir()
     assert Checkpoints.resolve_resume(str(phase / "best")) == ("exp42", str(tmp_path / "ckpt"))
@@ -136,7 +137,7 @@ def test_a_new_run_may_not_reuse_another_runs_folders(tmp_path):
     Checkpoints.refuse_to_reuse(base, logs, "exp")  # nothing there yet
     phase = tmp_path / "checkpoints" / "exp_sup"
     phase.mkdir(parents=True)
-    Checkpoints.write_model_config(str(phase), {})  # a run that failed before training: no progress
+    Checkpoints.write_model_config(str(phase), ModelConfig())  # a run that failed before training: no progress
     Checkpoints.refuse_to_reuse(base, logs, "exp")
     Checkpoints.PhaseState(phase="sup").save(str(phase))
     with pytest.raises(FileExistsError, match=r"exp_sup already holds another run.*resume="):

@@ -12,19 +12,11 @@ from Models import Layers
 from Models.TrainingGraph import build_training_graph
 from Models.Unet import Unet
 from Models.WGAN_Critic import Critic, critic_loss, gradient_penalty
+from small_config import small_config
 
 tf.compat.v1.disable_eager_execution()
 
 SOURCES = ("accompaniment", "voice")
-
-
-def small_config(**overrides):
-    """A tiny model_config: 2-level U-Net with a 16 x 8 output, batch 2."""
-    config = dict(sources=list(SOURCES), batch_size=2, alpha=0.001, beta=0.001, lam=10,
-                  init_disc_lr=5e-5, init_sup_sep_lr=5e-5, init_unsup_sep_lr=5e-5, num_frames=8, num_freqs=16,
-                  num_layers=2, num_initial_filters=4, critic_initial_filters=4, critic_dense_units=8)
-    config.update(overrides)
-    return config
 
 
 def random_batch(rng, batch, shape):
@@ -220,7 +212,7 @@ def test_supervised_training_overfits_one_batch():
 
 
 def semi_supervised_feed(model, rng):
-    batch = model.model_config["batch_size"]
+    batch = model.model_config.training.batch_size
     paired = [random_batch(rng, batch, model.input_shape)] + \
              [random_batch(rng, batch, model.output_shape) for _ in model.sources]
     feed = model.feed_paired(paired)
@@ -304,10 +296,9 @@ def test_feed_helpers_reject_wrong_inputs():
             {model.unpaired_mixture, model.unpaired_sources["voice"]}
         with pytest.raises(ValueError, match="unknown source"):
             model.feed_unpaired(np.zeros(1), {"drums": np.zeros(1)})
-    with pytest.raises(ValueError, match="lam"):
-        config = small_config()
-        del config["lam"]
-        build_training_graph(config, semi_supervised=False)
+    # The typed configuration always holds lam; a value the graph cannot use is refused by name.
+    with pytest.raises(ValueError, match="model_config.lam"):
+        build_training_graph(small_config(lam=-1), semi_supervised=False)
 
 
 def test_save_then_restore_gives_identical_outputs(tmp_path):

@@ -26,11 +26,13 @@ import tensorflow as tf
 
 from common import Checkpoints
 from common import Precision
-from evaluation import ModelFolder
+from common import Utils
+from common.Config import ModelConfig
 from evaluation import Separation
 from Models.TrainingGraph import build_training_graph
 from Models.WGAN_Critic import Critic, gradient_penalty
-from test_models import random_batch, semi_supervised_feed, session, small_config
+from small_config import small_config
+from test_models import random_batch, semi_supervised_feed, session
 from tiny_model import TINY_CONFIG
 
 tf.compat.v1.disable_eager_execution()
@@ -75,7 +77,7 @@ def test_a_bad_precision_is_a_clear_error_naming_the_setting(value):
 
 def test_the_default_is_the_papers_float32():
     assert Precision.check_precision(None) == "float32"
-    assert Precision.config_policy({}) == Precision.FLOAT32
+    assert Precision.machine_policy(ModelConfig().precision) == Precision.FLOAT32
     assert Precision.choose_policy("float32", gpus=[{"compute_capability": (9, 0)}], cpu_flags={"amx_bf16"}) \
         == Precision.FLOAT32
 
@@ -100,7 +102,7 @@ def test_the_choice_follows_the_device(gpus, flags, onednn, dtype, loss_scaling)
 def test_a_cpu_without_bfloat16_warns_naming_the_missing_flags_then_computes_in_float32(fake_machine, caplog):
     fake_machine({"avx2", "avx512f"})
     with caplog.at_level(logging.WARNING, logger="common.Precision"):
-        policy = Precision.config_policy({"precision": "mixed"})
+        policy = Precision.machine_policy("mixed")
     assert policy.compute_dtype == "float32" and policy.precision == "mixed"
     warning = " ".join(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
     assert "avx512_bf16" in warning and "amx_bf16" in warning and "float32" in warning
@@ -113,7 +115,7 @@ def test_a_cpu_without_bfloat16_warns_naming_the_missing_flags_then_computes_in_
 def test_a_cpu_with_bfloat16_chooses_it_without_a_warning(fake_machine, caplog):
     fake_machine({"avx512f", "avx512_bf16"})
     with caplog.at_level(logging.WARNING, logger="common.Precision"):
-        assert Precision.config_policy({"precision": "mixed"}).compute_dtype == "bfloat16"
+        assert Precision.machine_policy("mixed").compute_dtype == "bfloat16"
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
@@ -259,11 +261,8 @@ def test_loss_scaling_skips_a_non_finite_step_halves_the_scale_and_grows_it_afte
 # --- Saving, restoring and the Separator ---------------------------------------------------------
 
 def separator_config(**changes):
-    """small_config plus what Separation.Separator needs (16 x 8 outputs for 16 frequency bins)."""
-    config = small_config(**changes)
-    config.update({key: TINY_CONFIG[key] for key in ("expected_sr", "mono_downmix", "num_fft", "num_hop")})
-    config.update(num_fft=30, num_hop=15)  # 16 frequency bins
-    return config
+    """small_config, whose 16 x 8 outputs suit its 16 frequency bins, as Separation.Separator needs."""
+    return small_config(**changes)
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +294,7 @@ def test_the_separator_reads_mixed_from_model_config_json(mixed_model, fake_mach
     with open(os.path.join(folder, Checkpoints.MODEL_CONFIG_FILE), encoding="utf-8") as handle:
         assert json.load(handle)["precision"] == "mixed"
     with Separation.Separator(folder) as separator:
-        assert separator.policy.compute_dtype == "bfloat16" and separator.model_config["precision"] == "mixed"
+        assert separator.policy.compute_dtype == "bfloat16" and separator.model_config.precision == "mixed"
         assert ops_of_dtype(separator._graph, tf.bfloat16, HEAVY_OPS)
         outputs = separator.predict(batch)
     for name in expected:  # the same bfloat16 network (kernels may sum in another order)
@@ -306,7 +305,7 @@ def test_the_separator_precision_argument_overrides_model_config_json(mixed_mode
     fake_machine({"avx512f", "avx512_bf16"})
     folder, batch, mixed = mixed_model
     with Separation.Separator(folder, precision="float32") as separator:
-        assert separator.policy == Precision.FLOAT32 and separator.model_config["precision"] == "float32"
+        assert separator.policy == Precision.FLOAT32 and separator.model_config.precision == "float32"
         assert not ops_of_dtype(separator._graph, tf.bfloat16)
         reference = separator.predict(batch)
     for name in mixed:
@@ -314,9 +313,9 @@ def test_the_separator_precision_argument_overrides_model_config_json(mixed_mode
     # A folder written before the setting existed is float32; it can be separated in mixed precision.
     old = str(tmp_path / "old")
     shutil.copytree(folder, old)
-    config = ModelFolder.load_model_config(old)
-    del config["precision"]
-    Checkpoints.write_model_config(old, config)
+    values = Checkpoints.read_model_config(old).to_dict()
+    del values["precision"]
+    Utils.atomic_write_json(os.path.join(old, Checkpoints.MODEL_CONFIG_FILE), values)
     with Separation.Separator(old) as separator:
         assert separator.policy == Precision.FLOAT32
     with Separation.Separator(old, precision="mixed") as separator:
@@ -328,12 +327,12 @@ def test_the_separator_precision_argument_overrides_model_config_json(mixed_mode
 def test_training_refuses_a_bad_precision_before_writing_model_config_json(tmp_path):
     import Training
 
-    config = dict(small_config(precision="fp8"), model_base_dir=str(tmp_path / "checkpoints"),
-                  log_dir=str(tmp_path / "logs"))
+    folders = {"model_base_dir": str(tmp_path / "checkpoints"), "log_dir": str(tmp_path / "logs")}
     with pytest.raises(Training.UsageError, match=r"model_config\.precision"):
-        Training.optimise("sup", {}, config, experiment_id="x", seed=1, patience=1, max_epochs=1)
-    assert not os.path.exists(tmp_path / "checkpoints")
-    assert Training.ex.configurations[0]()["model_config"]["precision"] == "float32"
+        Training.ex.run("main", config_updates={"model_config": dict(folders, precision="fp8"), "use_demo": True,
+                                                "cache_dir": str(tmp_path / "cache")})
+    assert not os.path.exists(tmp_path / "checkpoints") and not os.path.exists(tmp_path / "cache")
+    assert Training.config()["model_config"]["precision"] == "float32"
 
 
 def test_the_separate_command_takes_eval_precision_over_the_checkpoints(mixed_model, fake_machine, tmp_path,
@@ -344,7 +343,7 @@ def test_the_separate_command_takes_eval_precision_over_the_checkpoints(mixed_mo
     fake_machine({"avx512f", "avx512_bf16"})
     folder = mixed_model[0]
     song = write_wav(tmp_path / "song.wav", 0.1 * np.random.default_rng(0).standard_normal(4000),
-                     TINY_CONFIG["expected_sr"])
+                     TINY_CONFIG.signal.expected_sr)
     settings = {"model_path": folder, "input_path": song, "output_dir": str(tmp_path / "out")}
     with caplog.at_level(logging.INFO, logger="common.Precision"):
         Training.ex.run("separate", config_updates=dict(settings, eval_precision="float32"))

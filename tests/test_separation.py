@@ -24,8 +24,8 @@ def test_chunk_starts_cover_the_song_with_the_last_chunk_at_the_end(frames, expe
 @pytest.mark.parametrize("num_fft", [128, 100])  # F_out - F = 1 and 15 frequency rows
 @pytest.mark.parametrize("num_frames", [1, 5, 18, 36, 40, 101])
 def test_identity_separator_reconstructs_every_frame(num_frames, num_fft):
-    config = dict(TINY_CONFIG, num_fft=num_fft)
-    input_shape, output_shape = Separation.network_shapes(config)
+    config = TINY_CONFIG.replace(num_fft=num_fft)
+    input_shape, output_shape = config.network.input_shape, config.network.output_shape
     magnitude = np.random.default_rng(num_frames).random((num_fft // 2 + 1, num_frames)).astype(np.float32) + 0.1
     batches = []
     predict = identity_predict(output_shape)
@@ -43,7 +43,7 @@ def test_identity_separator_reconstructs_every_frame(num_frames, num_fft):
 
 
 def test_context_frames_are_zero_at_the_song_edges():
-    input_shape, output_shape = Separation.network_shapes(TINY_CONFIG)
+    input_shape, output_shape = TINY_CONFIG.network.input_shape, TINY_CONFIG.network.output_shape
     seen = []
 
     def predict(batch):
@@ -58,7 +58,7 @@ def test_context_frames_are_zero_at_the_song_edges():
 
 @pytest.mark.parametrize("length", [300, 8192 + 4097])
 def test_identity_separator_reconstructs_audio_of_odd_length(length):
-    _, output_shape = Separation.network_shapes(TINY_CONFIG)
+    output_shape = TINY_CONFIG.network.output_shape
     rng = np.random.default_rng(1)
     audio = (0.3 * np.sin(np.arange(length) * 0.05) + 0.05 * rng.standard_normal(length)).astype(np.float32)
 
@@ -82,7 +82,7 @@ def test_separator_restores_the_saved_weights(tiny_model):
         audio = np.asarray(signals(1.0)[0] + 0.001, np.float32)[:5001]
         separated = separator.separate(audio)
         spectrogram = separator.separate_spectrogram(np.ones((65, 30), np.float32))
-    for name in TINY_CONFIG["sources"]:
+    for name in TINY_CONFIG.network.sources:
         np.testing.assert_allclose(outputs[name], expected[name], rtol=1e-5, atol=1e-6)
         assert separated[name].shape == (5001,) and np.any(separated[name])
         assert spectrogram[name].shape == (65, 30)
@@ -95,7 +95,7 @@ def test_missing_model_parts_give_clear_errors(tmp_path, tiny_model):
         Separation.Separator(str(tmp_path / "nowhere"))
     no_checkpoint = tmp_path / "no_checkpoint"
     no_checkpoint.mkdir()
-    Utils.atomic_write_json(str(no_checkpoint / "model_config.json"), TINY_CONFIG)
+    Utils.atomic_write_json(str(no_checkpoint / "model_config.json"), TINY_CONFIG.to_dict())
     with pytest.raises(FileNotFoundError, match="no TensorFlow checkpoint"):
         Separation.Separator(str(no_checkpoint))
     no_config = tmp_path / "no_config"
@@ -114,7 +114,7 @@ def test_checkpoint_of_another_architecture_is_reported(tmp_path, tiny_model):
     for name in os.listdir(tiny_model[0]):
         with open(os.path.join(tiny_model[0], name), "rb") as source, open(folder / name, "wb") as target:
             target.write(source.read())
-    Utils.atomic_write_json(str(folder / "model_config.json"), dict(TINY_CONFIG, num_initial_filters=8))
+    Utils.atomic_write_json(str(folder / "model_config.json"), TINY_CONFIG.replace(num_initial_filters=8).to_dict())
     with pytest.raises(ValueError, match="does not match its model_config.json"):
         Separation.Separator(str(folder))
 

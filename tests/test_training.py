@@ -1,4 +1,5 @@
-"""Training.py: phases, early stopping, checkpoints, resume, NaN guard, TensorBoard, the CLI."""
+"""The trainer (experiment/Trainer.py) and Training.py: phases, early stopping, checkpoints, resume,
+NaN guard, TensorBoard, the CLI."""
 
 import contextlib
 import glob
@@ -19,14 +20,15 @@ import soundfile
 import tensorflow as tf
 
 from common import Checkpoints
-from databases import DemoDatabase
-from evaluation import ModelFolder
-import Training
-from experiment import TrainingData
 from common import Utils
-from Models.Unet import shapes_for_config
+from databases import DemoDatabase
+from experiment import Trainer
+from experiment.Settings import PhaseSettings
+from experiment.TrainingData import TrainingData
+import Training
 from Sample import Sample
 from conftest import ROOT, process_gone, wait_until, write_wav
+from small_config import small_config
 
 tf.compat.v1.disable_eager_execution()
 
@@ -34,16 +36,11 @@ SR = 8192
 
 
 def tiny_model_config(tmp_path, **changes):
-    """A model small enough to train a few steps in a second or two."""
-    config = dict(
-        model_base_dir=str(tmp_path / "checkpoints"), log_dir=str(tmp_path / "logs"),
-        sources=["accompaniment", "voice"], batch_size=2, alpha=0.001, beta=0.001, lam=10,
-        init_disc_lr=1e-3, init_sup_sep_lr=1e-3, init_unsup_sep_lr=1e-3, epoch_it=2, num_disc=1,
-        num_frames=8, num_freqs=32, num_fft=64, num_hop=32, expected_sr=SR, mono_downmix=True,
-        cache_size=4, num_workers=0, duration=1.0, min_replacement_rate=1, num_layers=2,
-        num_initial_filters=4, critic_initial_filters=4, critic_dense_units=4)
-    config.update(changes)
-    return config
+    """A model small enough to train a few steps in a second or two (epoch_it=2, num_disc=1)."""
+    settings = dict(model_base_dir=str(tmp_path / "checkpoints"), log_dir=str(tmp_path / "logs"), expected_sr=SR,
+                    init_disc_lr=1e-3, init_sup_sep_lr=1e-3, init_unsup_sep_lr=1e-3, num_freqs=32, num_fft=64,
+                    num_hop=32, critic_dense_units=4)
+    return small_config(**dict(settings, **changes))
 
 
 def make_song(folder, index, seconds=2.0):
@@ -69,9 +66,10 @@ class FakePairedGenerator:
     ``on_failure()`` and returns a batch whose first source is +inf."""
 
     def __init__(self, model_config, fail_at=None, error=None, on_failure=None):
-        (self.f_in, self.t_in), (self.f_out, self.t_out) = shapes_for_config(model_config)
-        self.batch = model_config["batch_size"]
-        self.sources = len(model_config["sources"])
+        (self.f_in, self.t_in), (self.f_out, self.t_out) = (model_config.network.input_shape,
+                                                            model_config.network.output_shape)
+        self.batch = model_config.training.batch_size
+        self.sources = len(model_config.network.sources)
         self.fail_at, self.error, self.on_failure, self.calls = fail_at, error, on_failure, 0
         self.rng = np.random.default_rng(0)
 
@@ -105,15 +103,17 @@ def set_learning_rate_to_nan():
 
 def use_fake_generator(monkeypatch, generator):
     @contextlib.contextmanager
-    def fake(dataset, model_config, semi_supervised, seed, magnitudes=None):
+    def fake(data, model_config, semi_supervised, seed):
         yield generator, None, []
 
     monkeypatch.setattr(TrainingData, "batch_generators", fake)
 
 
-def run_phase(phase, dataset, model_config, experiment_id="exp", seed=1, max_epochs=3, **kwargs):
-    return Training.optimise(phase, dataset, model_config, experiment_id=experiment_id, seed=seed,
-                             patience=10, max_epochs=max_epochs, summary_every=1, image_every=2, **kwargs)
+def run_phase(phase, dataset, model_config, experiment_id="exp", seed=1, max_epochs=3, deterministic=False,
+              **kwargs):
+    settings = PhaseSettings(experiment_id=experiment_id, seed=seed, patience=10, max_epochs=max_epochs,
+                             summary_every=1, image_every=2, deterministic=deterministic)
+    return Trainer.optimise(phase, TrainingData(dataset), model_config, settings, **kwargs)
 
 
 @pytest.mark.parametrize("failure, named", [(None, "supervised_loss"),
@@ -125,16 +125,26 @@ def test_a_non_finite_loss_or_weight_stops_the_phase_naming_it_and_the_step_and_
     state = run_phase("sup", tiny_dataset, config)
     assert state.finished and named in state.stop_reason and "step 4" in state.stop_reason
     assert "step 4" in caplog.text and "last good checkpoint" in caplog.text
-    folder = Checkpoints.phase_folder(config["model_base_dir"], "exp", "sup")
+    folder = Checkpoints.phase_folder(config.folders.model_base_dir, "exp", "sup")
     assert tf.train.latest_checkpoint(folder).endswith("model-4")
     assert state.epoch == 2 and state.best_checkpoint is not None and np.isfinite(state.test_loss)
 
 
-def test_non_finite_critic_weights_stop_the_semi_supervised_phase(tmp_path, tiny_dataset):
-    config = tiny_model_config(tmp_path, init_disc_lr=float("nan"))
+def test_non_finite_critic_weights_stop_the_semi_supervised_phase(tmp_path, tiny_dataset, monkeypatch):
+    # A NaN learning rate is refused by the configuration, so it is set after the graph is built.
+    with pytest.raises(ValueError, match="model_config.init_disc_lr"):
+        tiny_model_config(tmp_path, init_disc_lr=float("nan"))
+    config = tiny_model_config(tmp_path)
+    restore_or_initialise = Trainer.Trainer.restore_or_initialise
+
+    def then_a_nan_critic_learning_rate(trainer):
+        restore_or_initialise(trainer)
+        trainer.graph.disc_lr.load(float("nan"), trainer.session)
+
+    monkeypatch.setattr(Trainer.Trainer, "restore_or_initialise", then_a_nan_critic_learning_rate)
     with pytest.raises(RuntimeError, match="before any epoch finished"):
         run_phase("semisup", tiny_dataset, config, max_epochs=1)
-    state = Checkpoints.PhaseState.load(Checkpoints.phase_folder(config["model_base_dir"], "exp", "semisup"),
+    state = Checkpoints.PhaseState.load(Checkpoints.phase_folder(config.folders.model_base_dir, "exp", "semisup"),
                                         "semisup")
     assert state.finished and "critics' weights" in state.stop_reason and "step 0" in state.stop_reason
 
@@ -145,7 +155,7 @@ def test_interrupt_saves_a_checkpoint_and_resume_continues_the_step_counter(tmp_
     use_fake_generator(monkeypatch, FakePairedGenerator(config, fail_at=5, error=KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         run_phase("sup", tiny_dataset, config, max_epochs=2)
-    folder = Checkpoints.phase_folder(config["model_base_dir"], "exp", "sup")
+    folder = Checkpoints.phase_folder(config.folders.model_base_dir, "exp", "sup")
     assert tf.train.latest_checkpoint(folder).endswith("model-4")
     interrupted = Checkpoints.PhaseState.load(folder, "sup")
     assert interrupted.epoch == 1 and interrupted.epoch_start_step == 3 and not interrupted.finished
@@ -167,7 +177,7 @@ def interrupted_run(tmp_path, dataset, monkeypatch):
     use_fake_generator(monkeypatch, FakePairedGenerator(config, fail_at=6, error=KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         run_phase("sup", dataset, config, max_epochs=3)
-    folder = Checkpoints.phase_folder(config["model_base_dir"], "exp", "sup")
+    folder = Checkpoints.phase_folder(config.folders.model_base_dir, "exp", "sup")
     assert tf.train.get_checkpoint_state(folder).all_model_checkpoint_paths[-2:] == [
         os.path.join(folder, "model-4"), os.path.join(folder, "model-5")]
     return config, folder
@@ -259,8 +269,8 @@ def test_semi_supervised_phase_trains_critics_and_writes_tensorboard_summaries(t
     state = run_phase("semisup", tiny_dataset, config, max_epochs=1)
     assert state.finished and state.epoch == 1 and np.isfinite(state.test_loss)
     best = os.path.dirname(state.best_checkpoint)
-    assert ModelFolder.load_model_config(best)["sources"] == ["accompaniment", "voice"]
-    tags = summary_tags(config["log_dir"])
+    assert Checkpoints.read_model_config(best).network.sources == ("accompaniment", "voice")
+    tags = summary_tags(config.folders.log_dir)
     expected = {"supervised_loss", "L_u", "additive_penalty", "unsupervised_loss", "separator_loss",
                 "learning_rate/separator", "learning_rate/critics", "valid_loss", "test_loss",
                 "critic_loss/voice", "wasserstein/accompaniment", "gradient_penalty/voice",
@@ -419,8 +429,8 @@ def test_critic_warmup_updates_the_critics_before_the_first_separator_step(tmp_p
     calls = []
 
     @contextlib.contextmanager
-    def counting(*args, **kwargs):
-        with real(*args, **kwargs) as (paired, mixtures, sources):
+    def counting(data, *args, **kwargs):
+        with real(data, *args, **kwargs) as (paired, mixtures, sources):
             get_batch = mixtures.get_batch
 
             def counted():

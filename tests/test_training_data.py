@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 
 from conftest import centre_crop
-from experiment import TrainingData
+from experiment.TrainingData import TrainingData
+from small_config import small_config
 from songs import chirp_song
 
-TINY = dict(sources=["accompaniment", "voice"], batch_size=8, num_frames=8, num_freqs=128, num_fft=256, num_hop=128,
-            expected_sr=8192, mono_downmix=True, cache_size=8, num_workers=0, duration=1.0,
-            min_replacement_rate=4, num_layers=2, num_initial_filters=4)
+TINY = dict(batch_size=8, num_freqs=128, num_fft=256, num_hop=128, cache_size=8, min_replacement_rate=4)
 
 
 @pytest.mark.parametrize("scale_mixtures", [True, False])
@@ -21,8 +20,8 @@ def test_unpaired_mixtures_and_real_sources_get_the_same_random_gain_so_level_te
     songs = [chirp_song(tmp_path, f"song{index}", 2.0) for index in range(3)]
     files = [song[0] for song in songs]
     dataset = {"train_sup": songs, "train_unsup": [files, files, files]}
-    config = dict(TINY, scale_unpaired_mixtures=scale_mixtures)
-    with TrainingData.batch_generators(dataset, config, semi_supervised=True, seed=[1, 0]) as (_, mixtures, sources):
+    config = small_config(**TINY, scale_unpaired_mixtures=scale_mixtures)
+    with TrainingData(dataset).batch_generators(config, semi_supervised=True, seed=[1, 0]) as (_, mixtures, sources):
         output_shape = sources[1].shape
         estimate_levels, real_levels = [], []
         for _ in range(40):

@@ -7,20 +7,18 @@ import numpy as np
 import tensorflow as tf
 
 import Input
+from common import Checkpoints
 from evaluation import Metrics
-from evaluation import Separation
-from common import Utils
 from Models import Inference
 from Models.Unet import Unet
 from Sample import Sample
 from conftest import centre_crop, write_wav
+from small_config import small_config
 
 tf.compat.v1.disable_eager_execution()
 
 SR = 8192
-TINY_CONFIG = {"sources": ["accompaniment", "voice"], "expected_sr": SR, "mono_downmix": True,
-               "num_fft": 128, "num_hop": 64, "num_layers": 2, "num_initial_filters": 4,
-               "num_frames": 16, "num_freqs": 64}
+TINY_CONFIG = small_config(expected_sr=SR, num_fft=128, num_hop=64, num_frames=16, num_freqs=64)
 
 
 def identity_predict(output_shape):
@@ -60,12 +58,12 @@ def save_tiny_model(folder):
     Returns:
         ``(folder, batch, outputs)``: the folder, a fixed input batch and the network's outputs for it.
     """
-    input_shape, _ = Separation.network_shapes(TINY_CONFIG)
+    input_shape = TINY_CONFIG.network.input_shape
     batch = np.random.default_rng(0).random((3,) + tuple(input_shape) + (1,)).astype(np.float32)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
-        inference = Inference.build_inference(Unet(2, 4, TINY_CONFIG["sources"]), input_shape, reuse=False,
+        inference = Inference.build_inference(Unet(2, 4, TINY_CONFIG.network.sources), input_shape, reuse=False,
                                               name="mixture")
         mixture, outputs = inference.mixture, inference.estimates
         with tf.compat.v1.variable_scope("critic_voice"):  # not restored by Evaluate
@@ -79,7 +77,7 @@ def save_tiny_model(folder):
             session.run(raise_biases)
             expected = session.run(outputs, {mixture: batch})
             tf.compat.v1.train.Saver().save(session, os.path.join(folder, "model"), global_step=7)
-    Utils.atomic_write_json(os.path.join(folder, "model_config.json"), TINY_CONFIG)
+    Checkpoints.write_model_config(folder, TINY_CONFIG)
     return folder, batch, expected
 
 
