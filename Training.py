@@ -23,10 +23,10 @@ import os
 import sys
 import time
 
-from common import Utils
+from common import TensorFlowSetup, Utils
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 Utils.use_fast_cpu_kernels()
+TensorFlowSetup.import_tensorflow()  # its start-up lines once, and only at TF_CPP_MIN_LOG_LEVEL=0
 
 import numpy as np
 import tensorflow as tf
@@ -322,7 +322,7 @@ def open_session(deterministic):
     """A session that lets TensorFlow place ops on whatever device is there."""
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    session_config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+    session_config = TensorFlowSetup.session_config(allow_soft_placement=True)
     session_config.gpu_options.allow_growth = True
     return tf.compat.v1.Session(config=session_config)
 

@@ -1,2 +1,3 @@
 """Helpers every layer may use: atomic files and logging (Utils), checkpoint folders
-(Checkpoints) and the numeric precision policy (Precision)."""
+(Checkpoints), the numeric precision policy (Precision) and a quiet TensorFlow set-up
+(TensorFlowSetup: start-up log lines, sessions without a CUDA probe on machines without a GPU)."""

@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from common import Utils
+from common import TensorFlowSetup, Utils
 from common.Checkpoints import MODEL_CONFIG_FILE
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
@@ -270,7 +270,7 @@ class Separator:
             variables = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, scope=SEPARATOR_SCOPE)
             _check_checkpoint_variables(self.checkpoint, variables)
             saver = tf.compat.v1.train.Saver(var_list=variables)
-            self._session = tf.compat.v1.Session(graph=self._graph)
+            self._session = tf.compat.v1.Session(graph=self._graph, config=TensorFlowSetup.session_config())
             try:  # inside the graph context so restoring works whether or not eager execution is on
                 saver.restore(self._session, self.checkpoint)
             except tf.errors.OpError as error:
