@@ -34,13 +34,14 @@ import time
 from common import TensorFlowSetup, Utils
 
 Utils.use_fast_cpu_kernels()
+Utils.plain_numba_errors()
 TensorFlowSetup.import_tensorflow()  # its start-up lines once, and only at TF_CPP_MIN_LOG_LEVEL=0
 
 import numpy as np
 import tensorflow as tf
 from sacred import SETTINGS, Experiment
 from sacred.observers import FileStorageObserver
-from sacred.utils import SacredError, apply_backspaces_and_linefeeds
+from sacred.utils import SacredError
 from tqdm import tqdm
 
 from pipeline import AudioCache
@@ -66,7 +67,7 @@ PHASES = {"sup": "supervised", "semisup": "semi-supervised"}
 SETTINGS.CAPTURE_MODE = "sys"
 ex = Experiment("Adversarial_Source_Separation", save_git_info=False)
 ex.logger = Utils.setup_logging()
-ex.captured_out_filter = apply_backspaces_and_linefeeds  # keep progress bars out of cout.txt
+ex.captured_out_filter = Utils.CapturedOutputFilter()  # cout.txt: the log and printed lines, no bars
 
 
 class UsageError(SacredError):
