@@ -123,8 +123,9 @@ def _stderr_descriptor_filtered(min_level: int) -> Iterator[None]:
         return
     python_stderr = sys.stderr
     if _writes_to_descriptor_2(python_stderr):
-        sys.stderr = open(saved, "w", buffering=1, encoding=python_stderr.encoding,  # noqa: SIM115
-                          errors=python_stderr.errors, closefd=False)
+        sys.stderr = open(saved, "w", buffering=1, closefd=False,  # noqa: SIM115
+                          encoding=getattr(python_stderr, "encoding", None) or "utf-8",
+                          errors=getattr(python_stderr, "errors", None) or "backslashreplace")
     os.dup2(child.stdin.fileno(), 2)
     try:
         yield
@@ -134,7 +135,8 @@ def _stderr_descriptor_filtered(min_level: int) -> Iterator[None]:
             sys.stderr.close()
             sys.stderr = python_stderr
         child.stdin.close()
-        child.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a process started meanwhile holds the pipe
+            child.wait(timeout=10)
         os.close(saved)
 
 
