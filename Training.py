@@ -1,35 +1,47 @@
-"""The paper's experiment: supervised, then semi-supervised adversarial training, then BSS Eval.
+"""Adversarial semi-supervised singing voice separation (Stoller, Ewert & Dixon, ICASSP 2018).
 
-Stoller, Ewert & Dixon, "Adversarial semi-supervised audio source separation applied to
-singing voice extraction", ICASSP 2018. Run ``python Training.py`` (after pointing the
-dataset XMLs or ``dataset_roots`` at your data) or ``python Training.py with demo``.
+The paper's experiment: supervised training, then semi-supervised adversarial training, then
+BSS Eval of both models on the test songs. Settings follow "with", as key=value pairs or the
+name of a preset such as demo; print_config lists them all with a description.
 
-Commands (sacred):
-    python Training.py [with key=value ...]        the whole experiment
-    python Training.py datasets [with ...]          partition sizes per database
-    python Training.py evaluate with model_path=…   BSS Eval of one checkpoint folder
-    python Training.py separate with model_path=… input_path=… output_dir=…
-    python Training.py print_config [with ...]      the resolved configuration
+Examples:
+  python Training.py with demo
+      the whole experiment on the built-in demo database, in minutes on a CPU
+  python Training.py with dataset_roots.DSD100=/data/DSD100 dataset_roots.MedleyDB=/data/MedleyDB
+                          dataset_roots.CCMixter=/data/CCMixter dataset_roots.iKala=/data/iKala
+      the whole experiment on your copies of the four databases
+  python Training.py datasets with demo
+      songs and hours of audio per partition and database
+  python Training.py with resume=runs/1
+      continue an interrupted run (add the settings it was started with)
+  python Training.py evaluate with model_path=checkpoints/EXPERIMENT_ID_semisup/best
+      BSS Eval of one trained model on the test songs
+  python Training.py separate with model_path=checkpoints/EXPERIMENT_ID_semisup/best
+                                   input_path=song.mp3 output_dir=separated
+      one WAV per source for a song, or for every song in a folder
+  python Training.py print_config with demo
+      every setting, its value and what it does
 
-This file is the sacred experiment: its configuration (``model_config`` is common/Config.py's
-``ModelConfig``, whose fields hold each key's default and description), the named configs and
-thin commands. The method lives in the library: experiment/Trainer.py (one phase: critic
-updates, separator updates, epochs, early stopping) and experiment/Experiment.py (both phases,
-then BSS Eval), which tests and benchmarks call without sacred.
+TensorFlow's own start-up and information messages are hidden; TF_CPP_MIN_LOG_LEVEL=0 shows them.
+
+This file holds the sacred experiment: its settings, the presets and thin commands. The method
+lives in the library, which tests and benchmarks call without sacred: experiment/Trainer.py
+(one phase: critic updates, separator updates, epochs, early stopping), experiment/Experiment.py
+(both phases, then BSS Eval) and common/Config.py (every model_config key, checked once).
 """
 
 import contextlib
 import dataclasses
 import logging
 import os
-import sys
 import time
 from typing import Callable, Dict, Iterator, Mapping, Optional
 
-from common import Utils
+from common import TensorFlowSetup, Utils
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 Utils.use_fast_cpu_kernels()
+Utils.plain_numba_errors()
+TensorFlowSetup.import_tensorflow()  # its start-up lines once, and only at TF_CPP_MIN_LOG_LEVEL=0
 
 import numpy as np
 import tensorflow as tf
@@ -37,7 +49,7 @@ from sacred import SETTINGS, Experiment
 from sacred.config.config_scope import ConfigScope
 from sacred.config.config_summary import ConfigSummary
 from sacred.observers import FileStorageObserver
-from sacred.utils import SacredError, apply_backspaces_and_linefeeds
+from sacred.utils import SacredError
 
 from common import Checkpoints
 from common import Config
@@ -60,7 +72,7 @@ DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18")
 SETTINGS.CAPTURE_MODE = "sys"
 ex = Experiment("Adversarial_Source_Separation", save_git_info=False)
 ex.logger = Utils.setup_logging()
-ex.captured_out_filter = apply_backspaces_and_linefeeds  # keep progress bars out of cout.txt
+ex.captured_out_filter = Utils.CapturedOutputFilter()  # cout.txt: the log and printed lines, no bars
 
 
 class UsageError(SacredError):
@@ -313,7 +325,7 @@ def main(_run, _config):
                for name, state in states.items()}}
 
 
-@ex.command
+@ex.command(unobserved=True)  # prints only; nothing to record
 def datasets(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config, custom_dataset,
              use_demo, demo_database, seed):
     """Print the number of songs and hours of audio per partition and database."""
@@ -344,7 +356,7 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
     print(save_results({name: rows}, out_dir, _run, partition))
 
 
-@ex.command
+@ex.command(unobserved=True)  # prints only; nothing to record
 def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, eval_precision, seed):
     """Separate an audio file, or every audio file in a folder, into one WAV per source."""
     prepare(seed)
@@ -360,6 +372,6 @@ def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, eva
 
 
 if __name__ == "__main__":
-    if not any(command in sys.argv[1:2] for command in ("datasets", "separate", "print_config")):
-        ex.observers.append(FileStorageObserver(os.environ.get("SACRED_RUNS_DIR", "runs")))
+    # main and evaluate record to runs/<id>; sacred leaves the unobserved commands unrecorded.
+    ex.observers.append(FileStorageObserver(os.environ.get("SACRED_RUNS_DIR", "runs")))
     ex.run_commandline()

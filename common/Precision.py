@@ -51,6 +51,8 @@ import logging
 import os
 from typing import Iterable, Mapping, Optional, Sequence
 
+from common import TensorFlowSetup
+
 LOGGER = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "mixed")
@@ -177,6 +179,8 @@ def visible_gpus() -> list:
     """``[{"device_name", "compute_capability"}]`` of TensorFlow's visible GPUs (empty on CPU-only builds)."""
     import tensorflow as tf
 
+    if TensorFlowSetup.no_cuda_driver():  # asking would only log "failed call to cuInit"
+        return []
     gpus = []
     for device in tf.config.list_physical_devices("GPU"):
         details = tf.config.experimental.get_device_details(device)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import multiprocessing
+import re
 import signal
 import stat
 import sys
@@ -98,20 +99,88 @@ def atomic_write_audio(path, audio, sample_rate, subtype="FLOAT"):
         soundfile.write(handle, np.asarray(audio), int(sample_rate), subtype=subtype, format=file_format)
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A plain ``StreamHandler()`` keeps the ``sys.stderr`` of the moment it was made; sacred's
+    output capture (mode "sys") swaps ``sys.stderr`` for a tee later, so records sent through
+    such a handler would never reach the run's ``cout.txt``.
+    """
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass  # always the current sys.stderr
+
+
 def setup_logging(level=logging.INFO):
     """Configure the root logger once with a concise ``time level name: message`` format.
+
+    The records go to the current ``sys.stderr`` (:class:`CurrentStderrHandler`), so sacred's
+    captured output ``runs/<id>/cout.txt`` holds them as well as the terminal.
 
     Returns:
         The root logger (sacred experiments use it as their logger).
     """
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler()
+        handler = CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
                                                datefmt="%H:%M:%S"))
         root.addHandler(handler)
     root.setLevel(level)
     return root
+
+
+_PROGRESS_BAR = re.compile(r"\d+%\|")  # tqdm: "desc:  40%|████      | 4/10 [00:01<00:01, 3.9step/s]"
+
+
+class CapturedOutputFilter:
+    """Sacred's captured-output filter: finished lines as the terminal finally shows them, no progress bars.
+
+    Sacred calls the filter at every heartbeat with all it returned before plus the output since,
+    and the file observer appends to ``cout.txt`` only what lies beyond the length written
+    before; so the text returned must only ever grow at its end. A line is therefore passed on
+    once it is finished (its newline has arrived), and never changed after. A progress bar
+    redraws its line after carriage returns and clears it with spaces when it closes: a line
+    holding a ``\\r`` keeps only the text after the last one (a log line printed where a bar
+    was) and is left out if that is blank or a bar.
+    """
+
+    def __init__(self):
+        self._returned = ""
+        self._unfinished = ""
+
+    def __call__(self, text: str) -> str:
+        """The filtered output so far, given what this filter returned last plus the new output."""
+        if text.startswith(self._returned):
+            new = text[len(self._returned):]
+        else:  # a new run of the experiment in this process: sacred starts again from ""
+            self._returned, self._unfinished, new = "", "", text
+        *lines, self._unfinished = (self._unfinished + new).split("\n")
+        for line in lines:
+            if "\r" in line:
+                line = line.rstrip("\r").rsplit("\r", 1)[-1]
+                if not line.strip() or _PROGRESS_BAR.search(line):
+                    continue
+            self._returned += line + "\n"
+        return self._returned
+
+
+def plain_numba_errors():
+    """Keep numba from colouring its error messages (unless the user chose); call before importing librosa.
+
+    Colouring calls ``colorama.init()`` whenever numba compiles (librosa's first STFT, during
+    a run), which binds colorama's exit handler to the stdout of that moment: sacred's capture,
+    closed by then, so every run in a terminal ended with an "Exception ignored" traceback.
+    """
+    os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
 
 
 def use_fast_cpu_kernels():

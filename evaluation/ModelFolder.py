@@ -12,7 +12,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Optional, Tuple
 
-from common import Utils
+from common import TensorFlowSetup, Utils
 from common.Checkpoints import MODEL_CONFIG_FILE, read_model_config
 from common.Config import ModelConfig
 
@@ -132,7 +132,7 @@ def restore_separator(model_path: str, precision: Optional[str] = None) -> Resto
         variables = Inference.separator_variables(graph, trainable_only=False)
         _check_checkpoint_variables(checkpoint, variables)
         saver = tf.compat.v1.train.Saver(var_list=variables)
-        session = tf.compat.v1.Session(graph=graph)
+        session = tf.compat.v1.Session(graph=graph, config=TensorFlowSetup.session_config())
         try:  # inside the graph context so restoring works whether or not eager execution is on
             saver.restore(session, checkpoint)
         except tf.errors.OpError as error:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from common import Checkpoints
 from common import Precision
+from common import TensorFlowSetup
 from common import Utils
 from common.Config import ModelConfig
 from experiment import Summaries
@@ -61,7 +62,7 @@ def open_session(deterministic: bool) -> tf.compat.v1.Session:
     """A session that lets TensorFlow place ops on whatever device is there."""
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    session_config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
+    session_config = TensorFlowSetup.session_config(allow_soft_placement=True)
     session_config.gpu_options.allow_growth = True
     return tf.compat.v1.Session(config=session_config)
 

@@ -308,6 +308,9 @@ def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_an
     with open(tmp_path / "runs" / "1" / "run.json") as handle:
         run = json.load(handle)
     assert run["status"] == "COMPLETED"
+    # The training log reaches sacred's record of the run as well as the terminal.
+    cout = (tmp_path / "runs" / "1" / "cout.txt").read_text()
+    assert "INFO Training: supervised epoch 1 (step 2)" in cout and "semi-supervised phase finished" in cout
     for phase in ("supervised", "semi-supervised"):
         assert np.isfinite(run["result"][phase]["test_loss"])
     results = tmp_path / "results" / "tiny"

@@ -1,11 +1,14 @@
-"""Utils.py: atomic writes keep the permissions any other tool would give a file."""
+"""Utils.py: atomic writes keep the permissions any other tool would give a file; logging follows sys.stderr."""
 
 import contextlib
+import io
+import logging
 import os
 import stat
 
 import numpy as np
 import pytest
+from tqdm import tqdm
 
 from common import Utils
 
@@ -62,3 +65,36 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
     with open(path) as handle:
         assert handle.read() == "old"
     assert os.listdir(tmp_path) == ["kept.txt"]
+
+
+def test_the_log_handler_writes_to_the_sys_stderr_of_the_moment(monkeypatch):
+    """Sacred (capture mode "sys") swaps sys.stderr after logging is set up: records must follow it
+    into the run's cout.txt."""
+    handler = Utils.CurrentStderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    captured = io.StringIO()
+    monkeypatch.setattr("sys.stderr", captured)
+    handler.emit(logging.LogRecord("Training", logging.INFO, __file__, 1, "epoch %d done", (3,), None))
+    assert captured.getvalue() == "INFO epoch 3 done\n"
+
+
+def test_captured_output_keeps_the_log_lines_and_leaves_progress_bars_out():
+    terminal = io.StringIO()
+    terminal.write("00:00:01 INFO Training: start\n")
+    for _ in tqdm(range(3), desc="epoch 1", file=terminal, leave=False, mininterval=0, disable=False):
+        pass
+    terminal.write("00:00:02 INFO Training: epoch 1 done\n")
+    for _ in tqdm(range(2), desc="Separating", file=terminal, mininterval=0, disable=False):  # leaves its bar
+        pass
+    terminal.write("table\n\n  indented\nunfinished")
+    text = terminal.getvalue()
+    assert text.count("%|") >= 5
+    expected = "00:00:01 INFO Training: start\n00:00:02 INFO Training: epoch 1 done\ntable\n\n  indented\n"
+    for cut in range(0, len(text), 7):  # sacred's heartbeats, at any point of the output
+        output_filter, captured, cout = Utils.CapturedOutputFilter(), "", ""
+        for chunk in (text[:cut], text[cut:cut + 40], text[cut + 40:]):
+            filtered = output_filter(captured + chunk)
+            assert filtered.startswith(captured), cut  # the file observer appends what is new
+            cout += filtered[len(cout):]
+            captured = filtered
+        assert cout == expected, cut
