@@ -38,6 +38,7 @@ from tqdm import tqdm
 from pipeline import AudioCache
 from common import Checkpoints
 from evaluation import Comparison
+from evaluation import Headline
 import Datasets
 import Evaluate
 import Input
@@ -506,19 +507,21 @@ def prepare(seed):
     np.random.seed(seed % 2 ** 32)
 
 
-def save_results(results_by_model, out_dir, run, partition="test"):
-    """Write result files, attach them to the sacred run and return the printed table.
+def save_results(results_by_model, out_dir, run, partition="test", gains=None, gain_metric="SDR"):
+    """Write result files, attach them to the sacred run and return the printed text (the short
+    table, the gain lines if ``gains``, and where the full table and the files are).
 
     The museval JSON (with BSS Eval v4) goes to ``<out_dir>/museval``; it is not attached
     (one file per song and model), ``run.info["museval_dir"]`` names the folder.
     """
     paths = Results.write_results(results_by_model, out_dir, museval_subset=partition)
-    for path in paths:
+    printed = Headline.write_headline(results_by_model, out_dir, gains, gain_metric)
+    for path in paths + printed.paths:
         run.add_artifact(path)
     run.info["results"] = Results.summarise(results_by_model)
     if os.path.isdir(Results.museval_dir(out_dir)):
         run.info["museval_dir"] = Results.museval_dir(out_dir)
-    return Results.format_results_table(results_by_model)
+    return printed.text
 
 
 @ex.main
@@ -567,14 +570,12 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
             results[name] = Evaluate.evaluate_model(os.path.dirname(state.best_checkpoint), dataset["test"],
                                                     num_workers=eval_workers, batch_size=eval_batch_size,
                                                     model_name=name, bss_eval=bss_eval)
-    table = save_results(results, os.path.join(results_dir, str(experiment_id)), _run)
     # The experiment's question, answered below its table: semi-supervised minus supervised per source
     # (SDR, the paper's; SDR_v4 if v3 is switched off).
     metric = Comparison.gain_metric(bss_eval)
     gains = Comparison.gain_table([results[PHASES["sup"]]], [results[PHASES["semisup"]]], metric)
     _run.info["sdr_gain"] = gains
-    print(table)
-    print(Comparison.format_gain_lines(gains, metric))
+    print(save_results(results, os.path.join(results_dir, str(experiment_id)), _run, gains=gains, gain_metric=metric))
     return {"experiment_id": str(experiment_id),
             "supervised": {"test_loss": sup.test_loss, "best_checkpoint": sup.best_checkpoint,
                            "epochs": sup.epoch},
