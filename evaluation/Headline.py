@@ -13,7 +13,7 @@ Written beside Results.py's files, in ``<results_dir>/<experiment_id>/``:
   (Comparison.gain_table: per database and source, mean difference per song and its crossed
   bootstrap interval); the text file holds the lines the experiment prints.
 - ``full_table.txt``: the long table of every metric (Results.format_results_table), which the
-  terminal no longer shows.
+  terminal leaves out.
 """
 
 import math
@@ -88,7 +88,7 @@ def headline_rows(results_by_model: Mapping[str, Sequence[dict]]) -> List[dict]:
 
 def _title(version: str) -> str:
     """What the headline table's numbers are, in two sentences."""
-    return (f"{VERSION_NOTES[version]}, in dB: mean and median over the songs where the metric is defined; "
+    return (f"{VERSION_NOTES[version]}. Mean and median in dB over the songs where the metric is defined; "
             "songs = defined/total (a silent reference leaves a metric undefined).")
 
 
