@@ -54,6 +54,7 @@ from sacred.utils import SacredError
 from common import Checkpoints
 from common import Config
 from evaluation import Comparison
+from evaluation import Headline
 from evaluation import Results
 from experiment import Settings
 from experiment.Experiment import run_experiment
@@ -267,19 +268,22 @@ def prepare(seed: int) -> None:
     np.random.seed(seed % 2 ** 32)
 
 
-def save_results(results_by_model: Dict[str, list], out_dir: str, run, partition: str = "test") -> str:
-    """Write result files, attach them to the sacred run and return the printed table.
+def save_results(results_by_model: Dict[str, list], out_dir: str, run, partition: str = "test",
+                 gains: Optional[list] = None, gain_metric: str = "SDR") -> str:
+    """Write result files, attach them to the sacred run and return the printed text (the short
+    table, the gain lines if ``gains``, and where the full table and the files are).
 
     The museval JSON (with BSS Eval v4) goes to ``<out_dir>/museval``; it is not attached
     (one file per song and model), ``run.info["museval_dir"]`` names the folder.
     """
     paths = Results.write_results(results_by_model, out_dir, museval_subset=partition)
-    for path in paths:
+    printed = Headline.write_headline(results_by_model, out_dir, gains, gain_metric)
+    for path in paths + printed.paths:
         run.add_artifact(path)
     run.info["results"] = Results.summarise(results_by_model)
     if os.path.isdir(Results.museval_dir(out_dir)):
         run.info["museval_dir"] = Results.museval_dir(out_dir)
-    return Results.format_results_table(results_by_model)
+    return printed.text
 
 
 DATASET_SETTINGS = ("dataset_xmls", "dataset_roots", "cache_dir", "dataset_pkl", "partition_config",
@@ -312,14 +316,13 @@ def main(_run, _config):
     with Utils.terminate_like_ctrl_c(), unusable_files_end_the_run():
         states, results = run_experiment(data, config, settings, _config["semisup_init"], _config["eval_workers"],
                                          _config["eval_batch_size"], bss_eval, phase_done=log_test_loss)
-    table = save_results(results, os.path.join(_config["results_dir"], settings.experiment_id), _run)
     # The experiment's question, answered below its table: semi-supervised minus supervised per source
     # (SDR, the paper's; SDR_v4 if v3 is switched off).
     metric = Comparison.gain_metric(bss_eval)
     gains = Comparison.gain_table([results["supervised"]], [results["semi-supervised"]], metric)
     _run.info["sdr_gain"] = gains
-    print(table)
-    print(Comparison.format_gain_lines(gains, metric))
+    print(save_results(results, os.path.join(_config["results_dir"], settings.experiment_id), _run,
+                       gains=gains, gain_metric=metric))
     return {"experiment_id": settings.experiment_id,
             **{name: {"test_loss": state.test_loss, "best_checkpoint": state.best_checkpoint, "epochs": state.epoch}
                for name, state in states.items()}}

@@ -190,12 +190,12 @@ def format_results_table(results_by_model: Mapping[str, Sequence[dict]],
             line += "  " + (_format_cell(row) if row else f"{'-':>{cell_width}}")
         lines.append(line)
     if any(metric in METRICS_V4 for metric in metrics):
-        lines += [""] + _v4_frame_lines(results_by_model)
+        lines += [""] + v4_frame_lines(results_by_model)
     return "\n".join(lines)
 
 
-def _v4_frame_lines(results_by_model):
-    """How the v4 values were made, and per model the undefined frames (left out of the medians)."""
+def v4_frame_lines(results_by_model: Mapping[str, Sequence[dict]]) -> List[str]:
+    """How the v4 values were made, and per model the undefined 1-s frames (left out of the medians)."""
     lines = [f"BSS Eval v4 (museval, SiSEC 2018): per song the median over its defined 1-s frames; {V4_NOTE}."]
     for model, rows in results_by_model.items():
         counted = [row for row in rows if "frames_v4" in row]
@@ -244,8 +244,8 @@ def write_results(results_by_model: Mapping[str, Sequence[dict]], out_dir: str,
     Utils.atomic_write_json(paths[0], {
         "columns": {name: text for name, text in COLUMN_DESCRIPTIONS.items()
                     if name in columns or name in SUMMARY_COLUMNS},
-        "per_song": [{key: _json_value(row.get(key, math.nan)) for key in columns} for row in per_song],
-        "summary": [{key: _json_value(row[key]) for key in SUMMARY_COLUMNS} for row in summary],
+        "per_song": [{key: json_value(row.get(key, math.nan)) for key in columns} for row in per_song],
+        "summary": [{key: json_value(row[key]) for key in SUMMARY_COLUMNS} for row in summary],
         "undefined_counts": _undefined_counts(summary)})
     _write_csv(paths[1], columns, per_song)
     _write_csv(paths[2], SUMMARY_COLUMNS, summary)
@@ -333,7 +333,7 @@ def _file_name(name):
     return name if name not in ("", ".", "..") else "_"
 
 
-def _json_value(value):
+def json_value(value: object) -> object:
     """JSON has no NaN or infinity: NaN (undefined) -> null, +-inf -> "inf" / "-inf"."""
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):

@@ -316,6 +316,10 @@ def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_an
     results = tmp_path / "results" / "tiny"
     for name in ("results.json", "per_song.csv", "summary.csv", "sdr_boxplot.png"):
         assert (results / name).is_file() and (tmp_path / "runs" / "1" / name).is_file()
+    for name in ("headline.md", "headline.tex", "gain.json", "gain.txt", "full_table.txt"):
+        assert (results / name).is_file() and (tmp_path / "runs" / "1" / name).is_file()
+    assert f"The full table of every metric is in {os.path.join('results', 'tiny', 'full_table.txt')}" in result.stdout
+    assert "NSDR" not in result.stdout  # the short table: SDR, SIR and SAR only
     assert "SDR" in result.stdout and "semi-supervised" in result.stdout
     # Below the table, the experiment's answer: one gain line per source with its song count.
     gain_lines = result.stdout.split("SDR gain of the semi-supervised over the supervised model")[1].splitlines()[1:]
@@ -325,6 +329,9 @@ def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_an
     with open(tmp_path / "runs" / "1" / "info.json") as handle:
         gains = json.load(handle)["sdr_gain"]
     assert [row["source"] for row in gains if row["database"] == "all"] == ["accompaniment", "voice"]
+    with open(results / "gain.json") as handle:
+        assert [(row["database"], row["source"]) for row in json.load(handle)["rows"]] == [
+            (row["database"], row["source"]) for row in gains]
 
     model = "checkpoints/tiny_semisup/best"
     evaluation = run_cli(["evaluate", "with", "demo", f"model_path={model}", "partition=valid"] + TINY_DEMO,
