@@ -506,6 +506,7 @@ def prepare(seed):
     np.random.seed(seed % 2 ** 32)
 
 
+@user_errors()  # a result file that cannot be written: one message (the table is logged first)
 def save_results(results_by_model, out_dir, run, partition="test"):
     """Write result files, attach them to the sacred run and return the printed table.
 
@@ -608,6 +609,7 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
         bss_eval = Evaluate.check_bss_eval(bss_eval)
         if eval_precision is not None:
             Precision.check_precision(eval_precision, setting="eval_precision")
+        Utils.check_writable(results_dir)  # before the model is loaded and the songs separated
         dataset = TrainingData.load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                                custom_dataset, use_demo, demo_database)
         rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,

@@ -42,11 +42,16 @@ def find_checkpoint(model_path: str) -> Tuple[str, str]:
 
     Raises:
         FileNotFoundError: naming the path and what is missing.
+        ValueError: ``model_path`` is a file that is not a checkpoint.
     """
     import tensorflow as tf
 
     model_path = os.fspath(model_path)
     is_prefix = not os.path.isdir(model_path) and os.path.isfile(model_path + ".index")
+    if os.path.exists(model_path) and not (os.path.isdir(model_path) or is_prefix):
+        raise ValueError(
+            f"Model path {model_path} is a file, not a checkpoint folder: pass a folder written by Training.py "
+            "(e.g. checkpoints/<id>_semisup/best) or a checkpoint prefix (e.g. checkpoints/<id>_sup/model-3000).")
     if not (os.path.isdir(model_path) or is_prefix):
         raise FileNotFoundError(
             f"Model path {model_path} does not exist: pass a checkpoint folder written by Training.py "
@@ -83,7 +88,8 @@ def load_model_config(folder: str) -> dict:
     """The ``model_config`` dict stored in ``<folder>/model_config.json``.
 
     Raises:
-        FileNotFoundError: the file is missing. ValueError: it is not valid JSON or lacks keys.
+        FileNotFoundError: the file is missing. ValueError: it is not UTF-8 JSON of an object, or lacks
+        keys (the message names the file).
     """
     path = os.path.join(folder, MODEL_CONFIG_FILE)
     if not os.path.isfile(path):
@@ -93,6 +99,12 @@ def load_model_config(folder: str) -> dict:
             model_config = json.load(handle)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); restore it from the training run.") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a JSON text file (byte {error.start} is not UTF-8: the file is damaged "
+                         "or not a model_config.json); restore it from the training run.") from error
+    if not isinstance(model_config, dict):
+        raise ValueError(f"{path} holds a JSON {type(model_config).__name__}, not the model_config object of a "
+                         "run; restore it from the training run.")
     required = ("sources", "expected_sr", "num_fft", "num_hop", "num_layers", "num_initial_filters",
                 "num_frames", "num_freqs")
     missing = [key for key in required if key not in model_config]
