@@ -14,9 +14,9 @@ import types
 import numpy as np
 import pytest
 import soundfile
+from conftest import ROOT, sine, wait_until, write_wav
 
 from common import Utils
-from conftest import ROOT, sine, wait_until, write_wav
 from evaluation import SeparateFiles
 
 

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from evaluation import Comparison
 import Training
+from evaluation import Comparison
 
 TINY_DEMO = {"use_demo": True, "eval_workers": 1, "partition_config": {"supervised_valid_songs": 1},
              "demo_database": {"song_seconds": 4, "ikala_clip_seconds": 4, "dsd_songs_per_split": 2,
@@ -68,8 +68,9 @@ def test_evaluate_names_an_unwritable_results_dir_before_the_work_and_keeps_the_
         tmp_path, tiny_model, monkeypatch, caplog):
     import errno
 
-    import Evaluate
     from tiny_model import fake_row
+
+    import Evaluate
 
     def no_evaluation(*args, **kwargs):
         raise AssertionError("evaluated although results_dir cannot be written")
