@@ -319,6 +319,10 @@ class _AudioreadReader:
                 self.sample_rate, self.channels = decoder.samplerate, decoder.channels
                 self.frames = int(round(decoder.duration * decoder.samplerate))
         except (audioread.DecodeError, EOFError, OSError, ValueError) as error:
+            from Sample import ffmpeg_is_installed, undecodable_reason
+
+            if ffmpeg_is_installed():  # then the file is at fault, not the set-up
+                raise UnreadableAudioError(path, undecodable_reason(path)) from error
             raise UnreadableAudioError(path, f"no installed decoder can read it ({error!r}); install ffmpeg "
                                              "or convert it to WAV/FLAC") from error
 

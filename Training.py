@@ -268,6 +268,7 @@ def prepare(seed: int) -> None:
     np.random.seed(seed % 2 ** 32)
 
 
+@user_errors()  # a result file that cannot be written: one message (the table is logged first)
 def save_results(results_by_model: Dict[str, list], out_dir: str, run, partition: str = "test",
                  gains: Optional[list] = None, gain_metric: str = "SDR") -> str:
     """Write result files, attach them to the sacred run and return the printed text (the short
@@ -350,6 +351,7 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
             raise ValueError("evaluate needs model_path=<checkpoint folder>, e.g. "
                              "python Training.py evaluate with model_path=checkpoints/<id>_sup/best")
         bss_eval = Evaluate.check_bss_eval(bss_eval)
+        Utils.check_writable(results_dir)  # before the model is loaded and the songs separated
         dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
                                custom_dataset, use_demo, demo_database)
         rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,

@@ -173,6 +173,9 @@ def read_model_config(folder: str) -> ModelConfig:
             values = json.load(handle)
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path} is not valid JSON ({error}); restore it from the training run.") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not a JSON text file (byte {error.start} is not UTF-8: the file is damaged "
+                          "or not a model_config.json); restore it from the training run.") from error
     if not isinstance(values, dict):
         raise ConfigError(f"{path} does not hold a JSON object of model_config keys.")
     return ModelConfig.from_dict(values, where=path, required=model_file_keys())

@@ -6,15 +6,22 @@ half-written file behind: the content is written to a temporary file in the same
 and moved into place with ``os.replace``, which is atomic on POSIX and Windows. The file
 gets the permissions any other tool would give it: those of the file it replaces, or
 ``0666`` less the process's umask for a new one (the temporary file alone would be ``0600``).
+A write that fails (a full disk, a read-only folder, a path under a file) raises
+:class:`OutputError`, whose one-line message names the path and the cause.
+:func:`check_writable` tests an output folder before a long job, :func:`exclusive_lock` claims
+one for a single process.
 """
 
 import contextlib
+import errno
+import io
 import json
 import logging
 import os
 import multiprocessing
 import re
 import signal
+import socket
 import stat
 import sys
 import tempfile
@@ -26,6 +33,24 @@ _UMASK_LOCK = threading.Lock()
 
 import numpy as np
 import soundfile
+
+
+class OutputError(OSError, ValueError):
+    """A file or folder cannot be written; the message names the path and the cause.
+
+    An ``OSError`` (``errno`` is the cause's) and a ``ValueError``, so that the commands show it
+    as one message, like other problems with the user's settings.
+    """
+
+
+def output_error(path, error: OSError, what: str = "write") -> OutputError:
+    """An :class:`OutputError` "Cannot <what> <path>: <cause>" for an ``OSError`` met writing ``path``."""
+    if isinstance(error, OutputError):
+        return error
+    cause = error.strerror or str(error) or type(error).__name__
+    wrapped = OutputError(f"Cannot {what} {path}: {cause}")
+    wrapped.errno = error.errno
+    return wrapped
 
 
 @contextlib.contextmanager
@@ -40,21 +65,103 @@ def atomic_write(path, mode="w", **open_kwargs):
     Yields:
         The open file object. If the ``with`` body raises, the temporary file is removed
         and ``path`` is left untouched.
+
+    Raises:
+        OutputError: the folder cannot be created or the file cannot be written (for example
+            ``No space left on device``), naming ``path``; nothing is left at ``path`` then.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    with _naming_the_output(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.chmod(tmp_path, _new_file_mode(path))
-        with os.fdopen(fd, mode, **open_kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
+        with _naming_the_output(path):
+            os.chmod(tmp_path, _new_file_mode(path))
+            handle = os.fdopen(fd, mode, **open_kwargs)
+        with handle:
+            with _naming_the_output(path, errors_with_errno_only=True):
+                yield handle
+            with _naming_the_output(path):
+                handle.flush()
+                os.fsync(handle.fileno())
+        with _naming_the_output(path):
+            os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
         raise
+
+
+def write_beside(path: str, data: bytes) -> str:
+    """Write ``data`` into a hidden temporary file beside ``path`` (synced, with the permissions
+    ``path`` will get) and return its name: the first half of an atomic write, for writing several
+    files all or none (move each into place with ``os.replace``; remove them on failure).
+
+    Raises:
+        OutputError: naming ``path`` and the cause; no temporary file is left then.
+    """
+    with _naming_the_output(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with _naming_the_output(path):
+            os.chmod(tmp_path, _new_file_mode(path))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_path)
+        raise
+    return tmp_path
+
+
+@contextlib.contextmanager
+def _naming_the_output(path, errors_with_errno_only=False):
+    """Re-raise an ``OSError`` as :class:`OutputError` naming ``path``. In the caller's ``with``
+    body only the system's I/O errors (with an ``errno``) are ours: a full disk while writing."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as error:
+        if errors_with_errno_only and error.errno is None:
+            raise
+        raise output_error(path, error) from error
+
+
+def check_writable(folder: str, needed_bytes: int = 0) -> None:
+    """Check, before a long job, that files can be written into ``folder`` (created later if missing).
+
+    A small file is written and removed in ``folder`` or, if it does not exist yet, in its
+    closest existing parent (nothing is created), and the free space there is compared with
+    ``needed_bytes``.
+
+    Raises:
+        OutputError: one line naming ``folder`` and the cause (a path component that is a file,
+            a read-only or full file system, too little free space).
+    """
+    folder = os.path.abspath(os.fspath(folder))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise OutputError(f"Cannot write into {folder}: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write-test-", suffix=".tmp")
+        try:
+            os.write(fd, b"\0")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.remove(probe)
+        usage = os.statvfs(existing) if hasattr(os, "statvfs") else None
+    except OSError as error:
+        raise output_error(folder, error, "write into") from error
+    if usage is not None and needed_bytes > usage.f_bavail * usage.f_frsize:
+        raise OutputError(f"Cannot write into {folder}: {os.strerror(errno.ENOSPC)} ({needed_bytes / 1e6:.1f} MB "
+                          f"needed, {usage.f_bavail * usage.f_frsize / 1e6:.1f} MB free)")
 
 
 def _new_file_mode(path):
@@ -84,7 +191,7 @@ def _json_default(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
 
 
-def atomic_write_audio(path, audio, sample_rate, subtype="FLOAT"):
+def atomic_write_audio(path, audio, sample_rate, subtype="FLOAT", tags=None):
     """Write audio to a WAV (or FLAC, by extension) file atomically.
 
     Args:
@@ -93,10 +200,78 @@ def atomic_write_audio(path, audio, sample_rate, subtype="FLOAT"):
             for integer subtypes; ``FLOAT`` (32-bit float WAV) keeps any value exactly.
         sample_rate: sampling rate in Hz.
         subtype: soundfile subtype, ``FLOAT`` by default so derived audio adds up exactly.
+        tags: optional text tags stored in the file, ``{"software": ..., "comment": ...}``
+            (soundfile's names; a WAV keeps them in its INFO chunk).
+
+    Raises:
+        OutputError: the file cannot be written (the message names it and the cause).
+    """
+    with atomic_write(path, "wb") as handle:
+        handle.write(encode_audio(path, audio, sample_rate, subtype, tags))
+
+
+def encode_audio(path, audio, sample_rate, subtype="FLOAT", tags=None) -> bytes:
+    """The bytes of the audio file :func:`atomic_write_audio` writes at ``path`` (format by extension).
+
+    Encoding in memory lets the file itself be written with plain file I/O, whose errors (a full
+    disk) name their cause; libsndfile writing to a Python file hides them.
     """
     file_format = os.path.splitext(path)[1].lstrip(".").upper() or "WAV"
-    with atomic_write(path, "wb") as handle:
-        soundfile.write(handle, np.asarray(audio), int(sample_rate), subtype=subtype, format=file_format)
+    audio = np.asarray(audio)
+    buffer = io.BytesIO()
+    with soundfile.SoundFile(buffer, "w", int(sample_rate), 1 if audio.ndim == 1 else audio.shape[1], subtype,
+                             format=file_format) as sound:
+        for name, text in (tags or {}).items():
+            setattr(sound, name, text)
+        sound.write(audio)
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str, what: str):
+    """Hold the lock file ``path`` (an advisory ``flock``) for the block; one process at a time.
+
+    The lock is released when the block ends or the process dies; the file names the holder
+    (process id, host, start time) for the message another process gets, and is removed on
+    release.
+
+    Args:
+        path: lock file; its folder must exist.
+        what: what the lock protects, for the message (e.g. ``"Output folder separated"``).
+
+    Raises:
+        OutputError: another process holds the lock (the message names it), or the lock file
+            cannot be written.
+    """
+    import fcntl  # POSIX; the commands that claim outputs run on Linux and macOS
+
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise output_error(path, error, "create the lock file") from error
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise OutputError(f"{what} is in use by another run ({holder}; lock file {path}): wait for it to "
+                              "finish or choose another folder") from None
+        try:  # the holder before us may have removed the file after we opened it: lock the current one
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        with _naming_the_output(path):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}".encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        os.close(fd)
 
 
 class CurrentStderrHandler(logging.StreamHandler):

@@ -42,11 +42,16 @@ def find_checkpoint(model_path: str) -> Tuple[str, str]:
 
     Raises:
         FileNotFoundError: naming the path and what is missing.
+        ValueError: ``model_path`` is a file that is not a checkpoint.
     """
     import tensorflow as tf
 
     model_path = os.fspath(model_path)
     is_prefix = not os.path.isdir(model_path) and os.path.isfile(model_path + ".index")
+    if os.path.exists(model_path) and not (os.path.isdir(model_path) or is_prefix):
+        raise ValueError(
+            f"Model path {model_path} is a file, not a checkpoint folder: pass a folder written by Training.py "
+            "(e.g. checkpoints/<id>_semisup/best) or a checkpoint prefix (e.g. checkpoints/<id>_sup/model-3000).")
     if not (os.path.isdir(model_path) or is_prefix):
         raise FileNotFoundError(
             f"Model path {model_path} does not exist: pass a checkpoint folder written by Training.py "

@@ -235,22 +235,42 @@ def write_results(results_by_model: Mapping[str, Sequence[dict]], out_dir: str,
     Returns:
         The paths of the four result files (the museval JSON files are under
         ``<out_dir>/museval``, see :func:`museval_dir`).
+
+    Raises:
+        Utils.OutputError: a file could not be written (a full disk, a read-only folder): the
+            message names the first such file and the cause. Every other file is still written
+            and kept, and the results table is logged first, so computed results are never lost.
     """
     per_song = [dict(row, model=model) for model, rows in results_by_model.items() for row in rows]
     summary = summarise(results_by_model)
     columns = per_song_columns(present_metrics(results_by_model))
     paths = [os.path.join(out_dir, name) for name in ("results.json", "per_song.csv", "summary.csv",
                                                        "sdr_boxplot.png")]
-    Utils.atomic_write_json(paths[0], {
-        "columns": {name: text for name, text in COLUMN_DESCRIPTIONS.items()
-                    if name in columns or name in SUMMARY_COLUMNS},
-        "per_song": [{key: json_value(row.get(key, math.nan)) for key in columns} for row in per_song],
-        "summary": [{key: json_value(row[key]) for key in SUMMARY_COLUMNS} for row in summary],
-        "undefined_counts": _undefined_counts(summary)})
-    _write_csv(paths[1], columns, per_song)
-    _write_csv(paths[2], SUMMARY_COLUMNS, summary)
-    _write_sdr_boxplot(paths[3], results_by_model)
-    museval_paths = write_museval_json(results_by_model, out_dir, museval_subset)
+    museval_paths = []
+    writers = [
+        lambda: Utils.atomic_write_json(paths[0], {
+            "columns": {name: text for name, text in COLUMN_DESCRIPTIONS.items()
+                        if name in columns or name in SUMMARY_COLUMNS},
+            "per_song": [{key: json_value(row.get(key, math.nan)) for key in columns} for row in per_song],
+            "summary": [{key: json_value(row[key]) for key in SUMMARY_COLUMNS} for row in summary],
+            "undefined_counts": _undefined_counts(summary)}),
+        lambda: _write_csv(paths[1], columns, per_song),
+        lambda: _write_csv(paths[2], SUMMARY_COLUMNS, summary),
+        lambda: _write_sdr_boxplot(paths[3], results_by_model),
+        lambda: museval_paths.extend(write_museval_json(results_by_model, out_dir, museval_subset))]
+    failures = []
+    for write in writers:
+        try:
+            write()
+        except OSError as error:
+            failures.append(Utils.output_error(out_dir, error))
+    if failures:
+        kept = [path for path in paths if os.path.isfile(path)]
+        LOGGER.error("Not every result file could be written (%s); the results:\n%s", failures[0],
+                     format_results_table(results_by_model))
+        raise Utils.OutputError(f"{failures[0]} ({len(failures)} of {len(writers)} result writes failed; "
+                                f"kept: {', '.join(os.path.basename(path) for path in kept) or 'none'}; the "
+                                "results table is logged above)") from failures[0]
     LOGGER.info("Wrote results to %s%s", out_dir,
                 f" (museval JSON of {len(museval_paths)} tracks in {museval_dir(out_dir)})" if museval_paths else "")
     return paths

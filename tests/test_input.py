@@ -131,3 +131,14 @@ def test_input_is_numpy_only():
     # signal chain, normalisation and cropping, is Models/Inference.py).
     code = "import sys, Input; assert 'tensorflow' not in sys.modules and 'librosa' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_a_file_the_installed_ffmpeg_cannot_decode_is_described_not_install_ffmpeg(tmp_path):
+    corrupt = tmp_path / "song.m4a"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(3000))
+    text = tmp_path / "notes.mp3"
+    text.write_text("these are notes, not audio\n")
+    with pytest.raises(Input.UnreadableAudioError, match=r"song\.m4a: ffmpeg cannot decode it, the file is corrupt"):
+        Input.read_audio(str(corrupt), SR)
+    with pytest.raises(Input.UnreadableAudioError, match=r"notes\.mp3: it is a text file, not audio$"):
+        Input.read_audio(str(text), SR)

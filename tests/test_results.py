@@ -201,3 +201,34 @@ def test_v4_only_rows_leave_the_v3_columns_out(tmp_path):
     assert "NSDR" not in Results.format_results_table(results)
     assert os.path.getsize(paths[3]) > 0  # the box plot shows SDR_v4
     assert (tmp_path / "out" / "museval" / "m" / "test" / "A" / "one.json").is_file()
+
+
+def _full_disk_for(monkeypatch, name):
+    """Make ``os.fsync`` fail with ENOSPC for the temporary file of ``name`` (a simulated full disk)."""
+    import errno
+
+    fsync = os.fsync
+
+    def fail(fd):
+        if f".{name}." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fail)
+
+
+def test_a_result_file_that_cannot_be_written_is_named_and_the_rest_is_kept(tmp_path, monkeypatch, caplog):
+    from common import Utils
+
+    results = {"supervised": [fake_row("supervised", "DSD100", f"song{i}", source, 3.0 + i)
+                              for i in range(2) for source in ("accompaniment", "voice")]}
+    out = tmp_path / "out"
+    _full_disk_for(monkeypatch, "per_song.csv")
+
+    with pytest.raises(Utils.OutputError, match=r"^Cannot write .*out/per_song\.csv: No space left on device "
+                                                r"\(1 of 5 result writes failed; kept: results\.json, summary\.csv, "
+                                                r"sdr_boxplot\.png;"):
+        Results.write_results(results, str(out))
+
+    assert sorted(os.listdir(out)) == ["results.json", "sdr_boxplot.png", "summary.csv"]
+    assert Results.format_results_table(results) in caplog.text  # the computed results are not lost

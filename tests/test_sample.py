@@ -77,3 +77,30 @@ def test_mp3_that_no_installed_decoder_reads_says_install_ffmpeg(tmp_path, monke
     monkeypatch.setattr(audioread, "available_backends", lambda *args, **kwargs: [rawread.RawAudioFile])
     with pytest.raises(AudioDecoderError, match=r"song\.mp3.*install ffmpeg"):
         Sample.from_path(tmp_path / "song.mp3")
+
+
+def test_a_file_the_installed_ffmpeg_cannot_decode_says_what_is_wrong_not_install_ffmpeg(tmp_path):
+    # ffmpeg is installed (tests/test_setup.py checks it), so "install ffmpeg" would mislead.
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    corrupt = tmp_path / "track.stem.mp4"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(3000))
+    with pytest.raises(ValueError, match=r"passwd: it is a text file, not audio") as raised:
+        Sample.from_path(text)
+    assert "install ffmpeg" not in str(raised.value)
+    with pytest.raises(ValueError, match=r"track\.stem\.mp4: ffmpeg cannot decode it, the file is corrupt or not "
+                                         r"audio \(.*Invalid data found") as raised:
+        Sample.from_path(corrupt)
+    assert "install ffmpeg" not in str(raised.value)
+
+
+def test_a_wav_shorter_than_its_header_promises_is_described_with_a_warning(tmp_path, caplog):
+    full = write_wav(tmp_path / "full.wav", sine(440, 4.0, 8000), 8000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(open(full, "rb").read()[:44 + 2 * int(8000 * 4 / 3)])
+    sample = Sample.from_path(cut)
+    assert round(sample.duration, 3) == 1.333
+    assert f"Audio file {cut} is truncated: its header promises 4.000 s but it holds 1.333 s" in caplog.text
+    caplog.clear()
+    Sample.from_path(full)
+    assert "truncated" not in caplog.text

@@ -3,6 +3,7 @@ separator, and separate_path."""
 
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -158,3 +159,18 @@ def test_separate_path_writes_nothing_for_a_file_with_non_finite_samples(tmp_pat
         with pytest.raises(ValueError, match=re.escape(bad) + r".*\(at 0\.750 s\) is nan"):
             SeparateFiles.separate_path(tiny_model[0], input_path, str(tmp_path / "out"))
         assert not (tmp_path / "out").exists()  # not even the good file's outputs
+
+
+def test_a_model_path_that_is_a_file_or_a_damaged_model_config_is_named(tmp_path, tiny_model):
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(ValueError, match=re.escape(str(text)) + r" is a file, not a checkpoint folder"):
+        Separation.Separator(str(text))
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_model[0], damaged)
+    (damaged / "model_config.json").write_bytes(np.random.default_rng(0).bytes(200))
+    with pytest.raises(ValueError, match=re.escape(str(damaged / "model_config.json")) + " is not a JSON text file"):
+        Separation.Separator(str(damaged))
+    (damaged / "model_config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"model_config\.json holds a JSON list, not the model_config object"):
+        Separation.Separator(str(damaged))

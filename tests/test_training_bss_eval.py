@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from evaluation import Comparison
 import Training
+from evaluation import Comparison
 
 TINY_DEMO = {"use_demo": True, "eval_workers": 1, "partition_config": {"supervised_valid_songs": 1},
              "demo_database": {"song_seconds": 4, "ikala_clip_seconds": 4, "dsd_songs_per_split": 2,
@@ -20,8 +20,8 @@ TINY_DEMO = {"use_demo": True, "eval_workers": 1, "partition_config": {"supervis
 
 def run(command, tmp_path, **updates):
     """``Training.ex.run(command)`` with every file under ``tmp_path``; returns its printed output."""
-    config = dict(TINY_DEMO, cache_dir=str(tmp_path / "cache"), dataset_pkl=str(tmp_path / "dataset.pkl"),
-                  results_dir=str(tmp_path / "results"), **updates)
+    config = {**TINY_DEMO, "cache_dir": str(tmp_path / "cache"), "dataset_pkl": str(tmp_path / "dataset.pkl"),
+              "results_dir": str(tmp_path / "results"), **updates}
     output = io.StringIO()
     try:
         with contextlib.redirect_stdout(output):
@@ -62,3 +62,35 @@ def test_the_gain_lines_use_sdr_v4_when_v3_is_off():
     lines = Comparison.format_gain_lines(gains, metric)
     assert lines.startswith("SDR_v4 gain of the semi-supervised over the supervised model")
     assert "voice: SDR_v4 +1.50 dB" in lines
+
+
+def test_evaluate_names_an_unwritable_results_dir_before_the_work_and_keeps_the_table_on_a_full_disk(
+        tmp_path, tiny_model, monkeypatch, caplog):
+    import errno
+
+    from tiny_model import fake_row
+
+    import Evaluate
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("evaluated although results_dir cannot be written")
+
+    monkeypatch.setattr(Evaluate, "evaluate_model", no_evaluation)
+    (tmp_path / "notes.txt").write_text("not a folder")
+    with pytest.raises(Training.UsageError, match=r"Cannot write into .*notes\.txt/results: .*notes\.txt is a file"):
+        run("evaluate", tmp_path, model_path=tiny_model[0], results_dir=str(tmp_path / "notes.txt" / "results"))
+
+    rows = [fake_row("tiny", "DSD100", "song", source) for source in ("accompaniment", "voice")]
+    monkeypatch.setattr(Evaluate, "evaluate_model", lambda *args, **kwargs: rows)
+    fsync = os.fsync
+
+    def full_disk_for_per_song(fd):
+        if ".per_song.csv." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk_for_per_song)
+    with pytest.raises(Training.UsageError, match=r"per_song\.csv: No space left on device"):
+        run("evaluate", tmp_path, model_path=tiny_model[0])
+    assert "BSS Eval results in dB" in caplog.text
+    assert glob.glob(str(tmp_path / "results" / "evaluate_*" / "results.json"))
