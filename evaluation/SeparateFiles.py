@@ -2,8 +2,10 @@
 
 :func:`separate_path` plans the outputs of a file or a folder of files
 (``<output_dir>/<name>_<source>.wav``), refuses existing outputs and unreadable inputs before
-anything is written, separates each file with a :class:`Separation.Separator` at the model's
-sample rate and writes the estimates back at the input's sample rate and length.
+anything is written, separates each file with a :class:`Separation.Separator` and writes the
+estimates at the input's sample rate and length: by default (``mode="fullband"``) with the
+input's channels and whole band, or (``mode="model"``) mono in the model's band
+(``Separation.SEPARATE_MODES``).
 """
 
 import logging
@@ -15,7 +17,7 @@ from tqdm import tqdm
 
 from common import Utils
 from evaluation.ModelFolder import find_checkpoint, load_model_config
-from evaluation.Separation import DEFAULT_BATCH_SIZE, Separator
+from evaluation.Separation import DEFAULT_BATCH_SIZE, Separator, check_separate_mode
 
 LOGGER = logging.getLogger(__name__)
 
@@ -23,14 +25,17 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif", ".m4a")
 
 
 def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: bool = False,
-                  batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None) -> List[str]:
+                  batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None,
+                  mode: str = "fullband") -> List[str]:
     """Separate an audio file, or every audio file in a folder, into one WAV per source.
 
     ``<name>.<ext>`` gives ``<output_dir>/<name>_<source>.wav`` for each of the model's sources
-    (e.g. ``song_accompaniment.wav`` and ``song_voice.wav``). The outputs are **mono** (the
-    model separates the mono down-mix), 32-bit float WAV, resampled back to the input's sample
-    rate (soxr, high quality) and cut to the input's exact length. They only contain the band
-    the model sees (up to ``expected_sr / 2``, 4096 Hz for the paper's settings).
+    (e.g. ``song_accompaniment.wav`` and ``song_voice.wav``), 32-bit float WAV at the input's
+    sample rate and exact length. With ``mode="fullband"`` they have the input's channels and
+    whole band and add up to the input (``Separation.separate_fullband``); with ``mode="model"``
+    they are **mono** (the model separates the mono down-mix), resampled back from the model's
+    rate (soxr, high quality), and only contain the band the model sees (up to
+    ``expected_sr / 2``, 4096 Hz for the paper's settings).
 
     Args:
         model_path: checkpoint folder (see :func:`ModelFolder.find_checkpoint`).
@@ -40,6 +45,7 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
         overwrite: replace existing output files instead of refusing.
         batch_size: U-Net chunks per session call.
         precision: overrides the model's ``precision`` (see :class:`Separator`); ``None`` keeps it.
+        mode: ``"fullband"`` or ``"model"`` (``Separation.SEPARATE_MODES``).
 
     Returns:
         The written paths, per input file in the model's source order.
@@ -48,8 +54,10 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
         FileNotFoundError: the input or the model is missing.
         FileExistsError: an output exists and ``overwrite`` is False.
         ValueError: an input cannot be read or holds NaN or infinite samples (the message
-            names the file; nothing is written then), or a folder holds no audio files.
+            names the file; nothing is written then), a folder holds no audio files, or
+            ``mode`` is not a separation mode.
     """
+    mode = check_separate_mode(mode)
     inputs = list_audio_files(input_path)
     checkpoint, folder = find_checkpoint(model_path)
     sources = load_model_config(folder)["sources"]
@@ -63,7 +71,7 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
     written = []
     with Separator(checkpoint, batch_size, precision) as separator:
         for path in tqdm(inputs, desc="Separating", unit="file", disable=None):
-            estimates = _separate_file(separator, samples[path])
+            estimates = _separate_file(separator, samples[path], mode)
             for source, output_path in plan[path].items():
                 Utils.atomic_write_audio(output_path, estimates[source], samples[path].sample_rate)
                 written.append(output_path)
@@ -133,16 +141,23 @@ def _check_finite_input(path):
         raise ValueError(str(error)) from error
 
 
-def _separate_file(separator, sample):
-    """``{source: mono float32 audio}`` at the file's sample rate and exact length."""
+def _separate_file(separator, sample, mode):
+    """``{source: float32 audio}`` at the file's sample rate and exact length: ``[samples, channels]``
+    with the file's channels (``mode="fullband"``) or mono ``[samples]`` (``mode="model"``)."""
     import Input
     import soxr
 
+    length = int(round(sample.duration * sample.sample_rate))
     try:
-        mixture = Input.read_audio(sample.path, separator.sample_rate, mono_downmix=True)
+        if mode == "fullband":
+            mixture = Input.read_audio(sample.path, sample.sample_rate, mono_downmix=False)
+        else:
+            mixture = Input.read_audio(sample.path, separator.sample_rate, mono_downmix=True)
     except Input.UnreadableAudioError as error:
         raise ValueError(str(error)) from error
-    length = int(round(sample.duration * sample.sample_rate))
+    if mode == "fullband":
+        return {source: Input.fit_length(np.ascontiguousarray(estimate.T), length)
+                for source, estimate in separator.separate_fullband(mixture, sample.sample_rate).items()}
     outputs = {}
     for source, estimate in separator.separate(mixture).items():
         if sample.sample_rate != separator.sample_rate:
