@@ -197,6 +197,10 @@ def config():
     input_path = None  # audio file or folder for the separate command
     output_dir = "separated"  # where the separate command writes <name>_<source>.wav
     overwrite = False  # let the separate command replace existing outputs
+    # What the separate command writes: "fullband" the input's rate, channels and whole band (the model's
+    # estimates as soft masks on the input's STFT; the sources add up to the input), "model" mono in the
+    # model's band (up to expected_sr / 2) resampled to the input's rate. docs/separation.md
+    separate_mode = "fullband"
 
 
 @ex.config_hook
@@ -362,7 +366,7 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
 
 
 @ex.command(unobserved=True)  # prints only; nothing to record
-def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, eval_precision, seed):
+def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, eval_precision, separate_mode, seed):
     """Separate an audio file, or every audio file in a folder, into one WAV per source."""
     prepare(seed)
     with user_errors():
@@ -371,7 +375,8 @@ def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, eva
                              "e.g. python Training.py separate with model_path=checkpoints/<id>_semisup/best "
                              "input_path=song.mp3 output_dir=separated")
         written = SeparateFiles.separate_path(model_path, input_path, output_dir, overwrite=overwrite,
-                                             batch_size=eval_batch_size, precision=eval_precision)
+                                             batch_size=eval_batch_size, precision=eval_precision,
+                                             mode=separate_mode)
     for path in written:
         print(path)
 

@@ -3,8 +3,9 @@
 :func:`separate_path` plans the outputs of a file or a folder of files
 (``<output_dir>/<name>_<source>.wav``), refuses existing outputs, unreadable inputs and an
 output folder that cannot hold the outputs before anything is written, separates each file with
-a :class:`Separation.Separator` at the model's sample rate and writes the estimates back at the
-input's sample rate and length.
+a :class:`Separation.Separator` and writes the estimates at the input's sample rate and length:
+by default (``mode="fullband"``) with the input's channels and whole band, or (``mode="model"``)
+mono in the model's band (``Separation.SEPARATE_MODES``).
 
 What is never overwritten, even with ``overwrite=True``: an input, and any file that is not an
 output of ``separate`` (outputs are tagged: their WAV INFO ``software`` is :data:`OUTPUT_TAG`).
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from common import Utils
 from common.Checkpoints import read_model_config
 from evaluation.ModelFolder import find_checkpoint
-from evaluation.Separation import DEFAULT_BATCH_SIZE, Separator
+from evaluation.Separation import DEFAULT_BATCH_SIZE, Separator, check_separate_mode
 
 LOGGER = logging.getLogger(__name__)
 
@@ -36,14 +37,17 @@ WAV_HEADER_BYTES = 100  # per output file, for the free-space estimate
 
 
 def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: bool = False,
-                  batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None) -> List[str]:
+                  batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None,
+                  mode: str = "fullband") -> List[str]:
     """Separate an audio file, or every audio file in a folder, into one WAV per source.
 
     ``<name>.<ext>`` gives ``<output_dir>/<name>_<source>.wav`` for each of the model's sources
-    (e.g. ``song_accompaniment.wav`` and ``song_voice.wav``). The outputs are **mono** (the
-    model separates the mono down-mix), 32-bit float WAV, resampled back to the input's sample
-    rate (soxr, high quality) and cut to the input's exact length. They only contain the band
-    the model sees (up to ``expected_sr / 2``, 4096 Hz for the paper's settings).
+    (e.g. ``song_accompaniment.wav`` and ``song_voice.wav``), 32-bit float WAV at the input's
+    sample rate and exact length. With ``mode="fullband"`` they have the input's channels and
+    whole band and add up to the input (``Separation.separate_fullband``); with ``mode="model"``
+    they are **mono** (the model separates the mono down-mix), resampled back from the model's
+    rate (soxr, high quality), and only contain the band the model sees (up to
+    ``expected_sr / 2``, 4096 Hz for the paper's settings).
 
     Args:
         model_path: checkpoint folder (see :func:`ModelFolder.find_checkpoint`).
@@ -54,6 +58,7 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
             (an input, or any other file, is never replaced).
         batch_size: U-Net chunks per session call.
         precision: overrides the model's ``precision`` (see :class:`Separator`); ``None`` keeps it.
+        mode: ``"fullband"`` or ``"model"`` (``Separation.SEPARATE_MODES``).
 
     Returns:
         The written paths, per input file in the model's source order.
@@ -63,11 +68,13 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
         FileExistsError: an output exists and ``overwrite`` is False; or an output path is an
             input or a file ``separate`` did not write (whatever ``overwrite`` says).
         ValueError: an input cannot be read or holds NaN or infinite samples (the message
-            names the file; nothing is written then), or a folder holds no audio files.
+            names the file; nothing is written then), a folder holds no audio files, or
+            ``mode`` is not a separation mode.
         Utils.OutputError: ``output_dir`` cannot be written or has too little free space (before
             the model is loaded), another run is writing into it, or a write failed (a song's
             outputs are then all missing; the earlier songs' are complete).
     """
+    mode = check_separate_mode(mode)
     inputs = list_audio_files(input_path)
     checkpoint, folder = find_checkpoint(model_path)
     sources = list(read_model_config(folder).network.sources)
@@ -77,14 +84,14 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
     if len(inputs) > 1:  # refuse a bad file before anything is written (one file is checked as it is read)
         for path in inputs:
             _check_finite_input(path)
-    Utils.check_writable(output_dir, _output_bytes(samples.values(), len(sources)))
+    Utils.check_writable(output_dir, _output_bytes(samples.values(), len(sources), mode))
     written = []
     with _claimed_folder(output_dir):
         _refuse_protected(plan, overwrite)  # again: another run may have finished writing since the first check
         tags = {"software": OUTPUT_TAG, "comment": f"model {os.path.abspath(checkpoint)}"}
         with Separator(checkpoint, batch_size, precision) as separator:
             for path in tqdm(inputs, desc="Separating", unit="file", disable=None):
-                estimates = _separate_file(separator, samples[path])
+                estimates = _separate_file(separator, samples[path], mode)
                 try:
                     written += _write_song(plan[path], estimates, samples[path].sample_rate, tags)
                 except Utils.OutputError as error:
@@ -172,9 +179,11 @@ def _refuse_protected(plan: Dict[str, Dict[str, str]], overwrite: bool) -> None:
                               "or choose another output_dir.")
 
 
-def _output_bytes(samples, num_sources):
-    """Bytes of the outputs of these inputs (32-bit float mono WAV at the input's rate, per source)."""
-    return sum(num_sources * (4 * int(round(sample.duration * sample.sample_rate)) + WAV_HEADER_BYTES)
+def _output_bytes(samples, num_sources, mode):
+    """Bytes of the outputs of these inputs (32-bit float WAV at the input's rate, per source; with
+    the input's channels in the full-band mode, mono in the model mode)."""
+    return sum(num_sources * (4 * (sample.channels if mode == "fullband" else 1)
+                              * int(round(sample.duration * sample.sample_rate)) + WAV_HEADER_BYTES)
                for sample in samples)
 
 
@@ -251,16 +260,23 @@ def _check_finite_input(path):
         raise ValueError(str(error)) from error
 
 
-def _separate_file(separator, sample):
-    """``{source: mono float32 audio}`` at the file's sample rate and exact length."""
+def _separate_file(separator, sample, mode):
+    """``{source: float32 audio}`` at the file's sample rate and exact length: ``[samples, channels]``
+    with the file's channels (``mode="fullband"``) or mono ``[samples]`` (``mode="model"``)."""
     import Input
     import soxr
 
+    length = int(round(sample.duration * sample.sample_rate))
     try:
-        mixture = Input.read_audio(sample.path, separator.sample_rate, mono_downmix=True)
+        if mode == "fullband":
+            mixture = Input.read_audio(sample.path, sample.sample_rate, mono_downmix=False)
+        else:
+            mixture = Input.read_audio(sample.path, separator.sample_rate, mono_downmix=True)
     except Input.UnreadableAudioError as error:
         raise ValueError(str(error)) from error
-    length = int(round(sample.duration * sample.sample_rate))
+    if mode == "fullband":
+        return {source: Input.fit_length(np.ascontiguousarray(estimate.T), length)
+                for source, estimate in separator.separate_fullband(mixture, sample.sample_rate).items()}
     outputs = {}
     for source, estimate in separator.separate(mixture).items():
         if sample.sample_rate != separator.sample_rate:

@@ -12,6 +12,11 @@ Batches hold **linear** magnitudes in and out, like ``TrainingGraph.inference_in
 ``inference_outputs``: the network's inference path (Models/Inference.py) applies
 ``log(1 + x)`` and ``exp(y) - 1`` itself. :class:`Separator` is the separator of a checkpoint
 folder (restored by ModelFolder.py); the ``separate`` command is SeparateFiles.py.
+
+:func:`separate_audio` is the paper's reconstruction (mono, the model's band), which evaluation
+uses; :func:`separate_fullband` gives audio at the input's own rate and with its channels, the
+model's estimates serving as soft masks on the input's STFT (FullBand.py). The ``separate``
+command writes either, by :data:`SEPARATE_MODES`.
 """
 
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
@@ -20,7 +25,7 @@ import numpy as np
 
 from common import Utils
 from common.Config import ModelConfig
-from evaluation import ModelFolder
+from evaluation import FullBand, ModelFolder
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 
@@ -28,6 +33,12 @@ Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 # only evaluate metrics (the BSS Eval worker processes) should not pay for TensorFlow.
 
 DEFAULT_BATCH_SIZE = 32
+# What the ``separate`` command writes (setting ``separate_mode``), the default first.
+SEPARATE_MODES = {
+    "fullband": "the input's rate, channels and whole band: the model's estimates as soft masks on the "
+                "input's STFT, sources adding up to the input",
+    "model": "mono, only the model's band (up to expected_sr / 2), resampled to the input's rate",
+}
 
 PredictFn = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -144,6 +155,45 @@ def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: Model
             for name, magnitude in magnitudes.items()}
 
 
+def check_separate_mode(mode: str, setting: str = "separate_mode") -> str:
+    """``mode`` if it is one of :data:`SEPARATE_MODES`, else a ValueError naming ``setting`` and the choices."""
+    if not isinstance(mode, str) or mode not in SEPARATE_MODES:
+        choices = "; ".join(f'"{name}": {meaning}' for name, meaning in SEPARATE_MODES.items())
+        raise ValueError(f"{setting}={mode!r} is not a separation mode. Use one of {choices}.")
+    return mode
+
+
+def separate_fullband(audio: np.ndarray, sample_rate: int, predict_fn: PredictFn, model_config: Mapping,
+                      batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
+    """Separate audio at its own rate and with its channels, over its whole band.
+
+    The model separates the mono down-mix at ``model_config["expected_sr"]``
+    (:func:`FullBand.model_input`, :func:`separate_spectrogram`); its magnitude estimates become
+    soft masks on each channel's STFT at ``sample_rate`` (:func:`FullBand.apply_masks`).
+
+    Args:
+        audio: float ``[channels, samples]`` (or mono ``[samples]``) at ``sample_rate`` Hz.
+        sample_rate: the audio's rate in Hz (any; the STFT grid follows it).
+        predict_fn: see :func:`separate_spectrogram` (linear magnitudes).
+
+    Returns:
+        ``{source: float32 [channels, samples]}`` at ``sample_rate``, of the input's shape as
+        ``[channels, samples]``; the sources add up to ``audio`` (to float rounding).
+    """
+    import Input
+
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[np.newaxis]
+    if audio.ndim != 2 or audio.shape[0] < 1:
+        raise ValueError(f"separate_fullband expects audio [channels, samples], got shape {audio.shape}")
+    sample_rate = Input.check_positive_int(sample_rate, "sample_rate")
+    mono = FullBand.model_input(audio, sample_rate, model_config["expected_sr"])
+    spectrogram = Input.stft(mono, model_config["num_fft"], model_config["num_hop"])
+    estimates = separate_spectrogram(np.abs(spectrogram), predict_fn, model_config, batch_size)
+    return FullBand.apply_masks(audio, sample_rate, estimates, model_config)
+
+
 class Separator:
     """The separator of a checkpoint folder in its own graph and session (a context manager).
 
@@ -195,6 +245,11 @@ class Separator:
     def separate(self, audio: np.ndarray) -> Dict[str, np.ndarray]:
         """Mono audio ``[samples]`` at :attr:`sample_rate` -> ``{source: audio [samples]}``."""
         return separate_audio(audio, self.predict, self.model_config, self.batch_size)
+
+    def separate_fullband(self, audio: np.ndarray, sample_rate: int) -> Dict[str, np.ndarray]:
+        """``[channels, samples]`` at ``sample_rate`` Hz -> ``{source: [channels, samples]}`` there,
+        over the whole band (see :func:`separate_fullband`)."""
+        return separate_fullband(audio, sample_rate, self.predict, self.model_config, self.batch_size)
 
     def close(self) -> None:
         """Release the session."""

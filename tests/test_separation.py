@@ -126,7 +126,7 @@ def test_separate_path_writes_outputs_at_the_input_rate_and_length(tmp_path, tin
     song = write_wav(tmp_path / "in" / "my song.wav", audio, 44100)
     out = tmp_path / "out"
 
-    written = SeparateFiles.separate_path(tiny_model[0], song, str(out), batch_size=8)
+    written = SeparateFiles.separate_path(tiny_model[0], song, str(out), batch_size=8, mode="model")
 
     assert [os.path.basename(path) for path in written] == ["my song_accompaniment.wav", "my song_voice.wav"]
     for path in written:
@@ -135,6 +135,8 @@ def test_separate_path_writes_outputs_at_the_input_rate_and_length(tmp_path, tin
     with pytest.raises(FileExistsError, match="overwrite=True"):
         SeparateFiles.separate_path(tiny_model[0], song, str(out))
     assert SeparateFiles.separate_path(tiny_model[0], song, str(out), overwrite=True) == written
+    for path in written:  # the default mode keeps the input's two channels
+        assert soundfile.info(path).channels == 2
 
 
 def test_separate_path_errors_name_the_problem(tmp_path, tiny_model):
