@@ -51,7 +51,7 @@ from Sample import AudioDecoderError
 
 LOGGER = logging.getLogger("Training")
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
-DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18")
+DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18", "SongFolders")
 PHASES = {"sup": "supervised", "semisup": "semi-supervised"}
 
 # Capture output at the Python level: reader processes keep no handle on sacred's tee pipes.
@@ -143,6 +143,8 @@ def config():
     spectrogram_cache = True
     dataset_pkl = "dataset.pkl"  # cached partition; rebuilt whenever its inputs change
     custom_dataset = None  # "module:function" returning your own dataset dictionary
+    # Folders of unpaired audio (any format, rate, channels; sub-folders too) added to train_unsup, per list
+    unpaired_folders = {"mixtures": [], "accompaniment": [], "voice": []}
     partition_config = {
         "supervised_database": "DSD100",  # its Training split is train_sup
         "unsupervised_databases": ["MedleyDB", "CCMixter", "iKala"],  # split in thirds
@@ -525,7 +527,7 @@ def save_results(results_by_model, out_dir, run, partition="test"):
 def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, dataset_roots,
          cache_dir, spectrogram_cache, dataset_pkl, custom_dataset, partition_config, use_demo, demo_database,
          patience, max_epochs, semisup_init, resume, summary_every, image_every, eval_workers, eval_batch_size,
-         results_dir, bss_eval):
+         results_dir, bss_eval, unpaired_folders):
     """Supervised training, semi-supervised training, then BSS Eval of both on the test set."""
     prepare(seed)  # op determinism is switched on by optimise's session
     with user_errors():
@@ -539,7 +541,8 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
         else:
             Checkpoints.refuse_to_reuse(model_config["model_base_dir"], model_config["log_dir"], experiment_id)
         dataset = TrainingData.load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                               custom_dataset, use_demo, demo_database)
+                               custom_dataset, use_demo, demo_database, unpaired_folders, model_config["sources"],
+                               need_unpaired=True)
         LOGGER.info("Dataset:\n%s", Datasets.dataset_table(dataset))
         # Reader processes then read audio at the model's rate instead of resampling every section.
         dataset = AudioCache.model_rate_dataset(dataset, cache_dir, model_config["expected_sr"],
@@ -584,19 +587,19 @@ def main(_run, model_config, experiment_id, seed, deterministic, dataset_xmls, d
 
 @ex.command
 def datasets(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config, custom_dataset,
-             use_demo, demo_database, seed):
+             use_demo, demo_database, seed, unpaired_folders, model_config):
     """Print the number of songs and hours of audio per partition and database."""
     prepare(seed)
     with user_errors():
         dataset = TrainingData.load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                               custom_dataset, use_demo, demo_database)
+                               custom_dataset, use_demo, demo_database, unpaired_folders, model_config["sources"])
     print(Datasets.dataset_table(dataset))
 
 
 @ex.command
 def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir, dataset_pkl,
              partition_config, custom_dataset, use_demo, demo_database, seed, eval_workers, eval_batch_size,
-             results_dir, bss_eval, eval_precision):
+             results_dir, bss_eval, eval_precision, unpaired_folders, model_config):
     """BSS Eval of one checkpoint folder on the test (or valid) partition."""
     prepare(seed)
     with user_errors():
@@ -609,7 +612,7 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
         if eval_precision is not None:
             Precision.check_precision(eval_precision, setting="eval_precision")
         dataset = TrainingData.load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                               custom_dataset, use_demo, demo_database)
+                               custom_dataset, use_demo, demo_database, unpaired_folders, model_config["sources"])
         rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,
                                        batch_size=eval_batch_size, bss_eval=bss_eval, precision=eval_precision)
     name = rows[0]["model"] if rows else os.path.basename(os.path.normpath(model_path))

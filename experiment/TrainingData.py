@@ -22,12 +22,16 @@ UNPAIRED_GAIN = (0.2, 1.2)
 
 
 def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                 custom_dataset, use_demo, demo_database):
+                 custom_dataset, use_demo, demo_database, unpaired_folders=None,
+                 sources=("accompaniment", "voice"), need_unpaired=False):
     """The dataset dictionary (train_sup, train_unsup, valid, test) for this configuration.
 
     With ``use_demo`` the demo database is generated once into ``<cache_dir>/demo`` and its
     roots replace ``dataset_roots``; XMLs for it are written into that folder too, so the
-    shipped placeholder XMLs stay untouched.
+    shipped placeholder XMLs stay untouched. ``unpaired_folders`` (list name -> folders) adds
+    plain folders of audio to train_unsup (databases/PlainFolders.py), checked against the
+    model's ``sources``. ``need_unpaired``: raise before training unless every unpaired list
+    holds a file (the semi-supervised phase needs them all).
     """
     xmls, roots = dict(dataset_xmls), dict(dataset_roots)
     if use_demo:
@@ -38,9 +42,12 @@ def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_
             if not os.path.exists(xml_path):
                 DatasetXML.write_empty_xml(xml_path, name)
         dataset_pkl = os.path.join(demo_dir, "dataset.pkl")
-    return Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=cache_dir,
-                                pkl_path=dataset_pkl, custom_dataset=custom_dataset,
-                                **partition_config)
+    dataset = Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=cache_dir,
+                                   pkl_path=dataset_pkl, custom_dataset=custom_dataset,
+                                   unpaired_folders=unpaired_folders, sources=tuple(sources), **partition_config)
+    if need_unpaired:
+        Datasets.check_unpaired_lists(dataset)
+    return dataset
 
 
 def reader_settings(model_config):
