@@ -26,7 +26,8 @@ A custom dataset is a function returning that dictionary, named as
 (none by default) and its result is checked by :func:`validate_dataset`.
 
 Command line: ``python Datasets.py NAME ROOT --xml FILE`` discovers the songs in ROOT (NAME one
-of DSD100, MedleyDB, CCMixter, iKala, MUSDB18HQ, MUSDB18), writes FILE and prints a one-line summary.
+of DSD100, MedleyDB, CCMixter, iKala, MUSDB18HQ, MUSDB18, SongFolders), writes FILE and prints a one-line
+summary.
 """
 
 import argparse

@@ -14,15 +14,17 @@ name without extension, or its folder's name when the file name is a generic one
 ``mixture`` or ``vocals`` (:data:`GENERIC_FILE_NAMES`, as in a copy of a MUSDB18-HQ song).
 
 Shared songs (the rule of SharedSongs.py, for which these files are another database): a
-file whose song name, or "<folder name> - <file name>", is the name of a song in
-``train_sup``, ``valid`` or ``test`` is left out of training, with a log line, so that no
-validation or test song is trained on. Files that repeat a song already in ``train_unsup`` are
-kept (they are training data either way).
+file that is one of the files of a song in ``train_sup``, ``valid`` or ``test`` (the same file,
+symbolic links followed), or whose song name or "<folder name> - <file name>" (each also
+without a leading track number such as ``003 - ``) is the name of such a song, is left out of
+training, with a log line, so that no validation or test song is trained on. Files that repeat
+a song already in ``train_unsup`` are kept (they are training data either way).
 """
 
 import dataclasses
 import logging
 import os
+import re
 from typing import Dict, List, Sequence, Tuple
 
 from databases.DatasetXML import DatasetConfigError
@@ -38,6 +40,7 @@ SETTING = "unpaired_folders"
 GENERIC_FILE_NAMES = frozenset({"mixture", "mix", "vocals", "voice", "vocal", "accompaniment", "instrumental",
                                 "source-01", "source-02", "bass", "drums", "other"})
 MAX_NAMED_FILES = 5
+_TRACK_NUMBER = re.compile(r"^\d+\s*-\s*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +191,8 @@ def add_to_dataset(dataset: dict, samples: Dict[str, List[Sample]]) -> Tuple[dic
     for partition in PARTITION_PRIORITY[:-1]:
         for triple in dataset[partition]:
             kept_by_identity.setdefault(song_identity(triple[0]), (partition, triple[0].database))
+            for sample in triple:
+                kept_by_identity.setdefault(_file_identity(sample.path), (partition, triple[0].database))
     unpaired = [list(items) for items in dataset["train_unsup"]]
     decisions = []
     for index, role in enumerate(UNPAIRED_LISTS):
@@ -209,9 +214,15 @@ def add_to_dataset(dataset: dict, samples: Dict[str, List[Sample]]) -> Tuple[dic
     return dict(dataset, train_unsup=unpaired), decisions
 
 
+def _file_identity(path):
+    return f"file:{os.path.realpath(path)}"
+
+
 def _identities(sample):
-    """The song identities a folder file may have: its song name's, and "<folder> - <file>"'s."""
+    """The identities a folder file may have: its file's, its song name's and "<folder> - <file>"'s,
+    the names also without a leading track number."""
     stem = os.path.splitext(os.path.basename(sample.path))[0]
     parent = os.path.basename(os.path.dirname(sample.path))
     names = [sample.song] + ([f"{parent} - {stem}"] if parent and parent != sample.song else [])
-    return [song_identity(dataclasses.replace(sample, song=name)) for name in names]
+    names += [_TRACK_NUMBER.sub("", name) for name in names if _TRACK_NUMBER.match(name)]
+    return [_file_identity(sample.path)] + [song_identity(dataclasses.replace(sample, song=name)) for name in names]

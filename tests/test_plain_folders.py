@@ -10,13 +10,13 @@ import sys
 
 import pytest
 import soundfile
+from conftest import ROOT, write_wav
+from fake_databases import SR, build, noise
 
 import Datasets
-from conftest import ROOT, write_wav
 from databases import DerivedAudio, PlainFolders
 from databases.DatasetXML import DatasetConfigError
 from experiment import TrainingData
-from fake_databases import SR, build, noise
 from pipeline import AudioCache
 
 
@@ -146,6 +146,19 @@ def test_a_folder_song_that_is_a_valid_or_test_song_is_left_out_of_training(setu
     assert [os.path.basename(sample.path) for sample in folder_samples(dataset, 2)] == ["Epsilon.wav"]
     assert "3 file(s) of the unpaired_folders folders are songs of train_sup, valid or test" in caplog.text
     assert "'Delta - Fourth (" in caplog.text and "is also in test (DSD100): dropped from train_unsup" in caplog.text
+
+
+def test_a_folder_that_holds_the_databases_own_test_files_adds_nothing_of_them(setup):
+    # DSD100's song folders are "003 - Gamma - Third" (track number, artist, title): the voices of its
+    # Test songs, given as an a cappella folder, are the files of valid and test songs.
+    sources = os.path.join(setup["roots"]["DSD100"], "Sources", "Test")
+    dataset = build(setup, unpaired_folders={"voice": [sources]}, unsupervised_databases=[])
+    assert dataset["train_unsup"][2] == []
+    dataset = build(setup, unpaired_folders={"mixtures": [os.path.join(setup["roots"]["DSD100"], "Sources")]},
+                    unsupervised_databases=[])
+    # Of the Dev and Test folders' 16 stems, the 4 vocals are the songs' own files, the other 12 are
+    # named after their song ("001 - Alpha - First" without its number): all train_sup, valid or test songs.
+    assert dataset["train_unsup"][0] == []
 
 
 @pytest.mark.parametrize("settings, message", [
