@@ -5,13 +5,12 @@ of the databases' thirds; fingerprinted in dataset.pkl; the shared-song rule; cl
 import logging
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 import soundfile
-from conftest import ROOT, write_wav
-from fake_databases import SR, build, noise
+from conftest import write_wav
+from fake_databases import SR, build, docs_command, noise, run_training, table_rows
 
 import Datasets
 from databases import DerivedAudio, PlainFolders
@@ -239,39 +238,47 @@ def test_folders_are_added_to_a_custom_dataset(setup, tmp_path, monkeypatch):
     assert not os.path.exists(setup["pkl"])
 
 
-def docs_command(section):
-    """The first bash block of ``section`` in docs/datasets.md, as arguments after ``python``."""
-    import re
-    import shlex
-
-    with open(os.path.join(ROOT, "docs", "datasets.md"), encoding="utf-8") as handle:
-        text = handle.read()
-    block = re.search(r"```bash\n(.*?)```", text[text.index(section):], re.DOTALL).group(1)
-    arguments = shlex.split(block.replace("\\\n", " ").split("\n")[0])
-    assert arguments[:2] == ["python", "Training.py"], arguments
-    return arguments[2:]
+def user_command(section, replacements):
+    """The section's ``python Training.py`` command with the documented folders replaced."""
+    arguments = docs_command(section)
+    for old, new in replacements.items():
+        arguments = [argument.replace(old, new) for argument in arguments]
+    return arguments
 
 
 def test_the_docs_command_for_unpaired_folders_works_as_written(setup, tmp_path):
     folders = make_folders(tmp_path / "unpaired")
-    arguments = docs_command("## Your own unpaired folders")
-    replacements = {"/data/DSD100": setup["roots"]["DSD100"], "/data/songs": folders["mixtures"][0],
-                    "/data/instrumentals": folders["accompaniment"][0], "/data/acapellas": folders["voice"][0]}
-    for old, new in replacements.items():
-        arguments = [argument.replace(old, new) for argument in arguments]
+    arguments = user_command("## Your own unpaired folders", {
+        "/data/DSD100": setup["roots"]["DSD100"], "/data/songs": folders["mixtures"][0],
+        "/data/instrumentals": folders["accompaniment"][0], "/data/acapellas": folders["voice"][0]})
     arguments += [f"dataset_xmls.DSD100={setup['xmls']['DSD100']}", "partition_config.supervised_valid_songs=1"]
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "Training.py"), "datasets"] + arguments,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    assert arguments[0] == "with"
+    result = run_training(["datasets"] + arguments, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = {tuple(line.split()[:2]): line.split()[2] for line in result.stdout.splitlines() if len(line.split()) == 4}
-    assert rows[("train_unsup/mixture", "folders")] == "4" and rows[("train_unsup/accompaniment", "all")] == "1"
-    assert rows[("train_unsup/voice", "all")] == "3" and rows[("train_sup", "DSD100")] == "2"
-    assert rows[("valid", "all")] == "1" and rows[("test", "all")] == "1"
+    rows = table_rows(result.stdout)
+    assert rows[("train_unsup/mixture", "folders")] == 4 and rows[("train_unsup/accompaniment", "all")] == 1
+    assert rows[("train_unsup/voice", "all")] == 3 and rows[("train_sup", "DSD100")] == 2
+    assert rows[("valid", "all")] == 1 and rows[("test", "all")] == 1
     shutil.rmtree(folders["accompaniment"][0])
-    failed = subprocess.run([sys.executable, os.path.join(ROOT, "Training.py"), "datasets"] + arguments,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    failed = run_training(["datasets"] + arguments, tmp_path)
     assert failed.returncode != 0
     assert f"unpaired_folders.accompaniment: the folder {folders['accompaniment'][0]} does not exist" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_the_docs_command_for_paired_song_folders_works_as_written(tmp_path):
+    folders = make_folders(tmp_path / "unpaired")
+    songs = tmp_path / "mysongs"
+    for split, count in (("train", 2), ("test", 7)):
+        for index in range(count):
+            write_wav(songs / split / f"Artist - {split} {index}" / "mixture.wav", noise(f"{split}{index}m"), SR)
+            write_wav(songs / split / f"Artist - {split} {index}" / "vocals.wav", noise(f"{split}{index}v"), SR)
+    arguments = user_command("## Paired song folders", {
+        "/data/mysongs": str(songs), "/data/songs": folders["mixtures"][0],
+        "/data/instrumentals": folders["accompaniment"][0], "/data/acapellas": folders["voice"][0]})
+    result = run_training(["datasets"] + arguments, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = table_rows(result.stdout)
+    assert rows[("train_sup", "SongFolders")] == 2 and rows[("valid", "SongFolders")] == 5
+    assert rows[("test", "SongFolders")] == 2 and rows[("test", "all")] == 2
+    assert [rows[(f"train_unsup/{role}", "folders")] for role in ("mixture", "accompaniment", "voice")] == [4, 1, 3]
