@@ -38,7 +38,7 @@ import json
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Optional, Sequence
 
 from databases import DatasetCache, PlainFolders, SharedSongs
 from common import Utils
@@ -319,7 +319,7 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
                 unsupervised_databases=("MedleyDB", "CCMixter", "iKala"),
                 supervised_valid_songs: int = 25, supervised_validation: str = "test_songs", optional_databases=(),
                 custom_dataset: Optional[str] = None, custom_dataset_kwargs: Optional[dict] = None,
-                unpaired_folders: Optional[dict] = None, sources=("accompaniment", "voice")) -> dict:
+                unpaired_folders: Optional[dict] = None, sources: Sequence[str] = ("accompaniment", "voice")) -> dict:
     """Build (or load from ``pkl_path``) the dataset dict of the paper's partition.
 
     Args:
@@ -356,8 +356,10 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
     folders = PlainFolders.check_unpaired_folders(unpaired_folders, sources)
     if custom_dataset:
         dataset = load_custom_dataset(custom_dataset, custom_dataset_kwargs)
-        samples = PlainFolders.read_unpaired_samples(PlainFolders.list_unpaired_files(folders))
-        return validate_dataset(PlainFolders.add_to_dataset(dataset, samples)[0]) if folders else dataset
+        if folders:
+            samples = PlainFolders.read_unpaired_samples(PlainFolders.list_unpaired_files(folders))
+            dataset = validate_dataset(PlainFolders.add_to_dataset(dataset, samples)[0])
+        return dataset
     _check_partition_settings(supervised_database, unsupervised_databases, supervised_valid_songs,
                               optional_databases, supervised_validation)
     DatasetCache.check_replaceable(pkl_path)  # a foreign file there stops the run before any work
@@ -386,7 +388,7 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
     return dataset
 
 
-def dataset_fingerprint(databases: dict, settings: dict, cache_dir, folder_files=()) -> str:
+def dataset_fingerprint(databases: dict, settings: dict, cache_dir, folder_files: Sequence = ()) -> str:
     """sha256 hex digest of everything a dataset.pkl is built from (``folder_files``: the
     ``PlainFolders.FolderFile`` list of the unpaired folders, each with its size and time)."""
     payload = {"format_version": DATASET_FORMAT_VERSION, "cache_dir": os.path.abspath(cache_dir),
@@ -406,7 +408,7 @@ def dataset_fingerprint(databases: dict, settings: dict, cache_dir, folder_files
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def check_unpaired_lists(dataset) -> None:
+def check_unpaired_lists(dataset: dict) -> None:
     """Raise :class:`DatasetConfigError` unless every list of ``train_unsup`` holds a file: the
     semi-supervised phase needs unpaired mixtures and real excerpts of every source."""
     empty = [name for name, samples in zip(PlainFolders.UNPAIRED_LISTS, dataset["train_unsup"]) if not samples]

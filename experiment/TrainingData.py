@@ -4,6 +4,7 @@ the whole-song validation loss and TensorBoard clips.
 
 import contextlib
 import os
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -22,8 +23,8 @@ UNPAIRED_GAIN = (0.2, 1.2)
 
 
 def load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                 custom_dataset, use_demo, demo_database, unpaired_folders=None,
-                 sources=("accompaniment", "voice"), need_unpaired=False):
+                 custom_dataset, use_demo, demo_database, unpaired_folders: Optional[dict] = None,
+                 sources: Sequence[str] = ("accompaniment", "voice"), need_unpaired: bool = False) -> dict:
     """The dataset dictionary (train_sup, train_unsup, valid, test) for this configuration.
 
     With ``use_demo`` the demo database is generated once into ``<cache_dir>/demo`` and its
