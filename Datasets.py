@@ -18,12 +18,16 @@ The dataset dictionary
 - ``"valid"``: list of ``(mixture, accompaniment, voice)`` triples;
 - ``"test"``: list of ``(mixture, accompaniment, voice)`` triples.
 
+Plain folders of unpaired audio (the setting ``unpaired_folders``, databases/PlainFolders.py)
+are added to ``train_unsup``'s lists after the partition, so those lists may differ in length.
+
 A custom dataset is a function returning that dictionary, named as
 ``custom_dataset="package.module:function"``; it is called with ``custom_dataset_kwargs``
 (none by default) and its result is checked by :func:`validate_dataset`.
 
 Command line: ``python Datasets.py NAME ROOT --xml FILE`` discovers the songs in ROOT (NAME one
-of DSD100, MedleyDB, CCMixter, iKala, MUSDB18HQ, MUSDB18), writes FILE and prints a one-line summary.
+of DSD100, MedleyDB, CCMixter, iKala, MUSDB18HQ, MUSDB18, SongFolders), writes FILE and prints a one-line
+summary.
 """
 
 import argparse
@@ -34,9 +38,9 @@ import json
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Optional, Sequence
 
-from databases import DatasetCache, SharedSongs
+from databases import DatasetCache, PlainFolders, SharedSongs
 from common import Utils
 from databases.DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database, musdb_validation_tracks
 from databases.DatasetXML import (SPLITS, DatabaseDescription, DatasetConfigError, PreparedDatabase, is_placeholder_folder,
@@ -46,7 +50,7 @@ from Sample import Sample
 
 LOGGER = logging.getLogger(__name__)
 
-SUPERVISED_DATABASES = ("DSD100", "MUSDB18HQ", "MUSDB18")
+SUPERVISED_DATABASES = ("DSD100", "MUSDB18HQ", "MUSDB18", "SongFolders")
 # supervised_validation: "test_songs" = the paper's rule (the first supervised_valid_songs Test
 # songs are valid); "musdb_valid" = musdb's official validation tracks (split='valid') of train.
 SUPERVISED_VALIDATION_RULES = ("test_songs", "musdb_valid")
@@ -314,7 +318,8 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
                 supervised_database: str = "DSD100",
                 unsupervised_databases=("MedleyDB", "CCMixter", "iKala"),
                 supervised_valid_songs: int = 25, supervised_validation: str = "test_songs", optional_databases=(),
-                custom_dataset: Optional[str] = None, custom_dataset_kwargs: Optional[dict] = None) -> dict:
+                custom_dataset: Optional[str] = None, custom_dataset_kwargs: Optional[dict] = None,
+                unpaired_folders: Optional[dict] = None, sources: Sequence[str] = ("accompaniment", "voice")) -> dict:
     """Build (or load from ``pkl_path``) the dataset dict of the paper's partition.
 
     Args:
@@ -322,7 +327,8 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
         dataset_roots: database name -> folder or None; a folder overrides databaseFolderPath.
         cache_dir: folder for derived audio (accompaniments, stem sums, channel splits).
         pkl_path: cache of the built structure; rebuilt when its fingerprint (XML contents,
-            roots, listed files' sizes and times, settings, cache_dir, format version) changes,
+            roots, listed files' sizes and times, the files under ``unpaired_folders`` with their
+            sizes and times, settings, cache_dir, format version) changes,
             when it is damaged (with a warning) or when a file it lists disappeared. A file
             there that is not one of these caches is a :class:`DatasetConfigError`, raised
             before any work (DatasetCache.py).
@@ -331,19 +337,33 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
         optional_databases: databases skipped (with a log line) when no folder is configured;
             any other unconfigured database is a :class:`DatasetConfigError`.
         custom_dataset: ``"package.module:function"`` returning the dataset dict; when given,
-            everything else is ignored and nothing is cached.
+            everything else but ``unpaired_folders`` is ignored and nothing is cached.
         custom_dataset_kwargs: keyword arguments for the custom function.
+        unpaired_folders: list name (``mixtures``, ``accompaniment``, ``voice``) -> folder(s)
+            whose audio files (sub-folders included) are added to ``train_unsup`` unpaired
+            (databases/PlainFolders.py); with or instead of the unsupervised databases' thirds.
+        sources: the model's sources (``model_config.sources``): a source folder must name one.
 
     Returns:
         dict with keys train_sup, train_unsup, valid, test (see the module docstring): the
         partition of :func:`partition_dataset`, then every song that occurs in more than one
-        place kept in one partition only (SharedSongs.py; what moved or was dropped is logged).
+        place kept in one partition only (SharedSongs.py; what moved or was dropped is logged),
+        then the folder files, less those of songs in train_sup, valid or test.
+
+    Raises:
+        DatasetConfigError: wrong settings, folders or files, before any audio is derived.
     """
+    folders = PlainFolders.check_unpaired_folders(unpaired_folders, sources)
     if custom_dataset:
-        return load_custom_dataset(custom_dataset, custom_dataset_kwargs)
+        dataset = load_custom_dataset(custom_dataset, custom_dataset_kwargs)
+        if folders:
+            samples = PlainFolders.read_unpaired_samples(PlainFolders.list_unpaired_files(folders))
+            dataset = validate_dataset(PlainFolders.add_to_dataset(dataset, samples)[0])
+        return dataset
     _check_partition_settings(supervised_database, unsupervised_databases, supervised_valid_songs,
                               optional_databases, supervised_validation)
     DatasetCache.check_replaceable(pkl_path)  # a foreign file there stops the run before any work
+    folder_files = PlainFolders.list_unpaired_files(folders)
     settings = {"supervised_database": supervised_database, "unsupervised_databases": list(unsupervised_databases),
                 "supervised_valid_songs": supervised_valid_songs, "supervised_validation": supervised_validation}
     cache_dir = os.path.abspath(cache_dir)
@@ -354,22 +374,27 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
         if prepared is not None:
             databases[name] = prepared
     fingerprint = dataset_fingerprint(databases, dict(settings, shared_song_rules=SharedSongs.RULES_VERSION),
-                                      cache_dir)
+                                      cache_dir, folder_files)
     dataset = DatasetCache.load(pkl_path, fingerprint,
                                 lambda stored: validate_dataset(stored, origin=f"the dataset stored in {pkl_path}"))
     if dataset is None:
+        folder_samples = PlainFolders.read_unpaired_samples(folder_files)  # its errors before any derived audio
         songs = {name: load_database_songs(database, cache_dir) for name, database in databases.items()}
         dataset, _ = SharedSongs.keep_each_song_in_one_partition(partition_dataset(songs, **settings))
+        dataset, _ = PlainFolders.add_to_dataset(dataset, folder_samples)
         dataset = validate_dataset(dataset, origin="Datasets.partition_dataset")
         DatasetCache.save(pkl_path, fingerprint, dataset)
         LOGGER.info("Built the dataset structure and saved it to %s", pkl_path)
     return dataset
 
 
-def dataset_fingerprint(databases: dict, settings: dict, cache_dir) -> str:
-    """sha256 hex digest of everything a dataset.pkl is built from."""
+def dataset_fingerprint(databases: dict, settings: dict, cache_dir, folder_files: Sequence = ()) -> str:
+    """sha256 hex digest of everything a dataset.pkl is built from (``folder_files``: the
+    ``PlainFolders.FolderFile`` list of the unpaired folders, each with its size and time)."""
     payload = {"format_version": DATASET_FORMAT_VERSION, "cache_dir": os.path.abspath(cache_dir),
                "settings": settings, "databases": {}}
+    if folder_files:
+        payload["unpaired_folders"] = PlainFolders.fingerprint_entries(folder_files)
     for name, database in sorted(databases.items()):
         with open(database.xml_path, "rb") as handle:
             xml_digest = hashlib.sha256(handle.read()).hexdigest()
@@ -381,6 +406,17 @@ def dataset_fingerprint(databases: dict, settings: dict, cache_dir) -> str:
         payload["databases"][name] = {"xml_path": database.xml_path, "xml_sha256": xml_digest,
                                       "folder": database.folder, "files": files}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def check_unpaired_lists(dataset: dict) -> None:
+    """Raise :class:`DatasetConfigError` unless every list of ``train_unsup`` holds a file: the
+    semi-supervised phase needs unpaired mixtures and real excerpts of every source."""
+    empty = [name for name, samples in zip(PlainFolders.UNPAIRED_LISTS, dataset["train_unsup"]) if not samples]
+    if empty:
+        raise DatasetConfigError(
+            f"train_unsup has no {' and no '.join(empty)}: the semi-supervised phase needs unpaired mixtures, "
+            "accompaniments and voices. Add folders to " + ", ".join(f"unpaired_folders.{name}" for name in empty)
+            + " or an unsupervised database (partition_config.unsupervised_databases)")
 
 
 def dataset_table(dataset) -> str:

@@ -20,6 +20,8 @@ import soundfile
 LOGGER = logging.getLogger(__name__)
 
 SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+# Every extension the project reads: libsndfile's, and MP3 / M4A through audioread.
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + (".mp3", ".m4a")
 FFMPEG_INSTALL_HINT = ("install ffmpeg (for example `apt-get install ffmpeg`, `brew install ffmpeg` "
                        "or `conda install -c conda-forge ffmpeg`) so that audioread can decode it, "
                        "or convert the file to WAV or FLAC")

@@ -67,7 +67,7 @@ from Sample import AudioDecoderError
 
 LOGGER = logging.getLogger("Training")
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
-DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18")
+DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18", "SongFolders")
 
 # Capture output at the Python level: reader processes keep no handle on sacred's tee pipes.
 SETTINGS.CAPTURE_MODE = "sys"
@@ -166,6 +166,8 @@ def config():
     spectrogram_cache = True  # compute each training file's magnitudes once into <cache_dir>/magnitudes
     dataset_pkl = "dataset.pkl"  # cached partition; rebuilt whenever its inputs change
     custom_dataset = None  # "module:function" returning your own dataset dictionary
+    # Folders of unpaired audio (any format, rate, channels; sub-folders too) added to train_unsup, per list
+    unpaired_folders = {"mixtures": [], "accompaniment": [], "voice": []}
     partition_config = {
         "supervised_database": "DSD100",
         "unsupervised_databases": ["MedleyDB", "CCMixter", "iKala"],
@@ -310,7 +312,8 @@ def main(_run, _config):
             LOGGER.info("Resuming experiment %s", settings.experiment_id)
         else:
             Checkpoints.refuse_to_reuse(config.folders.model_base_dir, config.folders.log_dir, settings.experiment_id)
-        dataset = load_dataset(*(_config[key] for key in DATASET_SETTINGS))
+        dataset = load_dataset(*(_config[key] for key in DATASET_SETTINGS), _config["unpaired_folders"],
+                               config.network.sources, need_unpaired=True)
         LOGGER.info("Dataset:\n%s", Datasets.dataset_table(dataset))
         data = TrainingData.prepare(dataset, _config["cache_dir"], config.signal, _config["spectrogram_cache"])
     _run.info["experiment_id"] = settings.experiment_id
@@ -335,19 +338,19 @@ def main(_run, _config):
 
 @ex.command(unobserved=True)  # prints only; nothing to record
 def datasets(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config, custom_dataset,
-             use_demo, demo_database, seed):
+             use_demo, demo_database, seed, unpaired_folders, model_config):
     """Print the number of songs and hours of audio per partition and database."""
     prepare(seed)
     with user_errors():
         dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                               custom_dataset, use_demo, demo_database)
+                               custom_dataset, use_demo, demo_database, unpaired_folders, model_config["sources"])
     print(Datasets.dataset_table(dataset))
 
 
 @ex.command
 def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir, dataset_pkl,
              partition_config, custom_dataset, use_demo, demo_database, seed, eval_workers, eval_batch_size,
-             results_dir, bss_eval, eval_precision):
+             results_dir, bss_eval, eval_precision, unpaired_folders, model_config):
     """BSS Eval of one checkpoint folder on the test (or valid) partition."""
     prepare(seed)
     with user_errors():
@@ -357,7 +360,7 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
         bss_eval = Evaluate.check_bss_eval(bss_eval)
         Utils.check_writable(results_dir)  # before the model is loaded and the songs separated
         dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                               custom_dataset, use_demo, demo_database)
+                               custom_dataset, use_demo, demo_database, unpaired_folders, model_config["sources"])
         rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,
                                        batch_size=eval_batch_size, bss_eval=bss_eval, precision=eval_precision)
     name = rows[0]["model"] if rows else os.path.basename(os.path.normpath(model_path))

@@ -2,8 +2,16 @@
 
 ``instrumentName`` per database (derived audio is never listed, it is computed at load time):
 
-- DSD100 / MUSDB18HQ: ``Mix`` (mixture.wav), ``Voice`` (vocals.wav), ``Bass``, ``Drums``,
-  ``Other``; accompaniment = Mix - Voice.
+- DSD100 / MUSDB18HQ: ``Mix`` (mixture.wav), ``Voice`` (vocals.wav), and ``Bass``, ``Drums``,
+  ``Other`` when present (they are not used, so a song folder with only mixture.wav and
+  vocals.wav is complete); accompaniment = Mix - Voice.
+- SongFolders (your own paired songs): every folder under the root that holds files named as in
+  :data:`SONG_FOLDER_FILES` (any extension of ``Sample.AUDIO_EXTENSIONS``, any case) is a song:
+  ``Mix`` (mixture, mix), ``Voice`` (vocals, voice), ``Instrumental`` (accompaniment,
+  instrumental); at least two of the three. A missing one is derived (DerivedAudio.py:
+  accompaniment = mixture - voice, voice = mixture - accompaniment, mixture = accompaniment +
+  voice). Songs under a top-level ``train/`` (``test/``) folder get databaseSplit Training
+  (Test), other songs none.
 - MUSDB18 (the ``.stem.mp4`` release): one ``Mix`` entry per track, the stem file itself
   (``relativeFilepath`` ``train/<Artist - Title>.stem.mp4``, ``audioFormat`` ``stem.mp4``,
   sampleRate, length and numChannels of its mixture stream). The file holds
@@ -30,11 +38,11 @@ import yaml
 from tqdm import tqdm
 
 from databases.DatasetXML import DatabaseDescription, DatasetConfigError, Instrument, Track
-from Sample import FFMPEG_INSTALL_HINT, AudioDecoderError, Sample
+from Sample import AUDIO_EXTENSIONS, FFMPEG_INSTALL_HINT, AudioDecoderError, Sample
 
 LOGGER = logging.getLogger(__name__)
 
-DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18")
+DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18", "SongFolders")
 # The singer labels of PAPER.md; spoken-word stems ("male speaker", "female speaker") are not
 # singing and stay in the accompaniment.
 MEDLEYDB_VOCAL_LABELS = frozenset({
@@ -46,8 +54,14 @@ MEDLEYDB_INSTRUMENT_NAMES = {
     "bass drum": "Drums", "toms": "Drums", "auxiliary percussion": "Drums",
     "clean electric guitar": "Guitar", "distorted electric guitar": "Guitar",
     "acoustic guitar": "Guitar", "piano": "Piano", "electric piano": "Piano"}
-# (file stem, instrumentName) of the sources of a DSD100 / MUSDB18-HQ song, mixture excluded.
+# (file stem, instrumentName) of the sources of a DSD100 / MUSDB18-HQ song, mixture excluded;
+# only the vocals are needed (accompaniment = mixture - vocals), the other stems are listed if present.
 MULTITRACK_SOURCES = (("vocals", "Voice"), ("bass", "Bass"), ("drums", "Drums"), ("other", "Other"))
+MULTITRACK_REQUIRED = ("vocals",)
+# SongFolders: instrumentName -> the file names (without extension, any case) that hold it.
+SONG_FOLDER_FILES = {"Mix": ("mixture", "mix"), "Voice": ("vocals", "voice"),
+                     "Instrumental": ("accompaniment", "instrumental")}
+SONG_FOLDER_SPLITS = {"train": "Training", "test": "Test"}
 # The audio streams of a MUSDB18 .stem.mp4 file, in stream order (musdb's mus.yaml stem_ids).
 MUSDB18_STREAMS = ("mixture", "drums", "bass", "other", "vocals")
 MUSDB18_EXTENSION = ".stem.mp4"
@@ -65,7 +79,8 @@ def discover_database(name, root) -> DatabaseDescription:
         ValueError: a file is corrupt (the message names it).
     """
     discoverers = {"DSD100": _discover_dsd100, "MUSDB18HQ": _discover_musdb18hq, "MUSDB18": _discover_musdb18,
-                   "MedleyDB": _discover_medleydb, "CCMixter": _discover_ccmixter, "iKala": _discover_ikala}
+                   "MedleyDB": _discover_medleydb, "CCMixter": _discover_ccmixter, "iKala": _discover_ikala,
+                   "SongFolders": _discover_song_folders}
     if name not in discoverers:
         raise DatasetConfigError(f"Unknown database '{name}'; known databases: {', '.join(DATABASE_NAMES)}")
     root = os.path.abspath(root)
@@ -86,6 +101,8 @@ LAYOUT_HINTS = {
                 "Audio/<Name>/<Name>_METADATA.yaml",
     "CCMixter": "<Artist_-_Title>/{mix,source-01,source-02}.wav",
     "iKala": "Wavfile/<id>.wav (stereo: accompaniment left, voice right)",
+    "SongFolders": "[train/|test/]<song>/ with two or three of mixture (or mix), vocals (or voice) and "
+                   f"accompaniment (or instrumental), each {'/'.join(AUDIO_EXTENSIONS)}",
 }
 
 
@@ -224,11 +241,57 @@ def _discover_multitrack(root, layout, artist_title_from):
         for song in tqdm(songs, desc=f"Reading {mixture_folder}", unit="song", leave=False, disable=None):
             instruments = [_describe_file(root, f"{mixture_folder}/{song}/mixture.wav", "Mix", True)]
             instruments += [_describe_file(root, f"{source_folder}/{song}/{stem}.wav", name, name == "Voice")
-                             for stem, name in MULTITRACK_SOURCES]
+                            for stem, name in MULTITRACK_SOURCES if stem in MULTITRACK_REQUIRED
+                            or os.path.isfile(os.path.join(root, source_folder, song, f"{stem}.wav"))]
             artist, title = artist_title_from(song)
             tracks.append(Track(title=title, artist=artist, performer=artist, split=split,
                                 instruments=tuple(instruments)))
     return tracks
+
+
+def _discover_song_folders(root):
+    """Songs of the SongFolders layout (module docstring), in sorted order of their folders."""
+    tracks = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        files = _song_folder_files(folder, names)
+        if not files:
+            continue
+        relative = os.path.relpath(folder, root).replace(os.sep, "/")
+        if len(files) < 2:
+            raise DatasetConfigError(
+                f"Song folder {folder} holds only {next(iter(files.values()))}: a song folder needs two or three of "
+                "mixture (or mix), vocals (or voice) and accompaniment (or instrumental); add the missing file or "
+                "move this one out of the database folder")
+        prefix = "" if relative == "." else relative + "/"
+        instruments = tuple(_describe_file(root, prefix + files[name], name)
+                            for name in SONG_FOLDER_FILES if name in files)
+        parts = relative.split("/")
+        split = SONG_FOLDER_SPLITS.get(parts[0].lower()) if len(parts) > 1 else None
+        artist, title = _split_artist_title(os.path.basename(os.path.abspath(folder)))
+        tracks.append(Track(title=title, artist=artist, performer=artist, split=split, instruments=instruments))
+    return tracks
+
+
+def _song_folder_files(folder, names):
+    """instrumentName -> file name of the SongFolders files among ``names`` (in ``folder``).
+
+    Raises:
+        DatasetConfigError: two files of the folder hold the same instrument.
+    """
+    found = {}
+    for name in sorted(names):
+        stem, extension = os.path.splitext(name)
+        if name.startswith(".") or extension.lower() not in AUDIO_EXTENSIONS:
+            continue
+        for instrument, stems in SONG_FOLDER_FILES.items():
+            if stem.lower() in stems:
+                found.setdefault(instrument, []).append(name)
+    for instrument, files in found.items():
+        if len(files) > 1:
+            raise DatasetConfigError(f"Song folder {folder} holds {len(files)} files for its {instrument}: "
+                                     f"{', '.join(files)}; keep one of them in the folder")
+    return {instrument: files[0] for instrument, files in found.items()}
 
 
 def _dsd100_artist_title(folder_name):

@@ -65,7 +65,8 @@ def load_database_songs(database: PreparedDatabase, cache_dir) -> list:
         ValueError: a file cannot be read or decoded (the message names it).
     """
     builders = {"DSD100": _multitrack_song, "MUSDB18HQ": _multitrack_song, "MUSDB18": _musdb18_song,
-                "MedleyDB": _medleydb_song, "CCMixter": _ccmixter_song, "iKala": _ikala_song}
+                "MedleyDB": _medleydb_song, "CCMixter": _ccmixter_song, "iKala": _ikala_song,
+                "SongFolders": _song_folder_song}
     songs = []
     for track in tqdm(database.description.tracks, desc=f"Preparing {database.name}", unit="song",
                       leave=False, disable=None):
@@ -162,6 +163,35 @@ def _ccmixter_song(context):
     if _same_format(samples):
         return tuple(samples)
     derived = _derived_samples(context, list(zip(SOURCE_ORDER, paths)), SOURCE_ORDER, lambda audio: audio)
+    return tuple(derived[role] for role in SOURCE_ORDER)
+
+
+def _song_folder_song(context):
+    """SongFolders: two or three of Mix, Instrumental, Voice; a missing one is derived
+    (accompaniment = mixture - voice, voice = mixture - accompaniment, mixture = accompaniment +
+    voice). Files as they are when all three are there in one format, else re-cut into the cache."""
+    present = {role: context.single_path(name) for role, name in zip(SOURCE_ORDER, ("Mix", "Instrumental", "Voice"))
+               if context.paths(name)}
+    if len(present) < 2:
+        raise DatasetConfigError(f"{context.where} needs two or three of the instruments Mix, Instrumental and "
+                                 f"Voice, found {', '.join(present) or 'none'}")
+    samples = {role: context.sample(path) for role, path in present.items()}
+
+    def complete(audio):
+        audio = dict(audio)
+        if "mixture" not in audio:
+            audio["mixture"] = audio["accompaniment"] + audio["voice"]
+        elif "accompaniment" not in audio:
+            audio["accompaniment"] = audio["mixture"] - audio["voice"]
+        elif "voice" not in audio:
+            audio["voice"] = audio["mixture"] - audio["accompaniment"]
+        return audio
+
+    if _same_format(list(samples.values())):
+        missing = [role for role in SOURCE_ORDER if role not in present]
+        derived = _derived_samples(context, list(present.items()), missing, complete) if missing else {}
+        return tuple(samples[role] if role in samples else derived[role] for role in SOURCE_ORDER)
+    derived = _derived_samples(context, list(present.items()), SOURCE_ORDER, complete)
     return tuple(derived[role] for role in SOURCE_ORDER)
 
 

@@ -27,12 +27,16 @@ TRAINING_PARTITIONS = ("train_sup", "train_unsup")
 
 def load_dataset(dataset_xmls: Mapping[str, str], dataset_roots: Mapping[str, Optional[str]], cache_dir: str,
                  dataset_pkl: str, partition_config: Mapping, custom_dataset: Optional[str], use_demo: bool,
-                 demo_database: Mapping) -> dict:
+                 demo_database: Mapping, unpaired_folders: Optional[Mapping[str, Sequence[str]]] = None,
+                 sources: Sequence[str] = ("accompaniment", "voice"), need_unpaired: bool = False) -> dict:
     """The dataset dictionary (train_sup, train_unsup, valid, test) for this configuration.
 
     With ``use_demo`` the demo database is generated once into ``<cache_dir>/demo`` and its
     roots replace ``dataset_roots``; XMLs for it are written into that folder too, so the
-    shipped placeholder XMLs stay untouched.
+    shipped placeholder XMLs stay untouched. ``unpaired_folders`` (list name -> folders) adds
+    plain folders of audio to train_unsup (databases/PlainFolders.py), checked against the
+    model's ``sources``. ``need_unpaired``: raise before training unless every unpaired list
+    holds a file (the semi-supervised phase needs them all).
     """
     xmls, roots = dict(dataset_xmls), dict(dataset_roots)
     if use_demo:
@@ -43,9 +47,12 @@ def load_dataset(dataset_xmls: Mapping[str, str], dataset_roots: Mapping[str, Op
             if not os.path.exists(xml_path):
                 DatasetXML.write_empty_xml(xml_path, name)
         dataset_pkl = os.path.join(demo_dir, "dataset.pkl")
-    return Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=cache_dir,
-                                pkl_path=dataset_pkl, custom_dataset=custom_dataset,
-                                **partition_config)
+    dataset = Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=cache_dir,
+                                   pkl_path=dataset_pkl, custom_dataset=custom_dataset,
+                                   unpaired_folders=unpaired_folders, sources=tuple(sources), **partition_config)
+    if need_unpaired:
+        Datasets.check_unpaired_lists(dataset)
+    return dataset
 
 
 class TrainingData:

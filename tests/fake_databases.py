@@ -2,6 +2,10 @@
 by the tests, and helpers to build a dataset from them; the fixtures are in conftest.py."""
 
 import os
+import re
+import shlex
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -145,3 +149,31 @@ def paired_triples(dataset):
 def files_under(folder):
     return sorted((os.path.join(path, name), os.stat(os.path.join(path, name)).st_mtime_ns)
                   for path, _, names in os.walk(folder) for name in names)
+
+
+def docs_command(section):
+    """The first ``python Training.py`` command of the bash blocks of ``section`` (a heading of
+    docs/datasets.md), continuation lines joined, as the arguments after ``Training.py``."""
+    with open(os.path.join(REPO, "docs", "datasets.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    start = text.index(section + "\n")
+    end = text.find("\n## ", start + len(section))
+    for block in re.findall(r"```bash\n(.*?)```", text[start:end if end >= 0 else None], re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            arguments = shlex.split(line, comments=True)
+            if arguments[:2] == ["python", "Training.py"]:
+                return arguments[2:]
+    raise AssertionError(f"no python Training.py command in {section}")
+
+
+def run_training(arguments, cwd):
+    """``python Training.py ARGUMENTS`` in ``cwd``, as a user runs it: the finished process."""
+    return subprocess.run([sys.executable, os.path.join(REPO, "Training.py")] + list(arguments), cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+
+
+def table_rows(output):
+    """``{(partition, database): songs}`` of the table the datasets command prints."""
+    return {(cells[0], cells[1]): int(cells[2]) for cells in map(str.split, output.splitlines())
+            if len(cells) == 4 and cells[2].isdigit()}
