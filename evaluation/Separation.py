@@ -25,11 +25,11 @@ import numpy as np
 
 from common import Utils
 from common.Config import ModelConfig
-from evaluation import FullBand, ModelFolder
+from evaluation import ModelFolder
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
 
-# TensorFlow, Input and Models are imported inside the functions that need them: modules that
+# TensorFlow, Input, FullBand and Models are imported inside the functions that need them: modules that
 # only evaluate metrics (the BSS Eval worker processes) should not pay for TensorFlow.
 
 DEFAULT_BATCH_SIZE = 32
@@ -181,6 +181,7 @@ def separate_fullband(audio: np.ndarray, sample_rate: int, predict_fn: PredictFn
         ``[channels, samples]``; the sources add up to ``audio`` (to float rounding).
     """
     import Input
+    from evaluation import FullBand
 
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
