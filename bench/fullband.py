@@ -43,7 +43,8 @@ import numpy as np  # noqa: E402
 import Input  # noqa: E402
 from common import Utils  # noqa: E402
 from evaluation import Metrics, SeparateFiles  # noqa: E402
-from evaluation.ModelFolder import find_checkpoint, load_model_config  # noqa: E402
+from common.Checkpoints import read_model_config  # noqa: E402
+from evaluation.ModelFolder import find_checkpoint  # noqa: E402
 from experiment import TrainingData  # noqa: E402
 
 MODES = ("model", "fullband")
@@ -164,7 +165,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     Utils.setup_logging(logging.WARNING)
     _, folder = find_checkpoint(args.model)
-    sources = list(load_model_config(folder)["sources"])
+    sources = list(read_model_config(folder).network.sources)
     songs = demo_test_songs(args.cache_dir)
     print(machine.cpu_description())
     rows, shares, timing = [], [], {"audio": 0.0, **{mode: 0.0 for mode in MODES}}

@@ -32,20 +32,21 @@ import numpy as np
 import soxr
 
 import Input
+from common.Config import Signal
 
 RELIABLE_FRACTION = 0.9  # of the model's Nyquist frequency: the top of the band the model's masks are trusted in
 EXTENSION_OCTAVES = 0.5  # width of the band below that limit whose share sets the masks above the model's band
 
 
-def input_grid(sample_rate: int, model_config: Mapping) -> Tuple[int, int]:
+def input_grid(sample_rate: int, signal: Signal) -> Tuple[int, int]:
     """``(num_fft, num_hop)`` in samples at ``sample_rate`` Hz with the model's window and hop durations.
 
     ``num_fft`` is rounded to an even number (at least 2) so that the inverse STFT knows it from
     the number of bins; ``num_hop`` keeps the model's hop-to-window ratio (at least 1).
     """
-    scale = sample_rate / float(model_config["expected_sr"])
-    num_fft = max(2, 2 * int(round(model_config["num_fft"] * scale / 2)))
-    num_hop = max(1, int(round(num_fft * model_config["num_hop"] / model_config["num_fft"])))
+    scale = sample_rate / float(signal.expected_sr)
+    num_fft = max(2, 2 * int(round(signal.num_fft * scale / 2)))
+    num_hop = max(1, int(round(num_fft * signal.num_hop / signal.num_fft)))
     return num_fft, num_hop
 
 
@@ -79,14 +80,14 @@ def shares(magnitudes: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return result
 
 
-def transfer_masks(estimates: Mapping[str, np.ndarray], model_config: Mapping, sample_rate: int,
+def transfer_masks(estimates: Mapping[str, np.ndarray], signal: Signal, sample_rate: int,
                    num_bins: int, num_frames: int) -> Dict[str, np.ndarray]:
     """Soft masks on the input's STFT grid from the model's source magnitudes.
 
     Args:
         estimates: ``{source: linear magnitudes [F, T]}`` on the model's grid (``expected_sr``,
             ``num_fft``, ``num_hop``), e.g. from ``Separation.separate_spectrogram``.
-        model_config: gives ``expected_sr``, ``num_fft`` and ``num_hop``.
+        signal: the model's ``expected_sr``, ``num_fft`` and ``num_hop`` (``ModelConfig.signal``).
         sample_rate: the input's rate in Hz; its grid is :func:`input_grid`.
         num_bins, num_frames: the input STFT's shape ``[num_bins, num_frames]``.
 
@@ -94,8 +95,8 @@ def transfer_masks(estimates: Mapping[str, np.ndarray], model_config: Mapping, s
         ``{source: float32 mask [num_bins, num_frames]}``, values in [0, 1], adding up to 1 in every
         cell (see the module's docstring for the rule above the model's band).
     """
-    model_sr, model_fft, model_hop = (model_config[key] for key in ("expected_sr", "num_fft", "num_hop"))
-    input_fft, input_hop = input_grid(sample_rate, model_config)
+    model_sr, model_fft, model_hop = signal.expected_sr, signal.num_fft, signal.num_hop
+    input_fft, input_hop = input_grid(sample_rate, signal)
     model_bins, model_frames = np.shape(next(iter(estimates.values())))
     frequencies = np.arange(num_bins) * (sample_rate / input_fft)
     nyquist = model_sr / 2.0
@@ -137,7 +138,7 @@ def _interpolate(values, positions, axis):
 
 
 def apply_masks(audio: np.ndarray, sample_rate: int, estimates: Mapping[str, np.ndarray],
-                model_config: Mapping) -> Dict[str, np.ndarray]:
+                signal: Signal) -> Dict[str, np.ndarray]:
     """Split ``audio`` ``[channels, samples]`` at ``sample_rate`` Hz with the model's estimates.
 
     Args:
@@ -145,7 +146,7 @@ def apply_masks(audio: np.ndarray, sample_rate: int, estimates: Mapping[str, np.
         sample_rate: its rate in Hz.
         estimates: ``{source: linear magnitudes [F, T]}`` of the model for the mono down-mix of
             ``audio`` at ``expected_sr`` (:func:`model_input`).
-        model_config: the model's ``expected_sr``, ``num_fft`` and ``num_hop``.
+        signal: the model's ``expected_sr``, ``num_fft`` and ``num_hop`` (``ModelConfig.signal``).
 
     Returns:
         ``{source: float32 [channels, samples]}`` at ``sample_rate``, adding up to ``audio``.
@@ -153,14 +154,14 @@ def apply_masks(audio: np.ndarray, sample_rate: int, estimates: Mapping[str, np.
     audio = np.asarray(audio, np.float32)
     if audio.ndim != 2:
         raise ValueError(f"apply_masks expects audio [channels, samples], got shape {audio.shape}")
-    num_fft, num_hop = input_grid(sample_rate, model_config)
+    num_fft, num_hop = input_grid(sample_rate, signal)
     channels, samples = audio.shape
     outputs = {name: np.zeros((channels, samples), np.float32) for name in estimates}
     masks = None
     for channel in range(channels):
         spectrogram = Input.stft(audio[channel], num_fft, num_hop)
         if masks is None:  # every channel has the same grid
-            masks = transfer_masks(estimates, model_config, sample_rate, *spectrogram.shape)
+            masks = transfer_masks(estimates, signal, sample_rate, *spectrogram.shape)
         magnitude, phase = np.abs(spectrogram), Input.unit_phasors(spectrogram)
         for name, mask in masks.items():
             outputs[name][channel] = Input.istft(mask * magnitude, phase, num_hop, samples)

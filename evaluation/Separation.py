@@ -163,11 +163,11 @@ def check_separate_mode(mode: str, setting: str = "separate_mode") -> str:
     return mode
 
 
-def separate_fullband(audio: np.ndarray, sample_rate: int, predict_fn: PredictFn, model_config: Mapping,
+def separate_fullband(audio: np.ndarray, sample_rate: int, predict_fn: PredictFn, model_config: ModelConfig,
                       batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
     """Separate audio at its own rate and with its channels, over its whole band.
 
-    The model separates the mono down-mix at ``model_config["expected_sr"]``
+    The model separates the mono down-mix at ``model_config.signal.expected_sr``
     (:func:`FullBand.model_input`, :func:`separate_spectrogram`); its magnitude estimates become
     soft masks on each channel's STFT at ``sample_rate`` (:func:`FullBand.apply_masks`).
 
@@ -189,10 +189,11 @@ def separate_fullband(audio: np.ndarray, sample_rate: int, predict_fn: PredictFn
     if audio.ndim != 2 or audio.shape[0] < 1:
         raise ValueError(f"separate_fullband expects audio [channels, samples], got shape {audio.shape}")
     sample_rate = Input.check_positive_int(sample_rate, "sample_rate")
-    mono = FullBand.model_input(audio, sample_rate, model_config["expected_sr"])
-    spectrogram = Input.stft(mono, model_config["num_fft"], model_config["num_hop"])
+    signal = model_config.signal
+    mono = FullBand.model_input(audio, sample_rate, signal.expected_sr)
+    spectrogram = Input.stft(mono, signal.num_fft, signal.num_hop)
     estimates = separate_spectrogram(np.abs(spectrogram), predict_fn, model_config, batch_size)
-    return FullBand.apply_masks(audio, sample_rate, estimates, model_config)
+    return FullBand.apply_masks(audio, sample_rate, estimates, signal)
 
 
 class Separator:

@@ -1,6 +1,7 @@
 """FullBand.py and the ``separate`` command's modes: masks carried from the model's grid to the
 input's STFT, full-band outputs with the input's channels, the model mode as before."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -13,7 +14,7 @@ from tiny_model import TINY_CONFIG
 import Input
 from evaluation import FullBand, SeparateFiles, Separation
 
-PAPER_GRID = dict(TINY_CONFIG, num_fft=512, num_hop=256)
+PAPER_GRID = dataclasses.replace(TINY_CONFIG.signal, num_fft=512, num_hop=256)
 
 
 def high_band_fraction(audio, sample_rate, above_hz=4200.0):
@@ -124,10 +125,10 @@ def test_the_model_mode_writes_what_the_models_reconstruction_gives(tmp_path, ti
     written = SeparateFiles.separate_path(tiny_model[0], path, str(tmp_path / "out"), batch_size=8, mode="model")
 
     with Separation.Separator(tiny_model[0], batch_size=8) as separator:
-        expected = separator.separate(Input.read_audio(path, TINY_CONFIG["expected_sr"], mono_downmix=True))
-    for output, source in zip(written, TINY_CONFIG["sources"]):
+        expected = separator.separate(Input.read_audio(path, TINY_CONFIG.signal.expected_sr, mono_downmix=True))
+    for output, source in zip(written, TINY_CONFIG.network.sources):
         audio, rate = soundfile.read(output, dtype="float32")
-        upsampled = soxr.resample(expected[source], TINY_CONFIG["expected_sr"], 44100, quality="HQ")
+        upsampled = soxr.resample(expected[source], TINY_CONFIG.signal.expected_sr, 44100, quality="HQ")
         np.testing.assert_array_equal(audio, Input.fit_length(upsampled.astype(np.float32), len(song)))
 
 
