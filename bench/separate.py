@@ -131,7 +131,8 @@ def time_bss_eval(bss_eval, seconds=60.0, repeats=2):
 MUSEVAL_IMPORT = """
 import sys, time
 sys.path.insert(0, {root!r})
-import numpy, scipy, mir_eval.separation, Evaluate, Input, Metrics  # a v3 worker's imports
+import numpy, scipy, mir_eval.separation, Evaluate, Input
+from evaluation import Metrics  # a v3 worker's imports
 start = time.perf_counter()
 import museval
 print(time.perf_counter() - start, "tensorflow" in sys.modules)
