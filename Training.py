@@ -118,6 +118,9 @@ def nested_descriptions() -> Dict[str, str]:
         "partition_config.supervised_validation": '"test_songs", or "musdb_valid" (MUSDB18/MUSDB18HQ): '
                                                   "musdb's 14 valid tracks of train",
         "demo_database.song_seconds": "length of each generated demo song (s)",
+        "unpaired_folders.mixtures": "folders of songs without stems, added to train_unsup's mixtures",
+        "unpaired_folders.accompaniment": "folders of instrumentals, added to train_unsup's accompaniments",
+        "unpaired_folders.voice": "folders of a cappella recordings, added to train_unsup's voices",
     })
     return docs
 

@@ -177,7 +177,8 @@ def read_model_config(folder: str) -> ModelConfig:
         raise ConfigError(f"{path} is not a JSON text file (byte {error.start} is not UTF-8: the file is damaged "
                           "or not a model_config.json); restore it from the training run.") from error
     if not isinstance(values, dict):
-        raise ConfigError(f"{path} does not hold a JSON object of model_config keys.")
+        raise ConfigError(f"{path} holds a JSON {type(values).__name__}, not the model_config object of a run; "
+                          "restore it from the training run.")
     return ModelConfig.from_dict(values, where=path, required=model_file_keys())
 
 

@@ -87,12 +87,12 @@ model, inputs, output, paused, release = sys.argv[1:6]
 if paused != "-":  # hold the run inside its first song until the test lets it go on
     separate_file = SeparateFiles._separate_file
 
-    def held(separator, sample):
+    def held(separator, sample, mode):
         open(paused, "w").close()
         deadline = time.monotonic() + 240
         while not os.path.exists(release) and time.monotonic() < deadline:
             time.sleep(0.05)
-        return separate_file(separator, sample)
+        return separate_file(separator, sample, mode)
 
     SeparateFiles._separate_file = held
 try:
