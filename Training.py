@@ -312,6 +312,8 @@ def main(_run, _config):
             experiment_id, model_base_dir = Checkpoints.resolve_resume(_config["resume"])
             config = config.replace(model_base_dir=model_base_dir)
             settings = dataclasses.replace(settings, experiment_id=experiment_id)
+            for phase in ("sup", "semisup"):  # before anything is written or trained
+                Checkpoints.check_same_network(Checkpoints.phase_folder(model_base_dir, experiment_id, phase), config)
             LOGGER.info("Resuming experiment %s", settings.experiment_id)
         else:
             Checkpoints.refuse_to_reuse(config.folders.model_base_dir, config.folders.log_dir, settings.experiment_id)

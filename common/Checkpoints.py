@@ -182,6 +182,59 @@ def read_model_config(folder: str) -> ModelConfig:
     return ModelConfig.from_dict(values, where=path, required=model_file_keys())
 
 
+class SettingsMismatchError(CheckpointError, ValueError):
+    """Settings that shape the network differ from those a checkpoint folder was trained with
+    (a ``ValueError`` too: it is the user's setting that is wrong)."""
+
+
+def check_same_network(folder: str, config: ModelConfig) -> None:
+    """Refuse to continue the phase in ``folder`` with settings that shape another network.
+
+    Compares the keys that fix the network and its signal (``Config.model_file_keys``) with the
+    folder's ``model_config.json``; a folder without one (a new phase) passes.
+
+    Raises:
+        SettingsMismatchError: listing every differing key with both values, before any file is written.
+    """
+    if not os.path.isfile(os.path.join(folder, MODEL_CONFIG_FILE)):
+        return
+    stored, current = read_model_config(folder).to_dict(), config.to_dict()
+    differences = [f"model_config.{key}={current[key]!r} (the folder's: {stored[key]!r})"
+                   for key in model_file_keys() if stored[key] != current[key]]
+    if differences:
+        raise SettingsMismatchError(
+            f"{folder} was trained with another network than these settings give: {'; '.join(differences)}. "
+            "Resume with the settings the run was started with (its model_config.json), or start a new "
+            "experiment_id.")
+
+
+def variable_mismatches(checkpoint: str, variables: list, scope: str) -> List[str]:
+    """How the graph's ``variables`` under ``scope`` (e.g. ``"separator/"``) differ from a checkpoint's.
+
+    Returns:
+        One line per variable that the checkpoint lacks, holds with another shape, or holds
+        under ``scope`` although the graph has no such variable; ``[]`` if they agree.
+
+    Raises:
+        ValueError: the checkpoint cannot be read (named).
+    """
+    import tensorflow as tf
+
+    try:
+        stored = {name: list(shape) for name, shape in tf.train.list_variables(checkpoint)
+                  if name.startswith(scope)}
+    except (tf.errors.OpError, ValueError) as error:
+        raise ValueError(f"Cannot read checkpoint {checkpoint} ({error}); is it complete? "
+                         "Use a checkpoint written by Training.py.") from error
+    graph = {variable.op.name: variable.shape.as_list() for variable in variables}
+    problems = [f"{name} is missing" for name in sorted(set(graph) - set(stored))]
+    problems += [f"{name} has shape {stored[name]}, the settings give {graph[name]}"
+                 for name in sorted(set(graph) & set(stored)) if stored[name] != graph[name]]
+    problems += [f"{name} {stored[name]} has no place in the network the settings give"
+                 for name in sorted(set(stored) - set(graph))]
+    return problems
+
+
 def save_checkpoint(saver, session, folder, step):
     """Save all variables as ``<folder>/model-<step>`` and return that checkpoint prefix."""
     return saver.save(session, os.path.join(folder, CHECKPOINT_PREFIX), global_step=int(step))

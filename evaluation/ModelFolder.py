@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Optional, Tuple
 
 from common import TensorFlowSetup, Utils
-from common.Checkpoints import MODEL_CONFIG_FILE, read_model_config
+from common.Checkpoints import MODEL_CONFIG_FILE, read_model_config, variable_mismatches
 from common.Config import ModelConfig
 
 Utils.use_fast_cpu_kernels()  # before TensorFlow is imported (lazily, below)
@@ -62,7 +62,8 @@ def find_checkpoint(model_path: str) -> Tuple[str, str]:
                                 "separator. Pass a folder written by Training.py, e.g. checkpoints/<id>_sup/best.")
     if is_prefix:
         return model_path, folder
-    checkpoint = tf.train.latest_checkpoint(folder) or _relocated_checkpoint(folder)
+    # The folder's own files first: a copied folder's state file may still name the original's.
+    checkpoint = _relocated_checkpoint(folder) or tf.train.latest_checkpoint(folder)
     if checkpoint is None:
         raise FileNotFoundError(
             f"Model folder {folder} holds no TensorFlow checkpoint (no 'checkpoint' state file, or the "
@@ -152,22 +153,13 @@ def restore_separator(model_path: str, precision: Optional[str] = None) -> Resto
 
 
 def _check_checkpoint_variables(checkpoint, variables):
-    """Raise a clear error if the checkpoint lacks a separator variable or has another shape."""
-    import tensorflow as tf
+    """Raise a clear error unless the checkpoint's separator variables are exactly the graph's
+    (names and shapes, both ways: an edited ``model_config.json`` must not pass)."""
+    from Models.Unet import SCOPE
 
-    try:
-        stored = dict(tf.train.list_variables(checkpoint))
-    except (tf.errors.OpError, ValueError) as error:
-        raise ValueError(f"Cannot read checkpoint {checkpoint} ({error}); is it complete? "
-                         "Use a checkpoint written by Training.py.") from error
-    problems = []
-    for variable in variables:
-        name, shape = variable.op.name, variable.shape.as_list()
-        if name not in stored:
-            problems.append(f"{name} is missing")
-        elif list(stored[name]) != shape:
-            problems.append(f"{name} has shape {stored[name]}, the model_config gives {shape}")
+    problems = variable_mismatches(checkpoint, variables, SCOPE + "/")
     if problems:
         raise ValueError(f"Checkpoint {checkpoint} does not match its model_config.json: "
-                         f"{'; '.join(problems[:3])}{' ...' if len(problems) > 3 else ''}. "
-                         "Use the model_config.json written together with the checkpoint.")
+                         f"{'; '.join(problems[:4])}{' ...' if len(problems) > 4 else ''} "
+                         f"({len(problems)} difference(s)). Use the model_config.json written together with "
+                         "the checkpoint.")

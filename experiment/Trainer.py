@@ -105,6 +105,7 @@ class Trainer:
             For a finished phase it is the stored state, without training; an interrupted
             phase continues where it stopped.
         """
+        Checkpoints.check_same_network(self.folder, self.config)  # a resume, before anything is written
         if self.state.finished and self.state.test_loss is not None:
             LOGGER.info("%s phase already finished (%s); best model %s", self.name, self.state.stop_reason,
                         self.state.best_checkpoint)

@@ -120,6 +120,20 @@ def test_checkpoint_of_another_architecture_is_reported(tmp_path, tiny_model):
         Separation.Separator(str(folder))
 
 
+def test_a_model_config_edited_to_fewer_layers_is_refused_naming_the_unused_variables(tmp_path, tiny_model):
+    folder = tmp_path / "fewer_layers"
+    shutil.copytree(tiny_model[0], folder)
+    assert TINY_CONFIG.network.num_layers == 2
+    Utils.atomic_write_json(str(folder / "model_config.json"), TINY_CONFIG.replace(num_layers=1).to_dict())
+    with pytest.raises(ValueError, match="does not match its model_config.json.*has no place in the network"):
+        Separation.Separator(str(folder))
+    out = tmp_path / "out"
+    song = write_wav(tmp_path / "in.wav", sine(440, 1.0), 44100)
+    with pytest.raises(ValueError, match="does not match"):
+        SeparateFiles.separate_path(str(folder), song, str(out))
+    assert not out.exists()  # refused before anything was written
+
+
 def test_separate_path_writes_outputs_at_the_input_rate_and_length(tmp_path, tiny_model):
     length = 44100 + 4411
     audio = np.stack([sine(440, length / 44100), sine(660, length / 44100)], axis=1)

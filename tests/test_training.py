@@ -392,6 +392,24 @@ SMALL_MODEL = ["model_config.num_fft=128", "model_config.num_hop=64", "model_con
                "model_config.critic_initial_filters=4", "model_config.critic_dense_units=4"]
 
 
+def test_resuming_with_settings_of_another_network_is_refused_before_anything_is_written(tmp_path, tiny_dataset):
+    config = tiny_model_config(tmp_path, num_layers=2)
+    run_phase("sup", tiny_dataset, config, max_epochs=1)
+    folder = Checkpoints.phase_folder(config.folders.model_base_dir, "exp", "sup")
+    stored = open(os.path.join(folder, Checkpoints.MODEL_CONFIG_FILE), encoding="utf-8").read()
+    files = sorted(os.listdir(folder))
+
+    other = config.replace(num_layers=1, num_initial_filters=8)
+    with pytest.raises(Checkpoints.SettingsMismatchError,
+                       match=r"model_config.num_layers=1 \(the folder's: 2\); model_config.num_initial_filters=8"):
+        Checkpoints.check_same_network(folder, other)
+    with pytest.raises(Checkpoints.SettingsMismatchError, match="num_layers"):
+        run_phase("sup", tiny_dataset, other, max_epochs=2)
+    assert open(os.path.join(folder, Checkpoints.MODEL_CONFIG_FILE), encoding="utf-8").read() == stored
+    assert sorted(os.listdir(folder)) == files
+    Checkpoints.check_same_network(folder, config.replace(init_sup_sep_lr=1e-4))  # other settings may change
+
+
 def test_kill_9_mid_epoch_leaves_no_reader_behind_and_resume_continues_from_the_last_epoch(tmp_path):
     args = (["with", "demo", "experiment_id=killed", "max_epochs=2", "model_config.epoch_it=200",
              "model_config.batch_size=2", "model_config.num_workers=2", "model_config.num_disc=1",
