@@ -5,10 +5,14 @@ The model configuration itself is common/Config.py's ``ModelConfig``.
 """
 
 import dataclasses
-from typing import Any, Iterable, Mapping, Optional
+import logging
+import os
+from typing import Any, Iterable, List, Mapping, Optional
 
 from common import Precision
 from common.Config import ConfigError, ModelConfig, check_known_keys, check_value, choice, flag, whole
+
+LOGGER = logging.getLogger(__name__)
 
 SEMISUP_INITS = ("scratch", "supervised")  # the paper: scratch
 PARTITIONS = ("test", "valid")  # what the evaluate command may evaluate on
@@ -88,4 +92,25 @@ def check_settings(config: Mapping[str, Any], known: Optional[Iterable[str]] = N
     for name, check in checks.items():
         check_value(name, config[name], check)
     Precision.check_precision(config["eval_precision"], setting="eval_precision")  # None: the checkpoint's own
+    warn_about_process_counts(model_config.pipeline.num_workers, config["eval_workers"], os.cpu_count() or 1)
     return model_config
+
+
+def warn_about_process_counts(num_workers: int, eval_workers: int, cpus: int) -> List[str]:
+    """Warn (and return the warnings) where a legal process count is likely a mistake on this machine.
+
+    Each batch generator starts ``num_workers`` reader processes (the semi-supervised phase runs
+    2 + one per source generators, each process holding its own section cache), and BSS Eval
+    starts ``eval_workers``; far more processes than CPUs only costs memory and start-up time.
+    """
+    warnings = []
+    if num_workers > 2 * cpus:
+        warnings.append(f"model_config.num_workers={num_workers} starts {num_workers} reader processes per batch "
+                        f"generator (up to {4 * num_workers} in the semi-supervised phase) on a machine with "
+                        f"{cpus} CPU(s); a few per generator keep a GPU fed, see docs/training.md.")
+    if eval_workers > 2 * cpus:
+        warnings.append(f"eval_workers={eval_workers} starts {eval_workers} BSS Eval processes on a machine with "
+                        f"{cpus} CPU(s); more than the CPUs do not evaluate faster.")
+    for warning in warnings:
+        LOGGER.warning(warning)
+    return warnings

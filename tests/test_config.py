@@ -169,3 +169,13 @@ def test_the_library_imports_without_sacred_settings_or_an_experiment():
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_legal_but_likely_wrong_process_counts_are_warned_about(caplog):
+    from experiment import Settings
+
+    with caplog.at_level("WARNING", logger="experiment.Settings"):
+        warnings = Settings.warn_about_process_counts(num_workers=48, eval_workers=2, cpus=2)
+    assert len(warnings) == 1 and "model_config.num_workers=48" in warnings[0] and "2 CPU(s)" in caplog.text
+    assert Settings.warn_about_process_counts(num_workers=4, eval_workers=4, cpus=2) == []
+    assert "eval_workers=9" in Settings.warn_about_process_counts(num_workers=0, eval_workers=9, cpus=4)[0]
