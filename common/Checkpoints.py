@@ -356,9 +356,15 @@ def resolve_resume(path):
         path = os.path.dirname(path)
     sacred_config = os.path.join(path, "config.json")
     if os.path.isfile(sacred_config) and not os.path.isfile(os.path.join(path, MODEL_CONFIG_FILE)):
-        with open(sacred_config, encoding="utf-8") as handle:
-            config = json.load(handle)
-        return str(config["experiment_id"]), config["model_config"]["model_base_dir"]
+        try:
+            with open(sacred_config, encoding="utf-8") as handle:
+                config = json.load(handle)
+            return str(config["experiment_id"]), config["model_config"]["model_base_dir"]
+        except (ValueError, KeyError, TypeError) as error:  # JSON or UTF-8 errors, missing keys, not a dict
+            missing = f"has no {error}" if isinstance(error, KeyError) else f"cannot be read ({error})"
+            raise ValueError(f"resume={path}: its {sacred_config} {missing}, so the experiment to continue is "
+                             "unknown. Pass the checkpoint folder instead, e.g. resume=checkpoints/<experiment_id>_sup."
+                             ) from error
     name = os.path.basename(path)
     for phase in ("_semisup", "_sup"):
         if name.endswith(phase) and os.path.isfile(os.path.join(path, MODEL_CONFIG_FILE)):

@@ -74,6 +74,16 @@ def test_resolve_resume_rejects_missing_and_unrelated_folders(tmp_path):
         Checkpoints.resolve_resume(str(tmp_path))
 
 
+@pytest.mark.parametrize("content, named", [(json.dumps({"seed": 1}), "has no 'experiment_id'"),
+                                            ("\x00\xff not json", "cannot be read")])
+def test_a_sacred_run_folder_without_the_experiment_id_says_what_to_pass_instead(tmp_path, content, named):
+    run = tmp_path / "runs" / "7"
+    run.mkdir(parents=True)
+    (run / "config.json").write_bytes(content.encode("latin-1"))
+    with pytest.raises(ValueError, match=f"{named}.*resume=checkpoints/<experiment_id>_sup"):
+        Checkpoints.resolve_resume(str(run))
+
+
 def validated_state(losses, best_step):
     state = Checkpoints.PhaseState(phase="sup")
     for epoch, loss in enumerate(losses, start=1):
