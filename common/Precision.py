@@ -97,7 +97,7 @@ class Policy:
 FLOAT32 = Policy("float32", "float32", False, "model_config.precision is float32")
 
 
-def check_precision(value: Optional[str], setting: str = "model_config.precision") -> str:
+def check_precision(value: object, setting: str = "model_config.precision") -> str:
     """``value`` if it is a valid precision; ``None`` means the default.
 
     Raises:

@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import os
 import re
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple
 
 from databases.DatasetXML import DatasetConfigError
 from databases.SharedSongs import PARTITION_PRIORITY, SharedSongDecision, song_identity
@@ -54,7 +54,7 @@ class FolderFile:
     mtime_ns: int
 
 
-def check_unpaired_folders(unpaired_folders: Optional[Dict[str, Union[str, List[str]]]], sources: Sequence[str] = ("accompaniment", "voice")
+def check_unpaired_folders(unpaired_folders: object, sources: Sequence[str] = ("accompaniment", "voice")
                            ) -> Dict[str, Tuple[str, ...]]:
     """Validate the ``unpaired_folders`` setting before any work.
 
