@@ -59,7 +59,8 @@ PARTITION_KEYS = ("train_sup", "train_unsup", "valid", "test")
 PAIRED_PARTITIONS = ("train_sup", "valid", "test")
 
 
-def prepare_database(name, xml_path, root, cache_dir, optional=False) -> Optional[PreparedDatabase]:
+def prepare_database(name: str, xml_path: Optional[str], root: Optional[str], cache_dir: str, optional: bool = False
+                     ) -> Optional[PreparedDatabase]:
     """Resolve the folder of database ``name`` and its track list, discovering it if needed.
 
     Args:
@@ -134,9 +135,9 @@ def _unconfigured_message(name, xml_path, description):
             f"file: `python Training.py with dataset_roots.{name}=/path/to/{name}`. To try the method on the "
             "built-in demo database instead: `python Training.py with demo`.")
 
-def partition_dataset(songs_by_database: dict, supervised_database="DSD100",
-                      unsupervised_databases=("MedleyDB", "CCMixter", "iKala"),
-                      supervised_valid_songs=25, supervised_validation="test_songs") -> dict:
+def partition_dataset(songs_by_database: dict, supervised_database: str = "DSD100",
+                      unsupervised_databases: Sequence[str] = ("MedleyDB", "CCMixter", "iKala"),
+                      supervised_valid_songs: int = 25, supervised_validation: str = "test_songs") -> dict:
     """Split songs into the four partitions of the paper.
 
     Args:
@@ -247,7 +248,7 @@ def _check_partition_settings(supervised_database, unsupervised_databases, super
         raise DatasetConfigError(f"supervised_valid_songs={supervised_valid_songs!r} must be an integer >= 0")
     _check_supervised_validation(supervised_validation, supervised_database)
 
-def validate_dataset(dataset, origin="dataset") -> dict:
+def validate_dataset(dataset: object, origin: str = "dataset") -> dict:
     """Check a dataset dict's keys, triple layout and types; return it with tuples as triples.
 
     Raises:
@@ -293,7 +294,7 @@ def _validate_sample(sample, where):
     return sample
 
 
-def load_custom_dataset(spec, kwargs=None) -> dict:
+def load_custom_dataset(spec: str, kwargs: Optional[dict] = None) -> dict:
     """Call the user function named ``"package.module:function"`` and validate its dataset dict.
 
     Args:
@@ -316,8 +317,9 @@ def load_custom_dataset(spec, kwargs=None) -> dict:
 
 def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: str,
                 supervised_database: str = "DSD100",
-                unsupervised_databases=("MedleyDB", "CCMixter", "iKala"),
-                supervised_valid_songs: int = 25, supervised_validation: str = "test_songs", optional_databases=(),
+                unsupervised_databases: Sequence[str] = ("MedleyDB", "CCMixter", "iKala"),
+                supervised_valid_songs: int = 25, supervised_validation: str = "test_songs",
+                optional_databases: Sequence[str] = (),
                 custom_dataset: Optional[str] = None, custom_dataset_kwargs: Optional[dict] = None,
                 unpaired_folders: Optional[dict] = None, sources: Sequence[str] = ("accompaniment", "voice")) -> dict:
     """Build (or load from ``pkl_path``) the dataset dict of the paper's partition.
@@ -388,7 +390,7 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
     return dataset
 
 
-def dataset_fingerprint(databases: dict, settings: dict, cache_dir, folder_files: Sequence = ()) -> str:
+def dataset_fingerprint(databases: dict, settings: dict, cache_dir: str, folder_files: Sequence = ()) -> str:
     """sha256 hex digest of everything a dataset.pkl is built from (``folder_files``: the
     ``PlainFolders.FolderFile`` list of the unpaired folders, each with its size and time)."""
     payload = {"format_version": DATASET_FORMAT_VERSION, "cache_dir": os.path.abspath(cache_dir),
@@ -419,7 +421,7 @@ def check_unpaired_lists(dataset: dict) -> None:
             + " or an unsupervised database (partition_config.unsupervised_databases)")
 
 
-def dataset_table(dataset) -> str:
+def dataset_table(dataset: dict) -> str:
     """A text table: per partition and database, number of songs (or items) and hours of audio.
 
     Paired partitions count songs and their mixtures' durations; ``train_unsup`` has one block
@@ -446,7 +448,7 @@ def _hours(samples):
     return sum(sample.duration for sample in samples) / 3600.0
 
 
-def describe_xml_summary(description: DatabaseDescription, xml_path) -> str:
+def describe_xml_summary(description: DatabaseDescription, xml_path: str) -> str:
     """One line: database name, tracks (per split), hours and sample rates of an XML's tracks."""
     splits = [track.split for track in description.tracks if track.split]
     split_text = (" (" + ", ".join(f"{splits.count(split)} {split}" for split in SPLITS if split in splits) + ")"
@@ -457,7 +459,7 @@ def describe_xml_summary(description: DatabaseDescription, xml_path) -> str:
             f"sample rates {', '.join(map(str, rates))} Hz -> {xml_path}")
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command line: discover a database folder, write its XML and print a one-line summary."""
     parser = argparse.ArgumentParser(description="Discover the songs of a database folder (public layout) and "
                                                  "write them to its XML track list.")

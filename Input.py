@@ -16,7 +16,7 @@ import contextlib
 import functools
 import math
 import os
-from typing import Tuple
+from typing import Optional, Protocol, Tuple
 
 import numpy as np
 import scipy.fft
@@ -30,10 +30,18 @@ SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 RESAMPLE_MARGIN_SECONDS = 0.02
 
 
+class WorkArrays(Protocol):
+    """Work arrays reused from one read to the next (``pipeline.Sections.Scratch``)."""
+
+    def array(self, name: str, shape: Tuple[int, ...], dtype: type) -> np.ndarray:
+        """An uninitialised array of ``shape`` and ``dtype``, valid until the next call with ``name``."""
+
+
 class UnreadableAudioError(RuntimeError):
     """An audio file cannot be opened or decoded; ``path`` names it."""
 
-    def __init__(self, path, reason):
+    def __init__(self, path: str, reason: str):
+        """``path``: the file; ``reason``: why it cannot be read (both go into the message)."""
         super().__init__(f"Cannot read audio file {path}: {reason}")
         self.path = path
         self.reason = reason
@@ -52,17 +60,15 @@ class NonFiniteAudioError(UnreadableAudioError):
     """
 
 
-def check_finite(audio, path, sample_rate, first_frame=0, unit="sample"):
+def check_finite(audio: np.ndarray, path: str, sample_rate: float, first_frame: int = 0, unit: str = "sample") -> None:
     """Raise :class:`NonFiniteAudioError` if ``audio`` holds a NaN or an infinite value.
 
     Args:
         audio: array [frames] or [frames, channels] (``unit="sample"``), or a magnitude
             spectrogram [frames, bins] (``unit="frame"``).
-        path: the file ``audio`` was read from (named in the error).
+        path, unit: the file ``audio`` was read from, and what a frame is called (for the message).
         sample_rate: frames per second of ``audio`` (samples/s, or STFT frames/s).
-        first_frame: index in the file of ``audio``'s first frame, so the error gives the time
-            in the file.
-        unit: what a frame is called in the message.
+        first_frame: index in the file of ``audio``'s first frame (for the time in the error).
     """
     finite = np.isfinite(audio)
     if finite.all():
@@ -76,14 +82,14 @@ def check_finite(audio, path, sample_rate, first_frame=0, unit="sample"):
                                     "holds non-finite values. Repair or remove it from the dataset")
 
 
-def check_positive_int(value, name):
+def check_positive_int(value: object, name: str) -> int:
     """``value`` as an int if it is a positive integer (not a bool), else a ValueError naming ``name``."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
-def is_silent(entry) -> bool:
+def is_silent(entry: object) -> bool:
     """True for a source a song lacks: ``None`` or an object with a true ``silent`` attribute."""
     return entry is None or bool(getattr(entry, "silent", False))
 
@@ -92,8 +98,8 @@ def is_silent(entry) -> bool:
 # Reading audio
 # ----------------------------------------------------------------------------------------
 
-def read_audio(path, expected_sr, mono_downmix=True, offset=0.0, duration=None,
-               padding_duration=0.0) -> np.ndarray:
+def read_audio(path: str, expected_sr: int, mono_downmix: bool = True, offset: float = 0.0,
+               duration: Optional[float] = None, padding_duration: float = 0.0) -> np.ndarray:
     """Read a file, or a section of it, resampled to ``expected_sr``.
 
     The span read is ``[offset - padding_duration, offset + duration + padding_duration]``
@@ -102,9 +108,7 @@ def read_audio(path, expected_sr, mono_downmix=True, offset=0.0, duration=None,
     with audioread (ffmpeg).
 
     Args:
-        path: audio file.
-        expected_sr: output sample rate in Hz.
-        mono_downmix: average the channels to one.
+        path, expected_sr, mono_downmix: audio file; output sample rate in Hz; average the channels.
         offset: start of the requested span in seconds (may be negative: zeros).
         duration: length of the requested span in seconds; None reads to the file's end.
         padding_duration: context in seconds added on both sides of the span.
@@ -126,8 +130,8 @@ def read_audio(path, expected_sr, mono_downmix=True, offset=0.0, duration=None,
     return read_span(path, expected_sr, mono_downmix, start, length)
 
 
-def read_random_section(path, expected_sr, mono_downmix, duration, padding_duration, rng,
-                        file_duration=None) -> Tuple[np.ndarray, float]:
+def read_random_section(path: str, expected_sr: int, mono_downmix: bool, duration: float, padding_duration: float,
+                        rng: np.random.Generator, file_duration: Optional[float] = None) -> Tuple[np.ndarray, float]:
     """Read a random ``duration``-second section widened by ``padding_duration`` each side.
 
     The un-padded centre ``[offset, offset + duration]`` lies inside the file whenever the file
@@ -136,11 +140,9 @@ def read_random_section(path, expected_sr, mono_downmix, duration, padding_durat
 
     Args:
         path, expected_sr, mono_downmix: as :func:`read_audio`.
-        duration: seconds of the centre section.
-        padding_duration: seconds of context on each side.
+        duration, padding_duration: seconds of the centre section, and of context on each side.
         rng: ``numpy.random.Generator`` choosing the offset.
-        file_duration: the file's length in seconds if known (e.g. ``Sample.duration``);
-            read from the file otherwise.
+        file_duration: the file's length in seconds if known (``Sample.duration``); else read from the file.
 
     Returns:
         ``(audio, offset)``: audio as :func:`read_audio` of
@@ -154,13 +156,13 @@ def read_random_section(path, expected_sr, mono_downmix, duration, padding_durat
     return read_audio(path, expected_sr, mono_downmix, offset, duration, padding_duration), offset
 
 
-def audio_duration(path) -> float:
+def audio_duration(path: str) -> float:
     """Length of an audio file in seconds (header only where the format allows)."""
     with _open_audio(path) as audio_file:
         return audio_file.frames / audio_file.sample_rate
 
 
-def check_file_finite(path, block_seconds=60.0):
+def check_file_finite(path: str, block_seconds: float = 60.0) -> None:
     """Raise :class:`NonFiniteAudioError` if the file holds a NaN or infinite sample anywhere.
 
     Reads the file at its own rate in blocks of ``block_seconds`` (memory stays small for
@@ -179,7 +181,8 @@ def check_file_finite(path, block_seconds=60.0):
             audio_file.read(first, min(block, audio_file.frames - first))
 
 
-def read_span(path, expected_sr, mono_downmix, start, length, scratch=None) -> np.ndarray:
+def read_span(path: str, expected_sr: int, mono_downmix: bool, start: int, length: Optional[int],
+              scratch: Optional[WorkArrays] = None) -> np.ndarray:
     """Samples ``[start, start + length)`` at ``expected_sr`` (zeros outside the file).
 
     ``length`` None reads to the file's end. Returns float32 ``[samples]`` (mono) or
@@ -244,7 +247,7 @@ def _resample(audio, rate, expected_sr):
     return soxr.resample(np.ascontiguousarray(audio), rate, expected_sr, quality="HQ").astype(np.float32, copy=False)
 
 
-def fit_length(audio, length):
+def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     """Cut or zero-pad [samples, ...] audio to exactly ``length`` samples."""
     if audio.shape[0] >= length:
         return audio[:length]
@@ -357,13 +360,10 @@ class _AudioreadReader:
 # Spectrograms
 # ----------------------------------------------------------------------------------------
 
-def stft(audio, num_fft, num_hop) -> np.ndarray:
+def stft(audio: np.ndarray, num_fft: int, num_hop: int) -> np.ndarray:
     """Centred STFT with a periodic Hann window, as ``librosa.stft`` with default settings.
 
-    Args:
-        audio: float [samples].
-        num_fft: window and FFT length in samples.
-        num_hop: hop in samples.
+    ``audio``: float [samples]; ``num_fft``: window and FFT length, ``num_hop``: hop, in samples.
 
     Returns:
         complex64 ``[num_fft // 2 + 1, 1 + samples // num_hop]``; frame ``j`` is centred on
@@ -409,7 +409,8 @@ def _hann(num_fft):
     return window
 
 
-def frame_magnitudes(audio_with_margins, num_fft, num_hop, out=None, scratch=None) -> np.ndarray:
+def frame_magnitudes(audio_with_margins: np.ndarray, num_fft: int, num_hop: int, out: Optional[np.ndarray] = None,
+                     scratch: Optional[WorkArrays] = None) -> np.ndarray:
     """float32 magnitudes of :func:`_framed_stft`, [num_fft // 2 + 1, frames], C-contiguous.
 
     ``out``: optional float32 array of that shape to write into (e.g. a slice of an item), so
@@ -422,7 +423,7 @@ def frame_magnitudes(audio_with_margins, num_fft, num_hop, out=None, scratch=Non
     return np.abs(spectra.T, out=out)
 
 
-def istft(magnitude, phase, num_hop, length) -> np.ndarray:
+def istft(magnitude: np.ndarray, phase: np.ndarray, num_hop: int, length: int) -> np.ndarray:
     """Inverse of :func:`stft` from magnitudes and phases (``librosa.istft``, Hann, centred).
 
     Args:
@@ -430,8 +431,7 @@ def istft(magnitude, phase, num_hop, length) -> np.ndarray:
         phase: the phase, same shape (typically the mixture's): angles in radians (real), or
             unit phasors ``exp(1j * angle)`` (complex, see :func:`unit_phasors`), which is
             faster when one phase serves several sources.
-        num_hop: hop in samples.
-        length: number of output samples (the signal is cut or zero-padded to it).
+        num_hop, length: hop and output length in samples (the signal is cut or zero-padded to it).
 
     Returns:
         float32 audio [length].
@@ -448,7 +448,7 @@ def istft(magnitude, phase, num_hop, length) -> np.ndarray:
     return librosa.istft(spectrogram, hop_length=num_hop, n_fft=num_fft, length=int(length)).astype(np.float32)
 
 
-def unit_phasors(spectrogram) -> np.ndarray:
+def unit_phasors(spectrogram: np.ndarray) -> np.ndarray:
     """complex64 ``exp(1j * angle(spectrogram))`` of a complex [freq, frames] spectrogram;
     1 where the spectrogram is 0 (as ``np.angle`` gives 0 there)."""
     spectrogram = np.asarray(spectrogram, np.complex64)

@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Callable, Dict, Iterator, Mapping, Optional
+from typing import Callable, Dict, Iterator, Mapping, Optional, Sequence, Union
 
 from common import TensorFlowSetup, Utils
 
@@ -49,6 +49,7 @@ from sacred import SETTINGS, Experiment
 from sacred.config.config_scope import ConfigScope
 from sacred.config.config_summary import ConfigSummary
 from sacred.observers import FileStorageObserver
+from sacred.run import Run
 from sacred.utils import SacredError
 
 from common import Checkpoints
@@ -154,7 +155,8 @@ def documented_config(function: Callable) -> DocumentedConfigScope:
 
 
 @documented_config
-def config():
+def config() -> None:
+    """Every setting with its default; the comment on its line is its description (``print_config``)."""
     model_config = Config.ModelConfig().to_dict()  # the model and its training: common/Config.py, one line per key
     experiment_id = Checkpoints.new_experiment_id()  # names checkpoint and log folders; unique per run
     seed = 2018  # reaches numpy, the TensorFlow graph seed and every reader process
@@ -226,7 +228,8 @@ def config_keys() -> set:
 
 
 @ex.named_config
-def demo():
+def demo() -> None:
+    """The whole experiment on the built-in demo database with a short-budget recipe (minutes on 2 CPU cores)."""
     # The whole experiment on the built-in demo database, in minutes on two CPU cores: the paper's
     # method with a short-budget recipe (160 separator updates per phase instead of tens of
     # thousands). With use_demo=False the same recipe trains on your data (dataset_roots...) with the
@@ -278,7 +281,7 @@ def prepare(seed: int) -> None:
 
 
 @user_errors()  # a result file that cannot be written: one message (the table is logged first)
-def save_results(results_by_model: Dict[str, list], out_dir: str, run, partition: str = "test",
+def save_results(results_by_model: Dict[str, list], out_dir: str, run: Run, partition: str = "test",
                  gains: Optional[list] = None, gain_metric: str = "SDR") -> str:
     """Write result files, attach them to the sacred run and return the printed text (the short
     table, the gain lines if ``gains``, and where the full table and the files are).
@@ -301,7 +304,7 @@ DATASET_SETTINGS = ("dataset_xmls", "dataset_roots", "cache_dir", "dataset_pkl",
 
 
 @ex.main
-def main(_run, _config):
+def main(_run: Run, _config: dict) -> dict:
     """Supervised training, semi-supervised training, then BSS Eval of both on the test set."""
     prepare(_config["seed"])  # op determinism is switched on by the trainer's session
     with user_errors():
@@ -342,8 +345,9 @@ def main(_run, _config):
 
 
 @ex.command(unobserved=True)  # prints only; nothing to record
-def datasets(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config, custom_dataset,
-             use_demo, demo_database, seed, unpaired_folders, model_config):
+def datasets(dataset_xmls: Dict[str, str], dataset_roots: Dict[str, Optional[str]], cache_dir: str, dataset_pkl: str,
+             partition_config: dict, custom_dataset: Optional[str], use_demo: bool, demo_database: dict, seed: int,
+             unpaired_folders: dict, model_config: dict) -> None:
     """Print the number of songs and hours of audio per partition and database."""
     prepare(seed)
     with user_errors():
@@ -353,9 +357,11 @@ def datasets(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_conf
 
 
 @ex.command
-def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir, dataset_pkl,
-             partition_config, custom_dataset, use_demo, demo_database, seed, eval_workers, eval_batch_size,
-             results_dir, bss_eval, eval_precision, unpaired_folders, model_config):
+def evaluate(_run: Run, model_path: Optional[str], partition: str, dataset_xmls: Dict[str, str],
+             dataset_roots: Dict[str, Optional[str]], cache_dir: str, dataset_pkl: str, partition_config: dict,
+             custom_dataset: Optional[str], use_demo: bool, demo_database: dict, seed: int, eval_workers: int,
+             eval_batch_size: int, results_dir: str, bss_eval: Union[str, Sequence[str]], eval_precision: Optional[str],
+             unpaired_folders: dict, model_config: dict) -> None:
     """BSS Eval of one checkpoint folder on the test (or valid) partition."""
     prepare(seed)
     with user_errors():
@@ -374,7 +380,8 @@ def evaluate(_run, model_path, partition, dataset_xmls, dataset_roots, cache_dir
 
 
 @ex.command(unobserved=True)  # prints only; nothing to record
-def separate(model_path, input_path, output_dir, overwrite, eval_batch_size, eval_precision, separate_mode, seed):
+def separate(model_path: Optional[str], input_path: Optional[str], output_dir: str, overwrite: bool,
+             eval_batch_size: int, eval_precision: Optional[str], separate_mode: str, seed: int) -> None:
     """Separate an audio file, or every audio file in a folder, into one WAV per source."""
     prepare(seed)
     with user_errors():

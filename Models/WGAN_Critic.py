@@ -6,7 +6,7 @@ A critic scores a log-normalised magnitude excerpt ``[B, 256, 64, 1]``: higher m
 """
 
 import collections
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import tensorflow as tf
 
@@ -80,7 +80,7 @@ class Critic:
             hidden = Layers.dense(Layers.flatten(x), self.dense_units, name="hidden", activation=_leaky_relu)
             return Layers.dense(Layers.cast(hidden, tf.float32), 1, name="score", use_bias=False)
 
-    def variables(self):
+    def variables(self) -> List[tf.Variable]:
         """The critic's trainable variables (those under ``<scope>/``)."""
         return tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES, scope=self.scope + "/")
 

@@ -21,10 +21,13 @@ import re
 import shutil
 import time
 import uuid
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from common import Utils
 from common.Config import ConfigError, ModelConfig, model_file_keys
+
+if TYPE_CHECKING:  # the callers import TensorFlow (through TensorFlowSetup)
+    import tensorflow as tf
 
 LOGGER = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ class PhaseState:
     test_loss: Optional[float] = None
     history: list = dataclasses.field(default_factory=list)
 
-    def record_validation(self, loss, step, seconds, patience):
+    def record_validation(self, loss: float, step: int, seconds: float, patience: float) -> bool:
         """Update early stopping with an epoch's validation loss.
 
         Returns:
@@ -94,16 +97,16 @@ class PhaseState:
             self.finish(f"validation loss did not improve for {self.worse_epochs} epoch(s)")
         return improved
 
-    def finish(self, reason):
+    def finish(self, reason: str) -> None:
         """Mark the phase as finished with a human-readable reason."""
         self.finished = True
         self.stop_reason = reason
 
-    def save(self, folder):
+    def save(self, folder: str) -> None:
         """Write the state atomically to ``<folder>/training_state.json``."""
         Utils.atomic_write_json(os.path.join(folder, STATE_FILE), _finite_json(dataclasses.asdict(self)))
 
-    def rewound(self, step, best_step=None):
+    def rewound(self, step: int, best_step: Optional[int] = None) -> "PhaseState":
         """The state as it was when the checkpoint of ``step`` was saved.
 
         Used when later checkpoints are damaged: the epochs validated after ``step`` are
@@ -124,7 +127,7 @@ class PhaseState:
         return state
 
     @classmethod
-    def load(cls, folder, phase):
+    def load(cls, folder: str, phase: str) -> "PhaseState":
         """Read the state of ``folder``, or a fresh state when the phase has not started."""
         path = os.path.join(folder, STATE_FILE)
         if not os.path.exists(path):
@@ -143,7 +146,7 @@ def _finite_json(values):
     return values
 
 
-def phase_folder(model_base_dir, experiment_id, phase):
+def phase_folder(model_base_dir: str, experiment_id: str, phase: str) -> str:
     """Checkpoint folder of one phase: ``<model_base_dir>/<experiment_id>_<phase>``."""
     return os.path.join(model_base_dir, f"{experiment_id}_{phase}")
 
@@ -208,7 +211,7 @@ def check_same_network(folder: str, config: ModelConfig) -> None:
             "experiment_id.")
 
 
-def variable_mismatches(checkpoint: str, variables: list, scope: str) -> List[str]:
+def variable_mismatches(checkpoint: str, variables: List["tf.Variable"], scope: str) -> List[str]:
     """How the graph's ``variables`` under ``scope`` (e.g. ``"separator/"``) differ from a checkpoint's.
 
     Returns:
@@ -235,7 +238,8 @@ def variable_mismatches(checkpoint: str, variables: list, scope: str) -> List[st
     return problems
 
 
-def save_checkpoint(saver, session, folder, step):
+def save_checkpoint(saver: "tf.compat.v1.train.Saver", session: "tf.compat.v1.Session", folder: str, step: int
+                    ) -> str:
     """Save all variables as ``<folder>/model-<step>`` and return that checkpoint prefix."""
     return saver.save(session, os.path.join(folder, CHECKPOINT_PREFIX), global_step=int(step))
 
@@ -268,13 +272,13 @@ def keep_best(folder: str, checkpoint_prefix: str, config: ModelConfig) -> str:
     return os.path.join(best, name)
 
 
-def checkpoint_step(prefix) -> Optional[int]:
+def checkpoint_step(prefix: str) -> Optional[int]:
     """The global step in a checkpoint prefix ``.../model-<step>``, or None."""
     match = re.fullmatch(re.escape(CHECKPOINT_PREFIX) + r"-(\d+)", os.path.basename(prefix))
     return int(match.group(1)) if match else None
 
 
-def checkpoint_candidates(folder) -> List[str]:
+def checkpoint_candidates(folder: str) -> List[str]:
     """Checkpoint prefixes of a phase folder, newest (highest step) first.
 
     Both the ones TensorFlow's ``checkpoint`` state file lists (even if their files are gone)
@@ -293,7 +297,7 @@ def checkpoint_candidates(folder) -> List[str]:
     return sorted(prefixes, key=checkpoint_step, reverse=True)
 
 
-def damaged_file(prefix) -> str:
+def damaged_file(prefix: str) -> str:
     """Which file of a checkpoint that failed to restore is at fault, and how, e.g.
     ``".../model-40.index is missing"``."""
     index = prefix + ".index"
@@ -309,14 +313,15 @@ def damaged_file(prefix) -> str:
     return f"{' / '.join(data)} is truncated or damaged"
 
 
-def has_progress(folder) -> bool:
+def has_progress(folder: str) -> bool:
     """True if a phase folder holds checkpoints or a training state of a run."""
     return (os.path.isfile(os.path.join(folder, STATE_FILE))
             or os.path.isfile(os.path.join(folder, CHECKPOINT_STATE_FILE))
             or bool(glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_PREFIX + "-*.index"))))
 
 
-def refuse_to_reuse(model_base_dir, log_dir, experiment_id, phases=("sup", "semisup")):
+def refuse_to_reuse(model_base_dir: str, log_dir: str, experiment_id: str, phases: Sequence[str] = ("sup", "semisup")
+                    ) -> None:
     """Raise FileExistsError if a new run would write into another run's folders.
 
     A phase folder with checkpoints or a training state, or a TensorBoard folder with event
@@ -335,7 +340,7 @@ def refuse_to_reuse(model_base_dir, log_dir, experiment_id, phases=("sup", "semi
                 "leave experiment_id unset (each run then gets its own) or choose an unused one.")
 
 
-def resolve_resume(path):
+def resolve_resume(path: str) -> Tuple[str, str]:
     """Find what an interrupted experiment left behind, for ``with resume=<path>``.
 
     Args:

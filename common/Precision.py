@@ -49,9 +49,12 @@ import dataclasses
 import functools
 import logging
 import os
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, List, Mapping, Optional, Sequence
 
 from common import TensorFlowSetup
+
+if TYPE_CHECKING:  # imported where needed, after TensorFlowSetup has quietened it
+    import tensorflow as tf
 
 LOGGER = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class Policy:
 FLOAT32 = Policy("float32", "float32", False, "model_config.precision is float32")
 
 
-def check_precision(value, setting: str = "model_config.precision") -> str:
+def check_precision(value: object, setting: str = "model_config.precision") -> str:
     """``value`` if it is a valid precision; ``None`` means the default.
 
     Raises:
@@ -220,9 +223,10 @@ def _machine_policy(precision):
     return policy
 
 
-def loss_scaled_minimize(optimiser, loss, var_list, global_step=None,
+def loss_scaled_minimize(optimiser: "tf.compat.v1.train.Optimizer", loss: "tf.Tensor",
+                         var_list: Optional[List["tf.Variable"]], global_step: Optional["tf.Variable"] = None,
                          initial_scale: float = INITIAL_LOSS_SCALE,
-                         growth_interval: int = LOSS_SCALE_GROWTH_INTERVAL):
+                         growth_interval: int = LOSS_SCALE_GROWTH_INTERVAL) -> "tf.Operation":
     """``optimiser.minimize(loss, var_list, global_step)`` with dynamic loss scaling.
 
     The gradients of ``loss * scale`` are divided by ``scale``. If any of them is not finite
@@ -273,7 +277,7 @@ def loss_scaled_minimize(optimiser, loss, var_list, global_step=None,
         return tf.group(*updates)
 
 
-def saved_variables(graph=None) -> list:
+def saved_variables(graph: Optional["tf.Graph"] = None) -> list:
     """The global variables a checkpoint should hold: all but the loss-scale state.
 
     Leaving the loss scale out keeps checkpoints the same whatever dtype a machine chose: a run

@@ -29,7 +29,11 @@ import re
 import signal
 import subprocess
 import sys
-from typing import BinaryIO, Iterator
+import types
+from typing import TYPE_CHECKING, BinaryIO, Iterator
+
+if TYPE_CHECKING:  # imported by import_tensorflow, behind the filter
+    import tensorflow as tf
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 DEFAULT_MIN_LOG_LEVEL = "2"  # TensorFlow's C++ errors and fatal errors; not its info or warnings
@@ -88,7 +92,7 @@ def filter_stream(source: BinaryIO, target: BinaryIO, min_level: int) -> None:
             target.flush()
 
 
-def import_tensorflow():
+def import_tensorflow() -> types.ModuleType:
     """Import TensorFlow with its start-up log lines filtered by ``TF_CPP_MIN_LOG_LEVEL``.
 
     Sets ``TF_CPP_MIN_LOG_LEVEL`` to 2 unless the user set it (TensorFlow's later C++ messages
@@ -166,7 +170,7 @@ def no_cuda_driver() -> bool:
     return True
 
 
-def session_config(**options):
+def session_config(**options: object) -> "tf.compat.v1.ConfigProto":
     """A ``tf.compat.v1.ConfigProto(**options)`` that makes no CUDA probe on a machine without a driver.
 
     Args:

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import types
+from typing import IO, Iterator, Mapping, Optional, TextIO
 
 _UMASK_LOCK = threading.Lock()
 
@@ -43,7 +44,7 @@ class OutputError(OSError, ValueError):
     """
 
 
-def output_error(path, error: OSError, what: str = "write") -> OutputError:
+def output_error(path: str, error: OSError, what: str = "write") -> OutputError:
     """An :class:`OutputError` "Cannot <what> <path>: <cause>" for an ``OSError`` met writing ``path``."""
     if isinstance(error, OutputError):
         return error
@@ -54,7 +55,7 @@ def output_error(path, error: OSError, what: str = "write") -> OutputError:
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w", **open_kwargs):
+def atomic_write(path: str, mode: str = "w", **open_kwargs: object) -> Iterator[IO]:
     """Open a temporary file beside ``path`` and move it onto ``path`` on success.
 
     Args:
@@ -174,7 +175,7 @@ def _new_file_mode(path):
     return 0o666 & ~umask
 
 
-def atomic_write_json(path, obj):
+def atomic_write_json(path: str, obj: object) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     with atomic_write(path, "w", encoding="utf-8") as handle:
         json.dump(obj, handle, indent=2, sort_keys=True, default=_json_default)
@@ -191,7 +192,8 @@ def _json_default(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
 
 
-def atomic_write_audio(path, audio, sample_rate, subtype="FLOAT", tags=None):
+def atomic_write_audio(path: str, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT",
+                       tags: Optional[Mapping[str, str]] = None) -> None:
     """Write audio to a WAV (or FLAC, by extension) file atomically.
 
     Args:
@@ -210,7 +212,8 @@ def atomic_write_audio(path, audio, sample_rate, subtype="FLOAT", tags=None):
         handle.write(encode_audio(path, audio, sample_rate, subtype, tags))
 
 
-def encode_audio(path, audio, sample_rate, subtype="FLOAT", tags=None) -> bytes:
+def encode_audio(path: str, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT",
+                 tags: Optional[Mapping[str, str]] = None) -> bytes:
     """The bytes of the audio file :func:`atomic_write_audio` writes at ``path`` (format by extension).
 
     Encoding in memory lets the file itself be written with plain file I/O, whose errors (a full
@@ -228,7 +231,7 @@ def encode_audio(path, audio, sample_rate, subtype="FLOAT", tags=None) -> bytes:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str, what: str):
+def exclusive_lock(path: str, what: str) -> Iterator[None]:
     """Hold the lock file ``path`` (an advisory ``flock``) for the block; one process at a time.
 
     The lock is released when the block ends or the process dies; the file names the holder
@@ -286,15 +289,16 @@ class CurrentStderrHandler(logging.StreamHandler):
         super().__init__(sys.stderr)
 
     @property
-    def stream(self):
+    def stream(self) -> TextIO:
+        """The current ``sys.stderr``."""
         return sys.stderr
 
     @stream.setter
-    def stream(self, value):
-        pass  # always the current sys.stderr
+    def stream(self, value: TextIO) -> None:
+        """Ignored: the handler always writes to the current ``sys.stderr``."""
 
 
-def setup_logging(level=logging.INFO):
+def setup_logging(level: int = logging.INFO) -> logging.Logger:
     """Configure the root logger once with a concise ``time level name: message`` format.
 
     The records go to the current ``sys.stderr`` (:class:`CurrentStderrHandler`), so sacred's
@@ -348,7 +352,7 @@ class CapturedOutputFilter:
         return self._returned
 
 
-def plain_numba_errors():
+def plain_numba_errors() -> None:
     """Keep numba from colouring its error messages (unless the user chose); call before importing librosa.
 
     Colouring calls ``colorama.init()`` whenever numba compiles (librosa's first STFT, during
@@ -358,7 +362,7 @@ def plain_numba_errors():
     os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
 
 
-def use_fast_cpu_kernels():
+def use_fast_cpu_kernels() -> None:
     """Ask TensorFlow for oneDNN kernels and a pooling allocator; call before importing it.
 
     The maths is the same (only the last float digits may differ); on CPUs without AVX-512,
@@ -370,7 +374,7 @@ def use_fast_cpu_kernels():
 
 
 @contextlib.contextmanager
-def main_script_hidden():
+def main_script_hidden() -> Iterator[None]:
     """Hide the main script from multiprocessing while worker processes are being started.
 
     A spawned (or forkserver) child re-runs the parent's main script to recreate its
@@ -389,7 +393,7 @@ def main_script_hidden():
         sys.modules["__main__"] = main_module
 
 
-def worker_context():
+def worker_context() -> multiprocessing.context.BaseContext:
     """The multiprocessing context for worker processes: forkserver, or spawn where there is none.
 
     TensorFlow in the parent is not fork-safe, so workers never come from a plain fork; use
@@ -406,7 +410,8 @@ class Timer:
         self.seconds = 0.0
 
     @contextlib.contextmanager
-    def measure(self):
+    def measure(self) -> Iterator[None]:
+        """Add the wall time the block takes to :attr:`seconds`."""
         start = time.perf_counter()
         try:
             yield
@@ -415,7 +420,7 @@ class Timer:
 
 
 @contextlib.contextmanager
-def terminate_like_ctrl_c():
+def terminate_like_ctrl_c() -> Iterator[None]:
     """Inside the block, SIGTERM (sent by ``kill`` and by cluster schedulers before they kill a
     job) stops training as Ctrl-C does: a checkpoint is saved first."""
     if threading.current_thread() is not threading.main_thread():

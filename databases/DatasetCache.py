@@ -57,7 +57,7 @@ class _DataOnlyUnpickler(pickle.Unpickler):
         raise _ForbiddenGlobal(f"persistent id {pid!r}")
 
 
-def check_replaceable(path) -> None:
+def check_replaceable(path: str) -> None:
     """Raise unless the file at ``path`` is missing or one of our caches (current or older).
 
     Call it before any work, so that a foreign file at the configured path stops the run at
@@ -69,7 +69,7 @@ def check_replaceable(path) -> None:
     _identify(path)
 
 
-def load(path, fingerprint: str, validate: Callable[[object], dict]) -> Optional[dict]:
+def load(path: str, fingerprint: str, validate: Callable[[object], dict]) -> Optional[dict]:
     """The dataset stored at ``path`` if it is a current cache whose files all exist, else None.
 
     Args:
@@ -118,7 +118,7 @@ def load(path, fingerprint: str, validate: Callable[[object], dict]) -> Optional
     return dataset
 
 
-def save(path, fingerprint: str, dataset: dict) -> None:
+def save(path: str, fingerprint: str, dataset: dict) -> None:
     """Write ``dataset`` to ``path`` atomically, unless a file that is not one of our caches is there.
 
     Raises:
@@ -131,7 +131,7 @@ def save(path, fingerprint: str, dataset: dict) -> None:
         pickle.dump(dataset, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def read_header(path) -> Optional[dict]:
+def read_header(path: str) -> Optional[dict]:
     """``{"format_version", "fingerprint"}`` of our cache at ``path``; None if it has none (missing,
     older format or damaged header).
 

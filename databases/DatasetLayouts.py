@@ -32,6 +32,8 @@
 import importlib.util
 import logging
 import os
+import types
+from typing import TYPE_CHECKING
 
 import ffmpeg
 import yaml
@@ -39,6 +41,9 @@ from tqdm import tqdm
 
 from databases.DatasetXML import DatabaseDescription, DatasetConfigError, Instrument, Track
 from Sample import AUDIO_EXTENSIONS, FFMPEG_INSTALL_HINT, AudioDecoderError, Sample
+
+if TYPE_CHECKING:  # stempeg refuses to import without ffmpeg: see import_stempeg
+    import stempeg
 
 LOGGER = logging.getLogger(__name__)
 
@@ -67,7 +72,7 @@ MUSDB18_STREAMS = ("mixture", "drums", "bass", "other", "vocals")
 MUSDB18_EXTENSION = ".stem.mp4"
 
 
-def discover_database(name, root) -> DatabaseDescription:
+def discover_database(name: str, root: str) -> DatabaseDescription:
     """List the songs of database ``name`` found in folder ``root`` in a fixed (sorted) order.
 
     Reads sample rate, channels and length from every file's header.
@@ -159,7 +164,7 @@ def _describe_stem_file(root, relative_path):
                       has_effects=True, multiple_voices=True)
 
 
-def import_stempeg():
+def import_stempeg() -> types.ModuleType:
     """The stempeg module, imported when first needed: it refuses to import without ffmpeg and
     ffprobe, which only MUSDB18's stem files (and museval) need.
 
@@ -174,7 +179,7 @@ def import_stempeg():
     return stempeg
 
 
-def stem_file_info(path):
+def stem_file_info(path: str) -> "stempeg.Info":
     """ffprobe metadata of a MUSDB18 stem file, checked to hold the streams of :data:`MUSDB18_STREAMS`.
 
     Returns:

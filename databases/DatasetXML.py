@@ -112,7 +112,7 @@ class PreparedDatabase:
         return path
 
 
-def read_database_xml(xml_path) -> DatabaseDescription:
+def read_database_xml(xml_path: str) -> DatabaseDescription:
     """Parse a database XML file.
 
     Raises:
@@ -186,7 +186,7 @@ def _parse_bool(node, tag, default):
     return default if not text else text in ("true", "1", "yes")
 
 
-def write_database_xml(xml_path, description: DatabaseDescription):
+def write_database_xml(xml_path: str, description: DatabaseDescription) -> None:
     """Write ``description`` to ``xml_path`` atomically (pretty-printed UTF-8 XML)."""
     root = etree.Element("database")
     _add_text(root, "databaseName", description.name)
@@ -207,7 +207,7 @@ def write_database_xml(xml_path, description: DatabaseDescription):
         handle.write(content)
 
 
-def write_empty_xml(xml_path, name, folder=None):
+def write_empty_xml(xml_path: str, name: str, folder: Optional[str] = None) -> None:
     """Write an XML for database ``name`` without tracks (discovery fills it on first use).
 
     ``folder`` becomes databaseFolderPath; None writes the placeholder ``/path/to/<name>``.
@@ -232,6 +232,6 @@ def _add_text(parent, tag, text):
     etree.SubElement(parent, tag).text = text
 
 
-def is_placeholder_folder(folder) -> bool:
+def is_placeholder_folder(folder: Optional[str]) -> bool:
     """True for an unset databaseFolderPath: empty or starting with ``/path/to/``."""
     return not folder or folder.startswith(PLACEHOLDER_PREFIX)

@@ -51,7 +51,7 @@ AAC_FRAME_SAMPLES = 1024
 MUSDB18_LENGTH_TOLERANCE_FRAMES = 4
 
 
-def load_database_songs(database: PreparedDatabase, cache_dir) -> list:
+def load_database_songs(database: PreparedDatabase, cache_dir: str) -> list:
     """Build the ``(mixture, accompaniment, voice)`` triples of every track, in XML order.
 
     Derived audio (see the module docstring) is written into ``cache_dir`` or reused from it.

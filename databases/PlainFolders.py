@@ -54,7 +54,7 @@ class FolderFile:
     mtime_ns: int
 
 
-def check_unpaired_folders(unpaired_folders, sources: Sequence[str] = ("accompaniment", "voice")
+def check_unpaired_folders(unpaired_folders: object, sources: Sequence[str] = ("accompaniment", "voice")
                            ) -> Dict[str, Tuple[str, ...]]:
     """Validate the ``unpaired_folders`` setting before any work.
 

@@ -6,6 +6,7 @@ numpy after an epoch, so they are written as ready-made ``Summary`` protocol buf
 """
 
 import io
+from typing import Mapping, Union
 
 import numpy as np
 import soundfile
@@ -15,13 +16,13 @@ import tensorflow as tf
 # The raw summary ops keep tags exactly as given; tf.compat.v1.summary.scalar would derive
 # them from op names, which TensorFlow renames (``L_u`` -> ``L_u_1``) when an op of that name exists.
 
-def scalar_summaries(scalars):
+def scalar_summaries(scalars: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """One summary op for a dict ``tag -> scalar tensor``."""
     return tf.compat.v1.summary.merge([tf.raw_ops.ScalarSummary(tags=tag, values=value)
                                        for tag, value in sorted(scalars.items())])
 
 
-def spectrogram_image_summaries(spectrograms, max_outputs=1):
+def spectrogram_image_summaries(spectrograms: Mapping[str, tf.Tensor], max_outputs: int = 1) -> tf.Tensor:
     """Image summaries of log-normalised magnitude spectrograms.
 
     Args:
@@ -41,13 +42,13 @@ def spectrogram_image_summaries(spectrograms, max_outputs=1):
     return tf.compat.v1.summary.merge(ops)
 
 
-def scalar_summary(values):
+def scalar_summary(values: Mapping[str, Union[float, np.floating]]) -> tf.compat.v1.Summary:
     """A ``Summary`` protocol buffer for a dict ``tag -> float`` computed outside the graph."""
     return tf.compat.v1.Summary(value=[tf.compat.v1.Summary.Value(tag=tag, simple_value=float(value))
                                        for tag, value in sorted(values.items())])
 
 
-def audio_summary(clips, sample_rate):
+def audio_summary(clips: Mapping[str, np.ndarray], sample_rate: int) -> tf.compat.v1.Summary:
     """A ``Summary`` protocol buffer holding audio clips as 16-bit WAV.
 
     Args:

@@ -5,7 +5,7 @@ their batch generators), and the whole-song validation loss and TensorBoard clip
 
 import contextlib
 import os
-from typing import Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,6 +17,11 @@ from pipeline import AudioCache
 from pipeline import BatchGenerators
 import Datasets
 import Input
+
+if TYPE_CHECKING:  # TensorFlow is imported by the trainer, through TensorFlowSetup
+    import tensorflow as tf
+
+    from Models.TrainingGraph import TrainingGraph
 
 # As the reference: *every* unpaired excerpt gets a random gain, the unpaired mixtures as well
 # as the real solo sources. The separator's estimates come from the scaled mixtures, so their
@@ -133,7 +138,8 @@ def _signal_settings(config: ModelConfig) -> dict:
                 mono_downmix=signal.mono_downmix, num_fft=signal.num_fft, num_hop=signal.num_hop)
 
 
-def partition_loss(session, graph, songs: Sequence, config: ModelConfig) -> float:
+def partition_loss(session: "tf.compat.v1.Session", graph: "TrainingGraph", songs: Sequence, config: ModelConfig
+                   ) -> float:
     """The supervised loss averaged over all non-overlapping excerpts of ``songs``.
 
     Only the frames inside the songs count (as in the reference): the zero padding of a song's
@@ -151,7 +157,8 @@ def partition_loss(session, graph, songs: Sequence, config: ModelConfig) -> floa
     return total / count
 
 
-def validation_clips(session, graph, song: Sequence, config: ModelConfig, seconds: float = 10.0) -> dict:
+def validation_clips(session: "tf.compat.v1.Session", graph: "TrainingGraph", song: Sequence, config: ModelConfig,
+                     seconds: float = 10.0) -> Dict[str, np.ndarray]:
     """Separate the first ``seconds`` of one validation song for TensorBoard audio.
 
     Returns:

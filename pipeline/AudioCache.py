@@ -46,7 +46,7 @@ import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from typing import Mapping, NamedTuple
+from typing import Mapping, NamedTuple, Optional
 
 import numpy as np
 import soundfile
@@ -78,13 +78,14 @@ class _Conversion(NamedTuple):
     num_hop: int = 0
 
 
-def model_rate_folder(cache_dir, expected_sr, mono_downmix) -> str:
+def model_rate_folder(cache_dir: str, expected_sr: int, mono_downmix: bool) -> str:
     """Absolute folder of the copies at ``expected_sr`` Hz, mono or with the sources' channels."""
     layout = "mono" if mono_downmix else "stereo"
     return os.path.join(os.path.abspath(cache_dir), "model_rate", f"{int(expected_sr)}Hz_{layout}")
 
 
-def model_rate_dataset(dataset, cache_dir, expected_sr, mono_downmix, num_workers=2) -> dict:
+def model_rate_dataset(dataset: dict, cache_dir: str, expected_sr: int, mono_downmix: bool, num_workers: int = 2
+                       ) -> dict:
     """The dataset with every Sample pointing at a copy of its audio at ``expected_sr``.
 
     Args:
@@ -120,13 +121,14 @@ def model_rate_dataset(dataset, cache_dir, expected_sr, mono_downmix, num_worker
                         "dataset")
 
 
-def magnitude_folder(cache_dir, expected_sr, num_fft, num_hop) -> str:
+def magnitude_folder(cache_dir: str, expected_sr: int, num_fft: int, num_hop: int) -> str:
     """Absolute folder of the magnitude spectrograms for these settings."""
     return os.path.join(os.path.abspath(cache_dir), "magnitudes",
                         f"{int(expected_sr)}Hz_{int(num_fft)}fft_{int(num_hop)}hop")
 
 
-def magnitude_store(dataset, cache_dir, expected_sr, num_fft, num_hop, num_workers=2) -> "MagnitudeStore":
+def magnitude_store(dataset: dict, cache_dir: str, expected_sr: int, num_fft: int, num_hop: int, num_workers: int = 2
+                    ) -> "MagnitudeStore":
     """Compute (once) the magnitude spectrogram of every file of ``dataset``.
 
     Args:
@@ -199,7 +201,7 @@ class MagnitudeStore:
     def __getstate__(self):
         return {"_files": self._files, "bins": self.bins, "frame_rate": self.frame_rate, "_layouts": {}}
 
-    def read_frames(self, path, first, out, buffer=None) -> np.ndarray:
+    def read_frames(self, path: str, first: int, out: np.ndarray, buffer: Optional[np.ndarray] = None) -> np.ndarray:
         """Fill ``out`` (float32 [bins, count]) with frames ``first .. first + count - 1`` of
         ``path``'s spectrogram; frames before 0 or past the file's last frame are zeros.
 
@@ -247,7 +249,7 @@ class MagnitudeStore:
         out[:, begin - first:end - first] = raw.T
         return out
 
-    def frames(self, path) -> int:
+    def frames(self, path: str) -> int:
         """Number of frames of ``path``'s spectrogram."""
         return self._layout(self._files[_absolute(path)])[1]
 

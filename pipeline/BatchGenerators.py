@@ -18,13 +18,15 @@ from them instead of being transformed.
 import logging
 import math
 import time
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from Input import check_positive_int, fit_length, is_silent, pad_freqs, padding_rows, read_audio, stft
+from pipeline.AudioCache import MagnitudeStore
 from pipeline.ReaderPool import InlineSource, WorkerPool
 from pipeline.Sections import PairedReader, SectionGeometry, SingleReader, UnreadableFiles
+from Sample import Sample
 
 LOGGER = logging.getLogger(__name__)
 
@@ -233,9 +235,13 @@ class PairedBatchGenerator(_CachedBatchGenerator):
             which is the same data at a fraction of the workers' CPU time.
     """
 
-    def __init__(self, songs, input_shape, output_shape, batch_size, expected_sr=8192, mono_downmix=True,
-                 num_fft=512, num_hop=256, duration=10.0, cache_size=64, num_workers=4,
-                 min_replacement_rate=8, seed=0, magnitudes=None):
+    def __init__(self, songs: Sequence[Sequence[Optional[Sample]]], input_shape: Tuple[int, int],
+                 output_shape: Tuple[int, int], batch_size: int, expected_sr: int = 8192, mono_downmix: bool = True,
+                 num_fft: int = 512, num_hop: int = 256, duration: float = 10.0, cache_size: int = 64,
+                 num_workers: int = 4, min_replacement_rate: float = 8, seed: int = 0,
+                 magnitudes: Optional[MagnitudeStore] = None):
+        """Check the settings (arguments as in the class docstring); reading begins at :meth:`start`
+        or the first batch."""
         (self.input_shape, self.output_shape) = (_check_shape(input_shape, "input_shape"),
                                                  _check_shape(output_shape, "output_shape"))
         context, remainder = divmod(self.input_shape[1] - self.output_shape[1], 2)
@@ -284,9 +290,13 @@ class SingleSourceBatchGenerator(_CachedBatchGenerator):
         Other arguments as :class:`PairedBatchGenerator`.
     """
 
-    def __init__(self, samples, shape, context_frames=0, random_gain=None, batch_size=64, expected_sr=8192,
-                 mono_downmix=True, num_fft=512, num_hop=256, duration=10.0, cache_size=64, num_workers=4,
-                 min_replacement_rate=8, seed=0, magnitudes=None):
+    def __init__(self, samples: Sequence[Optional[Sample]], shape: Tuple[int, int], context_frames: int = 0,
+                 random_gain: Optional[Tuple[float, float]] = None, batch_size: int = 64, expected_sr: int = 8192,
+                 mono_downmix: bool = True, num_fft: int = 512, num_hop: int = 256, duration: float = 10.0,
+                 cache_size: int = 64, num_workers: int = 4, min_replacement_rate: float = 8, seed: int = 0,
+                 magnitudes: Optional[MagnitudeStore] = None):
+        """Check the settings (arguments as in the class docstring); reading begins at :meth:`start`
+        or the first batch."""
         self.shape = _check_shape(shape, "shape")
         self.context_frames = int(context_frames)
         centre = self.shape[1] - 2 * self.context_frames
@@ -333,8 +343,9 @@ def _song_magnitudes(song, expected_sr, num_fft, num_hop):
     return mix, out
 
 
-def validation_batches(songs, input_shape, output_shape, batch_size, expected_sr, mono_downmix, num_fft,
-                       num_hop) -> Iterator[Tuple[List[np.ndarray], np.ndarray]]:
+def validation_batches(songs: Sequence[Sequence[Optional[Sample]]], input_shape: Tuple[int, int],
+                       output_shape: Tuple[int, int], batch_size: int, expected_sr: int, mono_downmix: bool,
+                       num_fft: int, num_hop: int) -> Iterator[Tuple[List[np.ndarray], np.ndarray]]:
     """Paired batches covering every song by non-overlapping output windows, for the
     validation and test loss.
 

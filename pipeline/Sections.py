@@ -14,6 +14,7 @@ import math
 from typing import Callable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from Input import NonFiniteAudioError, UnreadableAudioError, frame_magnitudes, is_silent, read_span
 from pipeline.AudioCache import MagnitudeStore
@@ -32,7 +33,7 @@ class Scratch:
     def __init__(self):
         self._buffers = {}
 
-    def array(self, name, shape, dtype):
+    def array(self, name: str, shape: Tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
         """An uninitialised C-contiguous array of ``shape`` and ``dtype``: a view of the
         buffer ``name``, which grows when needed. Valid until the next call with this name."""
         size = math.prod(shape)
