@@ -138,6 +138,6 @@ def format_gain_lines(gains: Sequence[dict], metric: str = "SDR", database: str 
     return "\n".join(lines)
 
 
-def gain_metric(bss_eval):
+def gain_metric(bss_eval: Sequence[str]) -> str:
     """The metric of the printed paired gain: the paper's SDR (v3), or SDR_v4 when v3 is off."""
     return "SDR" if "v3" in bss_eval else "SDR_v4"

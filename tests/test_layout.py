@@ -106,3 +106,33 @@ def test_no_module_is_over_the_size_limit():
     paths = list(project_modules().values()) + glob.glob(os.path.join(ROOT, "bench", "*.py"))
     sizes = {os.path.relpath(path, ROOT): sum(1 for _ in open(path, encoding="utf-8")) for path in paths}
     assert {path: lines for path, lines in sizes.items() if lines > MAX_LINES} == {}
+
+
+def unannotated_public_functions(path):
+    """``[name]`` of the public functions and methods in ``path`` that lack a parameter or return hint
+    (``self``/``cls`` and ``__init__``'s return aside); nested functions are not public."""
+    missing = []
+
+    def visit(node, public):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                visit(child, public and not child.name.startswith("_"))
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if not public or (child.name.startswith("_") and child.name != "__init__"):
+                    continue
+                arguments = child.args.posonlyargs + child.args.args + child.args.kwonlyargs
+                if isinstance(node, ast.ClassDef) and arguments and arguments[0].arg in ("self", "cls"):
+                    arguments = arguments[1:]
+                arguments += [extra for extra in (child.args.vararg, child.args.kwarg) if extra]
+                if any(argument.annotation is None for argument in arguments) or (
+                        child.returns is None and child.name != "__init__"):
+                    missing.append(child.name)
+
+    visit(ast.parse(open(path, encoding="utf-8").read()), True)
+    return missing
+
+
+def test_every_public_function_has_type_hints():
+    missing = {os.path.relpath(path, ROOT): names for path in project_modules().values()
+               if (names := unannotated_public_functions(path))}
+    assert missing == {}
