@@ -40,11 +40,18 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from databases import DatasetCache, PlainFolders, SharedSongs
 from common import Utils
+from databases import DatasetCache, PlainFolders, SharedSongs
 from databases.DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database, musdb_validation_tracks
-from databases.DatasetXML import (SPLITS, DatabaseDescription, DatasetConfigError, PreparedDatabase, is_placeholder_folder,
-                        read_database_xml, write_database_xml)
+from databases.DatasetXML import (
+    SPLITS,
+    DatabaseDescription,
+    DatasetConfigError,
+    PreparedDatabase,
+    is_placeholder_folder,
+    read_database_xml,
+    write_database_xml,
+)
 from databases.DerivedAudio import DATASET_FORMAT_VERSION, SOURCE_ORDER, load_database_songs
 from Sample import Sample
 
@@ -59,8 +66,9 @@ PARTITION_KEYS = ("train_sup", "train_unsup", "valid", "test")
 PAIRED_PARTITIONS = ("train_sup", "valid", "test")
 
 
-def prepare_database(name: str, xml_path: Optional[str], root: Optional[str], cache_dir: str, optional: bool = False
-                     ) -> Optional[PreparedDatabase]:
+def prepare_database(
+    name: str, xml_path: Optional[str], root: Optional[str], cache_dir: str, optional: bool = False
+) -> Optional[PreparedDatabase]:
     """Resolve the folder of database ``name`` and its track list, discovering it if needed.
 
     Args:
@@ -86,8 +94,10 @@ def prepare_database(name: str, xml_path: Optional[str], root: Optional[str], ca
     xml_path = os.path.abspath(xml_path)
     description = read_database_xml(xml_path) if os.path.exists(xml_path) else None
     if description is not None and description.name and description.name != name:
-        raise DatasetConfigError(f"{xml_path} describes databaseName '{description.name}' but is configured as "
-                                 f"the XML of {name}: fix xml_paths or the file's databaseName")
+        raise DatasetConfigError(
+            f"{xml_path} describes databaseName '{description.name}' but is configured as "
+            f"the XML of {name}: fix xml_paths or the file's databaseName"
+        )
     stored = description.folder if description is not None else ""
     if root is None:
         if is_placeholder_folder(stored):
@@ -101,14 +111,17 @@ def prepare_database(name: str, xml_path: Optional[str], root: Optional[str], ca
         folder, setting = os.path.expanduser(os.fspath(root)), f"dataset_roots.{name}"
     folder = os.path.abspath(folder)
     if not os.path.isdir(folder):
-        raise DatasetConfigError(f"The {name} folder {folder} (set by {setting}) does not exist: point "
-                                 f"{setting} at your {name} copy (expected layout: {LAYOUT_HINTS[name]})")
+        raise DatasetConfigError(
+            f"The {name} folder {folder} (set by {setting}) does not exist: point "
+            f"{setting} at your {name} copy (expected layout: {LAYOUT_HINTS[name]})"
+        )
     if description is None or not description.tracks:
         # Keep the XML's own databaseFolderPath (it may be relative); a root override is written.
         description = dataclasses.replace(discover_database(name, folder), folder=stored if root is None else folder)
         write_database_xml(xml_path, description)
-        LOGGER.info("Wrote the %d discovered %s tracks to %s (edit it to prune songs)",
-                    len(description.tracks), name, xml_path)
+        LOGGER.info(
+            "Wrote the %d discovered %s tracks to %s (edit it to prune songs)", len(description.tracks), name, xml_path
+        )
     database = PreparedDatabase(name=name, xml_path=xml_path, folder=folder, description=description)
     _check_listed_files(database)
     return database
@@ -124,20 +137,31 @@ def _check_listed_files(database):
                 raise FileNotFoundError(
                     f"{path} is listed in {database.xml_path} (track '{track.song_name}') but does not exist: "
                     "restore the file, fix its relativeFilepath, or remove the track (an XML with an empty "
-                    "trackList is rediscovered from the folder)")
+                    "trackList is rediscovered from the folder)"
+                )
 
 
 def _unconfigured_message(name, xml_path, description):
-    state = (f"{xml_path} does not exist" if description is None else
-             f"{xml_path} still has the placeholder databaseFolderPath '{description.folder}'")
-    return (f"No folder is configured for the {name} database ({state}). Either edit databaseFolderPath in "
-            f"{xml_path} to point at your {name} folder, or pass it on the command line without editing any "
-            f"file: `python Training.py with dataset_roots.{name}=/path/to/{name}`. To try the method on the "
-            "built-in demo database instead: `python Training.py with demo`.")
+    state = (
+        f"{xml_path} does not exist"
+        if description is None
+        else f"{xml_path} still has the placeholder databaseFolderPath '{description.folder}'"
+    )
+    return (
+        f"No folder is configured for the {name} database ({state}). Either edit databaseFolderPath in "
+        f"{xml_path} to point at your {name} folder, or pass it on the command line without editing any "
+        f"file: `python Training.py with dataset_roots.{name}=/path/to/{name}`. To try the method on the "
+        "built-in demo database instead: `python Training.py with demo`."
+    )
 
-def partition_dataset(songs_by_database: dict, supervised_database: str = "DSD100",
-                      unsupervised_databases: Sequence[str] = ("MedleyDB", "CCMixter", "iKala"),
-                      supervised_valid_songs: int = 25, supervised_validation: str = "test_songs") -> dict:
+
+def partition_dataset(
+    songs_by_database: dict,
+    supervised_database: str = "DSD100",
+    unsupervised_databases: Sequence[str] = ("MedleyDB", "CCMixter", "iKala"),
+    supervised_valid_songs: int = 25,
+    supervised_validation: str = "test_songs",
+) -> dict:
     """Split songs into the four partitions of the paper.
 
     Args:
@@ -170,16 +194,22 @@ def partition_dataset(songs_by_database: dict, supervised_database: str = "DSD10
     if supervised is not None:
         for song in supervised:
             if song.split not in SPLITS:
-                raise DatasetConfigError(f"Song '{song.triple[0].song}' of the supervised database "
-                                         f"{supervised_database} has no databaseSplit: set Training or Test in its XML")
+                raise DatasetConfigError(
+                    f"Song '{song.triple[0].song}' of the supervised database "
+                    f"{supervised_database} has no databaseSplit: set Training or Test in its XML"
+                )
         test_songs = [song.triple for song in supervised if song.split == "Test"]
         if supervised_validation == "musdb_valid":
             dataset["train_sup"], dataset["valid"] = _musdb_validation_split(supervised, supervised_database)
             dataset["test"] += test_songs
         else:
             if supervised_valid_songs > len(test_songs):
-                LOGGER.warning("supervised_valid_songs=%d but %s has only %d Test songs: all go to valid, none to "
-                               "test", supervised_valid_songs, supervised_database, len(test_songs))
+                LOGGER.warning(
+                    "supervised_valid_songs=%d but %s has only %d Test songs: all go to valid, none to test",
+                    supervised_valid_songs,
+                    supervised_database,
+                    len(test_songs),
+                )
             dataset["train_sup"] = [song.triple for song in supervised if song.split == "Training"]
             dataset["valid"] += test_songs[:supervised_valid_songs]
             dataset["test"] += test_songs[supervised_valid_songs:]
@@ -188,8 +218,8 @@ def partition_dataset(songs_by_database: dict, supervised_database: str = "DSD10
         third = len(triples) // 3
         for index, samples in enumerate(zip(*triples[:third])):
             dataset["train_unsup"][index].extend(samples)
-        dataset["valid"] += triples[third:2 * third]
-        dataset["test"] += triples[2 * third:]
+        dataset["valid"] += triples[third : 2 * third]
+        dataset["test"] += triples[2 * third :]
     return dataset
 
 
@@ -207,46 +237,73 @@ def _musdb_validation_split(songs, database):
             f"supervised_validation='musdb_valid' but none of musdb's {len(expected)} validation tracks is a "
             f"Training song of {database} (expected: {'; '.join(expected)}). Use the complete {database} "
             "(its train/ folder), restore those tracks in its XML, or set "
-            "partition_config.supervised_validation=test_songs")
+            "partition_config.supervised_validation=test_songs"
+        )
     found = {triple[0].song for triple in valid}
     missing = [name for name in expected if name not in found]
     if missing:
-        LOGGER.warning("supervised_validation='musdb_valid': %d of musdb's %d validation tracks are not Training "
-                       "songs of %s, valid has %d songs; missing: %s", len(missing), len(expected), database,
-                       len(valid), "; ".join(missing))
+        LOGGER.warning(
+            "supervised_validation='musdb_valid': %d of musdb's %d validation tracks are not Training "
+            "songs of %s, valid has %d songs; missing: %s",
+            len(missing),
+            len(expected),
+            database,
+            len(valid),
+            "; ".join(missing),
+        )
     return [triple for triple in training if triple[0].song not in found], valid
 
 
 def _check_supervised_validation(supervised_validation, supervised_database):
     if supervised_validation not in SUPERVISED_VALIDATION_RULES:
-        raise DatasetConfigError(f"supervised_validation={supervised_validation!r} is not supported; use one of "
-                                 f"{', '.join(SUPERVISED_VALIDATION_RULES)}")
+        raise DatasetConfigError(
+            f"supervised_validation={supervised_validation!r} is not supported; use one of "
+            f"{', '.join(SUPERVISED_VALIDATION_RULES)}"
+        )
     if supervised_validation == "musdb_valid" and supervised_database not in MUSDB_VALID_DATABASES:
-        raise DatasetConfigError(f"supervised_validation='musdb_valid' (musdb's official validation tracks) needs "
-                                 f"supervised_database {' or '.join(MUSDB_VALID_DATABASES)}, not "
-                                 f"'{supervised_database}': set supervised_validation=test_songs for it")
+        raise DatasetConfigError(
+            f"supervised_validation='musdb_valid' (musdb's official validation tracks) needs "
+            f"supervised_database {' or '.join(MUSDB_VALID_DATABASES)}, not "
+            f"'{supervised_database}': set supervised_validation=test_songs for it"
+        )
 
 
-def _check_partition_settings(supervised_database, unsupervised_databases, supervised_valid_songs,
-                              optional_databases, supervised_validation="test_songs"):
+def _check_partition_settings(
+    supervised_database,
+    unsupervised_databases,
+    supervised_valid_songs,
+    optional_databases,
+    supervised_validation="test_songs",
+):
     if supervised_database not in SUPERVISED_DATABASES:
-        raise DatasetConfigError(f"supervised_database='{supervised_database}' is not supported; use one of "
-                                 f"{', '.join(SUPERVISED_DATABASES)}")
-    for setting, value in (("unsupervised_databases", unsupervised_databases),
-                           ("optional_databases", optional_databases)):
+        raise DatasetConfigError(
+            f"supervised_database='{supervised_database}' is not supported; use one of "
+            f"{', '.join(SUPERVISED_DATABASES)}"
+        )
+    for setting, value in (
+        ("unsupervised_databases", unsupervised_databases),
+        ("optional_databases", optional_databases),
+    ):
         if isinstance(value, str):
             raise DatasetConfigError(f"{setting}={value!r} must be a list of database names, e.g. ['{value}']")
     for name in list(unsupervised_databases) + list(optional_databases):
         if name not in DATABASE_NAMES:
-            raise DatasetConfigError(f"Unknown database '{name}' in the partition settings; known databases: "
-                                     f"{', '.join(DATABASE_NAMES)}")
+            raise DatasetConfigError(
+                f"Unknown database '{name}' in the partition settings; known databases: {', '.join(DATABASE_NAMES)}"
+            )
     if supervised_database in unsupervised_databases or len(set(unsupervised_databases)) != len(unsupervised_databases):
-        raise DatasetConfigError(f"unsupervised_databases={list(unsupervised_databases)} must list each database "
-                                 f"once and not the supervised database {supervised_database}")
-    if isinstance(supervised_valid_songs, bool) or not isinstance(supervised_valid_songs, int) \
-            or supervised_valid_songs < 0:
+        raise DatasetConfigError(
+            f"unsupervised_databases={list(unsupervised_databases)} must list each database "
+            f"once and not the supervised database {supervised_database}"
+        )
+    if (
+        isinstance(supervised_valid_songs, bool)
+        or not isinstance(supervised_valid_songs, int)
+        or supervised_valid_songs < 0
+    ):
         raise DatasetConfigError(f"supervised_valid_songs={supervised_valid_songs!r} must be an integer >= 0")
     _check_supervised_validation(supervised_validation, supervised_database)
+
 
 def validate_dataset(dataset: object, origin: str = "dataset") -> dict:
     """Check a dataset dict's keys, triple layout and types; return it with tuples as triples.
@@ -255,22 +312,34 @@ def validate_dataset(dataset: object, origin: str = "dataset") -> dict:
         DatasetConfigError: naming ``origin`` and the offending key or item.
     """
     if not isinstance(dataset, dict):
-        raise DatasetConfigError(f"{origin} returned {type(dataset).__name__}, expected a dict with keys "
-                                 f"{', '.join(PARTITION_KEYS)}")
+        raise DatasetConfigError(
+            f"{origin} returned {type(dataset).__name__}, expected a dict with keys {', '.join(PARTITION_KEYS)}"
+        )
     if set(dataset) != set(PARTITION_KEYS):
         missing, extra = sorted(set(PARTITION_KEYS) - set(dataset)), sorted(set(dataset) - set(PARTITION_KEYS))
-        raise DatasetConfigError(f"{origin}: the dataset dict must have exactly the keys {', '.join(PARTITION_KEYS)} "
-                                 f"(missing: {missing or 'none'}, unexpected: {extra or 'none'})")
-    validated = {key: [_validate_triple(item, f"{origin}: {key}[{index}]")
-                       for index, item in enumerate(_as_list(dataset[key], f"{origin}: {key}"))]
-                 for key in PAIRED_PARTITIONS}
+        raise DatasetConfigError(
+            f"{origin}: the dataset dict must have exactly the keys {', '.join(PARTITION_KEYS)} "
+            f"(missing: {missing or 'none'}, unexpected: {extra or 'none'})"
+        )
+    validated = {
+        key: [
+            _validate_triple(item, f"{origin}: {key}[{index}]")
+            for index, item in enumerate(_as_list(dataset[key], f"{origin}: {key}"))
+        ]
+        for key in PAIRED_PARTITIONS
+    }
     unpaired = _as_list(dataset["train_unsup"], f"{origin}: train_unsup")
     if len(unpaired) != 3:
-        raise DatasetConfigError(f"{origin}: train_unsup must be three lists [mixtures, accompaniments, voices], "
-                                 f"got {len(unpaired)} entries")
-    validated["train_unsup"] = [[_validate_sample(sample, f"{origin}: train_unsup[{role}][{index}]")
-                                 for index, sample in enumerate(_as_list(samples, f"{origin}: train_unsup[{role}]"))]
-                                for role, samples in enumerate(unpaired)]
+        raise DatasetConfigError(
+            f"{origin}: train_unsup must be three lists [mixtures, accompaniments, voices], got {len(unpaired)} entries"
+        )
+    validated["train_unsup"] = [
+        [
+            _validate_sample(sample, f"{origin}: train_unsup[{role}][{index}]")
+            for index, sample in enumerate(_as_list(samples, f"{origin}: train_unsup[{role}]"))
+        ]
+        for role, samples in enumerate(unpaired)
+    ]
     return {key: validated[key] for key in PARTITION_KEYS}
 
 
@@ -283,14 +352,17 @@ def _as_list(value, where):
 def _validate_triple(item, where):
     if not isinstance(item, (list, tuple)) or len(item) != 3:
         raise DatasetConfigError(f"{where} must be a (mixture, accompaniment, voice) tuple of Samples, got {item!r}")
-    return tuple(_validate_sample(sample, f"{where}[{index}] ({role})")
-                 for index, (sample, role) in enumerate(zip(item, SOURCE_ORDER)))
+    return tuple(
+        _validate_sample(sample, f"{where}[{index}] ({role})")
+        for index, (sample, role) in enumerate(zip(item, SOURCE_ORDER))
+    )
 
 
 def _validate_sample(sample, where):
     if not isinstance(sample, Sample):
-        raise DatasetConfigError(f"{where} is a {type(sample).__name__}, expected a Sample "
-                                 "(use Sample.from_path(path, database, song))")
+        raise DatasetConfigError(
+            f"{where} is a {type(sample).__name__}, expected a Sample (use Sample.from_path(path, database, song))"
+        )
     return sample
 
 
@@ -308,20 +380,31 @@ def load_custom_dataset(spec: str, kwargs: Optional[dict] = None) -> dict:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise DatasetConfigError(f"custom_dataset='{spec}': cannot import module '{module_name}' ({error}); "
-                                 "make sure its folder is on PYTHONPATH or is the working directory") from error
+        raise DatasetConfigError(
+            f"custom_dataset='{spec}': cannot import module '{module_name}' ({error}); "
+            "make sure its folder is on PYTHONPATH or is the working directory"
+        ) from error
     function = getattr(module, function_name, None)
     if not callable(function):
         raise DatasetConfigError(f"custom_dataset='{spec}': module '{module_name}' has no function '{function_name}'")
     return validate_dataset(function(**(kwargs or {})), origin=f"custom_dataset '{spec}'")
 
-def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: str,
-                supervised_database: str = "DSD100",
-                unsupervised_databases: Sequence[str] = ("MedleyDB", "CCMixter", "iKala"),
-                supervised_valid_songs: int = 25, supervised_validation: str = "test_songs",
-                optional_databases: Sequence[str] = (),
-                custom_dataset: Optional[str] = None, custom_dataset_kwargs: Optional[dict] = None,
-                unpaired_folders: Optional[dict] = None, sources: Sequence[str] = ("accompaniment", "voice")) -> dict:
+
+def get_dataset(
+    xml_paths: dict,
+    dataset_roots: dict,
+    cache_dir: str,
+    pkl_path: str,
+    supervised_database: str = "DSD100",
+    unsupervised_databases: Sequence[str] = ("MedleyDB", "CCMixter", "iKala"),
+    supervised_valid_songs: int = 25,
+    supervised_validation: str = "test_songs",
+    optional_databases: Sequence[str] = (),
+    custom_dataset: Optional[str] = None,
+    custom_dataset_kwargs: Optional[dict] = None,
+    unpaired_folders: Optional[dict] = None,
+    sources: Sequence[str] = ("accompaniment", "voice"),
+) -> dict:
     """Build (or load from ``pkl_path``) the dataset dict of the paper's partition.
 
     Args:
@@ -362,23 +445,35 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
             samples = PlainFolders.read_unpaired_samples(PlainFolders.list_unpaired_files(folders))
             dataset = validate_dataset(PlainFolders.add_to_dataset(dataset, samples)[0])
         return dataset
-    _check_partition_settings(supervised_database, unsupervised_databases, supervised_valid_songs,
-                              optional_databases, supervised_validation)
+    _check_partition_settings(
+        supervised_database, unsupervised_databases, supervised_valid_songs, optional_databases, supervised_validation
+    )
     DatasetCache.check_replaceable(pkl_path)  # a foreign file there stops the run before any work
     folder_files = PlainFolders.list_unpaired_files(folders)
-    settings = {"supervised_database": supervised_database, "unsupervised_databases": list(unsupervised_databases),
-                "supervised_valid_songs": supervised_valid_songs, "supervised_validation": supervised_validation}
+    settings = {
+        "supervised_database": supervised_database,
+        "unsupervised_databases": list(unsupervised_databases),
+        "supervised_valid_songs": supervised_valid_songs,
+        "supervised_validation": supervised_validation,
+    }
     cache_dir = os.path.abspath(cache_dir)
     databases = {}
     for name in [supervised_database, *unsupervised_databases]:
-        prepared = prepare_database(name, (xml_paths or {}).get(name), (dataset_roots or {}).get(name), cache_dir,
-                                    optional=name in optional_databases)
+        prepared = prepare_database(
+            name,
+            (xml_paths or {}).get(name),
+            (dataset_roots or {}).get(name),
+            cache_dir,
+            optional=name in optional_databases,
+        )
         if prepared is not None:
             databases[name] = prepared
-    fingerprint = dataset_fingerprint(databases, dict(settings, shared_song_rules=SharedSongs.RULES_VERSION),
-                                      cache_dir, folder_files)
-    dataset = DatasetCache.load(pkl_path, fingerprint,
-                                lambda stored: validate_dataset(stored, origin=f"the dataset stored in {pkl_path}"))
+    fingerprint = dataset_fingerprint(
+        databases, dict(settings, shared_song_rules=SharedSongs.RULES_VERSION), cache_dir, folder_files
+    )
+    dataset = DatasetCache.load(
+        pkl_path, fingerprint, lambda stored: validate_dataset(stored, origin=f"the dataset stored in {pkl_path}")
+    )
     if dataset is None:
         folder_samples = PlainFolders.read_unpaired_samples(folder_files)  # its errors before any derived audio
         songs = {name: load_database_songs(database, cache_dir) for name, database in databases.items()}
@@ -393,8 +488,12 @@ def get_dataset(xml_paths: dict, dataset_roots: dict, cache_dir: str, pkl_path: 
 def dataset_fingerprint(databases: dict, settings: dict, cache_dir: str, folder_files: Sequence = ()) -> str:
     """sha256 hex digest of everything a dataset.pkl is built from (``folder_files``: the
     ``PlainFolders.FolderFile`` list of the unpaired folders, each with its size and time)."""
-    payload = {"format_version": DATASET_FORMAT_VERSION, "cache_dir": os.path.abspath(cache_dir),
-               "settings": settings, "databases": {}}
+    payload = {
+        "format_version": DATASET_FORMAT_VERSION,
+        "cache_dir": os.path.abspath(cache_dir),
+        "settings": settings,
+        "databases": {},
+    }
     if folder_files:
         payload["unpaired_folders"] = PlainFolders.fingerprint_entries(folder_files)
     for name, database in sorted(databases.items()):
@@ -405,8 +504,12 @@ def dataset_fingerprint(databases: dict, settings: dict, cache_dir: str, folder_
             for instrument in track.instruments:
                 status = os.stat(database.path_of(track, instrument))
                 files.append([instrument.relative_path, status.st_size, status.st_mtime_ns])
-        payload["databases"][name] = {"xml_path": database.xml_path, "xml_sha256": xml_digest,
-                                      "folder": database.folder, "files": files}
+        payload["databases"][name] = {
+            "xml_path": database.xml_path,
+            "xml_sha256": xml_digest,
+            "folder": database.folder,
+            "files": files,
+        }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -417,8 +520,10 @@ def check_unpaired_lists(dataset: dict) -> None:
     if empty:
         raise DatasetConfigError(
             f"train_unsup has no {' and no '.join(empty)}: the semi-supervised phase needs unpaired mixtures, "
-            "accompaniments and voices. Add folders to " + ", ".join(f"unpaired_folders.{name}" for name in empty)
-            + " or an unsupervised database (partition_config.unsupervised_databases)")
+            "accompaniments and voices. Add folders to "
+            + ", ".join(f"unpaired_folders.{name}" for name in empty)
+            + " or an unsupervised database (partition_config.unsupervised_databases)"
+        )
 
 
 def dataset_table(dataset: dict) -> str:
@@ -438,8 +543,13 @@ def dataset_table(dataset: dict) -> str:
             rows.append((partition, database, str(len(chosen)), f"{_hours(chosen):.2f}"))
         rows.append((partition, "all", str(len(samples)), f"{_hours(samples):.2f}"))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    lines = ["  ".join(cell.ljust(width) if column < 2 else cell.rjust(width)
-                       for column, (cell, width) in enumerate(zip(row, widths))) for row in rows]
+    lines = [
+        "  ".join(
+            cell.ljust(width) if column < 2 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths))
+        )
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -451,18 +561,24 @@ def _hours(samples):
 def describe_xml_summary(description: DatabaseDescription, xml_path: str) -> str:
     """One line: database name, tracks (per split), hours and sample rates of an XML's tracks."""
     splits = [track.split for track in description.tracks if track.split]
-    split_text = (" (" + ", ".join(f"{splits.count(split)} {split}" for split in SPLITS if split in splits) + ")"
-                  if splits else "")
+    split_text = (
+        " (" + ", ".join(f"{splits.count(split)} {split}" for split in SPLITS if split in splits) + ")"
+        if splits
+        else ""
+    )
     rates = sorted({instrument.sample_rate for track in description.tracks for instrument in track.instruments})
     hours = sum(track.duration for track in description.tracks) / 3600.0
-    return (f"{description.name}: {len(description.tracks)} tracks{split_text}, {hours:.2f} hours, "
-            f"sample rates {', '.join(map(str, rates))} Hz -> {xml_path}")
+    return (
+        f"{description.name}: {len(description.tracks)} tracks{split_text}, {hours:.2f} hours, "
+        f"sample rates {', '.join(map(str, rates))} Hz -> {xml_path}"
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command line: discover a database folder, write its XML and print a one-line summary."""
-    parser = argparse.ArgumentParser(description="Discover the songs of a database folder (public layout) and "
-                                                 "write them to its XML track list.")
+    parser = argparse.ArgumentParser(
+        description="Discover the songs of a database folder (public layout) and write them to its XML track list."
+    )
     parser.add_argument("name", choices=DATABASE_NAMES, help="database layout of ROOT")
     parser.add_argument("root", help="folder of the database")
     parser.add_argument("--xml", help="XML file to write (default: NAME.xml in the working directory)")

@@ -20,8 +20,14 @@ import numpy as np
 from tqdm import tqdm
 
 from common import Utils
-from evaluation.Metrics import (DEFAULT_BSS_EVAL, FRAMEWISE_V4, V4_FRAME_COUNTS, check_bss_eval, compute_song_metrics,
-                     metrics_of)
+from evaluation.Metrics import (
+    DEFAULT_BSS_EVAL,
+    FRAMEWISE_V4,
+    V4_FRAME_COUNTS,
+    check_bss_eval,
+    compute_song_metrics,
+    metrics_of,
+)
 from evaluation.Separation import DEFAULT_BATCH_SIZE, Separator
 
 LOGGER = logging.getLogger(__name__)
@@ -58,7 +64,7 @@ def evaluate_song(job: SongJob) -> List[dict]:
 
     length = len(job.mixture)
     references = []
-    for name, path in zip(job.source_names, job.source_paths):
+    for path in job.source_paths:
         if path is None:
             references.append(np.zeros(length, np.float32))
             continue
@@ -74,17 +80,25 @@ def evaluate_song(job: SongJob) -> List[dict]:
         row.update({metric: values[metric] for metric in metrics_of(job.bss_eval)})
         if "v4" in job.bss_eval:
             row.update({count: values[count] for count in V4_FRAME_COUNTS}, **{FRAMEWISE_V4: values[FRAMEWISE_V4]})
-        row.update(undefined=bool(values["undefined_metrics"]),
-                   undefined_metrics=";".join(values["undefined_metrics"]),
-                   undefined_reason=";".join(values["undefined_reason"]),
-                   seconds=length / job.sample_rate)
+        row.update(
+            undefined=bool(values["undefined_metrics"]),
+            undefined_metrics=";".join(values["undefined_metrics"]),
+            undefined_reason=";".join(values["undefined_reason"]),
+            seconds=length / job.sample_rate,
+        )
         rows.append(row)
     return rows
 
 
-def evaluate_model(model_path: str, songs: Sequence[Sequence], num_workers: int = DEFAULT_NUM_WORKERS,
-                   batch_size: int = DEFAULT_BATCH_SIZE, model_name: Optional[str] = None,
-                   bss_eval: Sequence[str] = DEFAULT_BSS_EVAL, precision: Optional[str] = None) -> List[dict]:
+def evaluate_model(
+    model_path: str,
+    songs: Sequence[Sequence],
+    num_workers: int = DEFAULT_NUM_WORKERS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    model_name: Optional[str] = None,
+    bss_eval: Sequence[str] = DEFAULT_BSS_EVAL,
+    precision: Optional[str] = None,
+) -> List[dict]:
     """Separate every song with a checkpoint's separator and compute its BSS Eval metrics.
 
     Separation runs in this process (TensorFlow); the metrics of each separated song are
@@ -121,12 +135,18 @@ def evaluate_model(model_path: str, songs: Sequence[Sequence], num_workers: int 
         def jobs():
             for index, song in enumerate(songs):
                 mixture = Input.read_audio(song[0].path, separator.sample_rate, mono_downmix=True)
-                yield SongJob(index=index, model=name, database=song[0].database or "unknown",
-                              song=_song_name(song[0]), source_names=tuple(separator.sources),
-                              source_paths=tuple(None if Input.is_silent(sample) else sample.path
-                                                 for sample in song[1:]),
-                              mixture=mixture, estimates=separator.separate(mixture),
-                              sample_rate=separator.sample_rate, bss_eval=bss_eval)
+                yield SongJob(
+                    index=index,
+                    model=name,
+                    database=song[0].database or "unknown",
+                    song=_song_name(song[0]),
+                    source_names=tuple(separator.sources),
+                    source_paths=tuple(None if Input.is_silent(sample) else sample.path for sample in song[1:]),
+                    mixture=mixture,
+                    estimates=separator.separate(mixture),
+                    sample_rate=separator.sample_rate,
+                    bss_eval=bss_eval,
+                )
 
         results = _run_jobs(jobs(), len(songs), num_workers)
     return [row for index in sorted(results) for row in results[index]]
@@ -145,8 +165,10 @@ def _run_jobs(jobs: Iterable[SongJob], total: int, num_workers: int) -> Dict[int
         # 'spawn': the parent holds a TensorFlow session, which must not be forked; and unlike
         # forkserver children, spawned ones get the thread settings of the current environment.
         context = multiprocessing.get_context("spawn")
-        with _single_threaded_math_in_children(), \
-                concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context) as pool:
+        with (
+            _single_threaded_math_in_children(),
+            concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=context) as pool,
+        ):
             _start_workers(pool, num_workers)
             pending = {}
             for job in jobs:
@@ -213,8 +235,10 @@ def _naming_the_song(song):
 def _check_songs(songs, sources):
     for song in songs:
         if len(song) != 1 + len(sources):
-            raise ValueError(f"Song {song[0].path if song else song!r} has {len(song)} files; the model expects "
-                             f"(mixture, {', '.join(sources)}).")
+            raise ValueError(
+                f"Song {song[0].path if song else song!r} has {len(song)} files; the model expects "
+                f"(mixture, {', '.join(sources)})."
+            )
 
 
 def _song_name(sample):

@@ -4,8 +4,9 @@ Signal representation (PAPER.md): audio is down-mixed to mono, resampled to ``ex
 (8192 Hz) with soxr and clipped to [-1, 1]; a centred STFT with a Hann window of ``num_fft``
 (512) samples and hop ``num_hop`` (256) gives ``num_fft // 2 + 1`` (257) frequency bins.
 The batch generators (pipeline/BatchGenerators.py) return *linear* magnitudes (float32); the
-networks normalise them (``log(1 + x)``) on their inference path (Models/Inference.py). The frequency axis is zero-padded to the U-Net's
-height with :func:`pad_freqs` (equal rows on both sides, an odd remainder at the end).
+networks normalise them (``log(1 + x)``) on their inference path (Models/Inference.py).
+The frequency axis is zero-padded to the U-Net's height with :func:`pad_freqs` (equal rows
+on both sides, an odd remainder at the end).
 
 Every read checks that the samples are finite: a file with a NaN or infinite sample raises
 :class:`NonFiniteAudioError`, naming the file and the time. Heavy modules (TensorFlow,
@@ -78,8 +79,11 @@ def check_finite(audio: np.ndarray, path: str, sample_rate: float, first_frame: 
     index = first_frame + int(np.argmin(finite))
     value = np.asarray(audio).reshape(len(finite), -1)[index - first_frame]
     bad = value[~np.isfinite(value)][0]
-    raise NonFiniteAudioError(path, f"{unit} {index} (at {index / sample_rate:.3f} s) is {bad}; the file "
-                                    "holds non-finite values. Repair or remove it from the dataset")
+    raise NonFiniteAudioError(
+        path,
+        f"{unit} {index} (at {index / sample_rate:.3f} s) is {bad}; the file "
+        "holds non-finite values. Repair or remove it from the dataset",
+    )
 
 
 def check_positive_int(value: object, name: str) -> int:
@@ -98,8 +102,15 @@ def is_silent(entry: object) -> bool:
 # Reading audio
 # ----------------------------------------------------------------------------------------
 
-def read_audio(path: str, expected_sr: int, mono_downmix: bool = True, offset: float = 0.0,
-               duration: Optional[float] = None, padding_duration: float = 0.0) -> np.ndarray:
+
+def read_audio(
+    path: str,
+    expected_sr: int,
+    mono_downmix: bool = True,
+    offset: float = 0.0,
+    duration: Optional[float] = None,
+    padding_duration: float = 0.0,
+) -> np.ndarray:
     """Read a file, or a section of it, resampled to ``expected_sr``.
 
     The span read is ``[offset - padding_duration, offset + duration + padding_duration]``
@@ -130,8 +141,15 @@ def read_audio(path: str, expected_sr: int, mono_downmix: bool = True, offset: f
     return read_span(path, expected_sr, mono_downmix, start, length)
 
 
-def read_random_section(path: str, expected_sr: int, mono_downmix: bool, duration: float, padding_duration: float,
-                        rng: np.random.Generator, file_duration: Optional[float] = None) -> Tuple[np.ndarray, float]:
+def read_random_section(
+    path: str,
+    expected_sr: int,
+    mono_downmix: bool,
+    duration: float,
+    padding_duration: float,
+    rng: np.random.Generator,
+    file_duration: Optional[float] = None,
+) -> Tuple[np.ndarray, float]:
     """Read a random ``duration``-second section widened by ``padding_duration`` each side.
 
     The un-padded centre ``[offset, offset + duration]`` lies inside the file whenever the file
@@ -181,8 +199,14 @@ def check_file_finite(path: str, block_seconds: float = 60.0) -> None:
             audio_file.read(first, min(block, audio_file.frames - first))
 
 
-def read_span(path: str, expected_sr: int, mono_downmix: bool, start: int, length: Optional[int],
-              scratch: Optional[WorkArrays] = None) -> np.ndarray:
+def read_span(
+    path: str,
+    expected_sr: int,
+    mono_downmix: bool,
+    start: int,
+    length: Optional[int],
+    scratch: Optional[WorkArrays] = None,
+) -> np.ndarray:
     """Samples ``[start, start + length)`` at ``expected_sr`` (zeros outside the file).
 
     ``length`` None reads to the file's end. Returns float32 ``[samples]`` (mono) or
@@ -214,11 +238,11 @@ def read_span(path: str, expected_sr: int, mono_downmix: bool, start: int, lengt
             count = -(-(start + length) * rate // expected_sr) + margin - first
             resampled = _resample(_downmix(audio_file.read(first, count), mono_downmix), rate, expected_sr)
             shift = start - steps * grid_out
-            audio = fit_length(resampled[shift:shift + length], length)
+            audio = fit_length(resampled[shift : shift + length], length)
             # Past the file's ends the resampler rings a little; the span is zeros there.
             file_end = int(round(audio_file.frames * expected_sr / rate)) - start
-            audio[:max(-start, 0)] = 0.0
-            audio[max(file_end, 0):] = 0.0
+            audio[: max(-start, 0)] = 0.0
+            audio[max(file_end, 0) :] = 0.0
     np.clip(audio, -1.0, 1.0, out=audio)
     return audio if audio.ndim == 1 else np.ascontiguousarray(audio.T)
 
@@ -293,10 +317,10 @@ class _SoundFileReader:
         if out is None:
             out = np.zeros((count, self.channels), np.float32)
         else:
-            out[:max(begin - first, 0)] = 0.0
-            out[max(end - first, 0):] = 0.0
+            out[: max(begin - first, 0)] = 0.0
+            out[max(end - first, 0) :] = 0.0
         if end > begin:
-            target = out[begin - first:end - first]
+            target = out[begin - first : end - first]
             try:
                 self._handle.seek(begin)
                 got = len(self._handle.read(out=target))
@@ -326,8 +350,9 @@ class _AudioreadReader:
 
             if ffmpeg_is_installed():  # then the file is at fault, not the set-up
                 raise UnreadableAudioError(path, undecodable_reason(path)) from error
-            raise UnreadableAudioError(path, f"no installed decoder can read it ({error!r}); install ffmpeg "
-                                             "or convert it to WAV/FLAC") from error
+            raise UnreadableAudioError(
+                path, f"no installed decoder can read it ({error!r}); install ffmpeg or convert it to WAV/FLAC"
+            ) from error
 
     def read(self, first, count, out=None):
         """As :meth:`_SoundFileReader.read` (decoding stops after the requested range)."""
@@ -359,6 +384,7 @@ class _AudioreadReader:
 # ----------------------------------------------------------------------------------------
 # Spectrograms
 # ----------------------------------------------------------------------------------------
+
 
 def stft(audio: np.ndarray, num_fft: int, num_hop: int) -> np.ndarray:
     """Centred STFT with a periodic Hann window, as ``librosa.stft`` with default settings.
@@ -409,8 +435,13 @@ def _hann(num_fft):
     return window
 
 
-def frame_magnitudes(audio_with_margins: np.ndarray, num_fft: int, num_hop: int, out: Optional[np.ndarray] = None,
-                     scratch: Optional[WorkArrays] = None) -> np.ndarray:
+def frame_magnitudes(
+    audio_with_margins: np.ndarray,
+    num_fft: int,
+    num_hop: int,
+    out: Optional[np.ndarray] = None,
+    scratch: Optional[WorkArrays] = None,
+) -> np.ndarray:
     """float32 magnitudes of :func:`_framed_stft`, [num_fft // 2 + 1, frames], C-contiguous.
 
     ``out``: optional float32 array of that shape to write into (e.g. a slice of an item), so
@@ -440,8 +471,9 @@ def istft(magnitude: np.ndarray, phase: np.ndarray, num_hop: int, length: int) -
 
     magnitude, phase = np.asarray(magnitude, np.float32), np.asarray(phase)
     if magnitude.shape != phase.shape or magnitude.ndim != 2:
-        raise ValueError(f"istft needs magnitude and phase of the same [freq, frames] shape, "
-                         f"got {magnitude.shape} and {phase.shape}")
+        raise ValueError(
+            f"istft needs magnitude and phase of the same [freq, frames] shape, got {magnitude.shape} and {phase.shape}"
+        )
     phasors = phase.astype(np.complex64, copy=False) if np.iscomplexobj(phase) else np.exp(1j * phase)
     spectrogram = (magnitude * phasors).astype(np.complex64, copy=False)
     num_fft = 2 * (magnitude.shape[0] - 1)

@@ -10,7 +10,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: demo test bench bench-semisup venv ffmpeg clean
+.PHONY: demo test lint bench bench-semisup venv ffmpeg clean
 
 venv: $(STAMP)
 
@@ -28,8 +28,12 @@ $(STAMP): requirements.txt
 demo: $(STAMP) ffmpeg
 	$(VPY) Training.py with demo $(DEMO_ARGS)
 
-test: $(STAMP) ffmpeg
+test: $(STAMP) ffmpeg lint
 	$(VPY) -m pytest -q tests
+
+lint: $(STAMP)
+	$(VPY) -m ruff format --check .
+	$(VPY) -m ruff check .
 
 bench: $(STAMP) ffmpeg
 	$(VPY) bench/input_pipeline.py

@@ -22,9 +22,11 @@ LOGGER = logging.getLogger(__name__)
 SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 # Every extension the project reads: libsndfile's, and MP3 / M4A through audioread.
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS + (".mp3", ".m4a")
-FFMPEG_INSTALL_HINT = ("install ffmpeg (for example `apt-get install ffmpeg`, `brew install ffmpeg` "
-                       "or `conda install -c conda-forge ffmpeg`) so that audioread can decode it, "
-                       "or convert the file to WAV or FLAC")
+FFMPEG_INSTALL_HINT = (
+    "install ffmpeg (for example `apt-get install ffmpeg`, `brew install ffmpeg` "
+    "or `conda install -c conda-forge ffmpeg`) so that audioread can decode it, "
+    "or convert the file to WAV or FLAC"
+)
 
 
 class AudioDecoderError(RuntimeError):
@@ -51,8 +53,12 @@ def undecodable_reason(path: str) -> str:
     if shutil.which("ffprobe") is None:
         return "ffmpeg cannot decode it: it is corrupt or not an audio file"
     try:
-        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
-                                path], capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"ffmpeg cannot decode it ({error})"
     if probe.returncode != 0:
@@ -98,17 +104,27 @@ class Sample:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Audio file not found: {path}")
         if os.path.getsize(path) == 0:
-            raise ValueError(f"Audio file {path} is empty (0 bytes): replace it with a valid "
-                             "audio file or remove it from the dataset")
+            raise ValueError(
+                f"Audio file {path} is empty (0 bytes): replace it with a valid "
+                "audio file or remove it from the dataset"
+            )
         if path.lower().endswith(SOUNDFILE_EXTENSIONS):
             sample_rate, channels, duration = _soundfile_metadata(path)
         else:
             sample_rate, channels, duration = _audioread_metadata(path)
         if duration <= 0:
-            raise ValueError(f"Audio file {path} contains no audio frames: replace it with a valid "
-                             "audio file or remove it from the dataset")
-        return cls(path=path, sample_rate=int(sample_rate), channels=int(channels),
-                   duration=float(duration), database=database, song=song)
+            raise ValueError(
+                f"Audio file {path} contains no audio frames: replace it with a valid "
+                "audio file or remove it from the dataset"
+            )
+        return cls(
+            path=path,
+            sample_rate=int(sample_rate),
+            channels=int(channels),
+            duration=float(duration),
+            database=database,
+            song=song,
+        )
 
 
 def _is_text(head):
@@ -125,9 +141,11 @@ def _soundfile_metadata(path):
     try:
         info = soundfile.info(path)
     except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise ValueError(f"Cannot read audio file {path}: it is corrupt or not a "
-                         f"{os.path.splitext(path)[1]} file ({error}). Replace it or remove it "
-                         "from the dataset") from error
+        raise ValueError(
+            f"Cannot read audio file {path}: it is corrupt or not a "
+            f"{os.path.splitext(path)[1]} file ({error}). Replace it or remove it "
+            "from the dataset"
+        ) from error
     warning = truncated_wav_warning(path, info.frames, info.samplerate)
     if warning:
         LOGGER.warning(warning)
@@ -143,8 +161,10 @@ def truncated_wav_warning(path: str, frames: int, sample_rate: int) -> str:
     declared = _declared_wav_frames(path)
     if declared is None or declared <= frames:
         return ""
-    return (f"Audio file {path} is truncated: its header promises {declared / sample_rate:.3f} s but it holds "
-            f"{frames / sample_rate:.3f} s; only those {frames / sample_rate:.3f} s are used")
+    return (
+        f"Audio file {path} is truncated: its header promises {declared / sample_rate:.3f} s but it holds "
+        f"{frames / sample_rate:.3f} s; only those {frames / sample_rate:.3f} s are used"
+    )
 
 
 def _declared_wav_frames(path):
@@ -181,10 +201,13 @@ def _audioread_metadata(path):
             return audio.samplerate, audio.channels, audio.duration
     except audioread.NoBackendError as error:
         if ffmpeg_is_installed():
-            raise ValueError(f"Cannot decode audio file {path}: {undecodable_reason(path)}. Replace it "
-                             "or remove it from the dataset") from error
-        raise AudioDecoderError(f"None of the installed audio decoders can read {path}: "
-                                f"{FFMPEG_INSTALL_HINT}") from error
+            raise ValueError(
+                f"Cannot decode audio file {path}: {undecodable_reason(path)}. Replace it or remove it from the dataset"
+            ) from error
+        raise AudioDecoderError(
+            f"None of the installed audio decoders can read {path}: {FFMPEG_INSTALL_HINT}"
+        ) from error
     except (audioread.DecodeError, EOFError, OSError) as error:
-        raise ValueError(f"Cannot decode audio file {path}: it is corrupt ({error}). Replace it "
-                         "or remove it from the dataset") from error
+        raise ValueError(
+            f"Cannot decode audio file {path}: it is corrupt ({error}). Replace it or remove it from the dataset"
+        ) from error

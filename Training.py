@@ -52,18 +52,14 @@ from sacred.observers import FileStorageObserver
 from sacred.run import Run
 from sacred.utils import SacredError
 
-from common import Checkpoints
-from common import Config
-from evaluation import Comparison
-from evaluation import Headline
-from evaluation import Results
-from experiment import Settings
-from experiment.Experiment import run_experiment
-from experiment.TrainingData import TrainingData, load_dataset
 import Datasets
 import Evaluate
 import Input
-from evaluation import SeparateFiles
+from common import Checkpoints, Config
+from evaluation import Comparison, Headline, Results, SeparateFiles
+from experiment import Settings
+from experiment.Experiment import run_experiment
+from experiment.TrainingData import TrainingData, load_dataset
 from Sample import AudioDecoderError
 
 LOGGER = logging.getLogger("Training")
@@ -89,8 +85,14 @@ def user_errors() -> Iterator[None]:
     """Turn errors caused by the user's settings or files into a :class:`UsageError`."""
     try:
         yield
-    except (Datasets.DatasetConfigError, AudioDecoderError, Input.UnreadableAudioError, FileNotFoundError,
-            FileExistsError, ValueError) as error:
+    except (
+        Datasets.DatasetConfigError,
+        AudioDecoderError,
+        Input.UnreadableAudioError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+    ) as error:
         raise UsageError(str(error)) from error
 
 
@@ -110,19 +112,21 @@ def nested_descriptions() -> Dict[str, str]:
     for name in DATABASES:
         docs[f"dataset_xmls.{name}"] = f"XML describing {name} (its databaseFolderPath and songs)"
         docs[f"dataset_roots.{name}"] = f"{name}'s folder, instead of the XML's databaseFolderPath (None: the XML's)"
-    docs.update({
-        # A dict literal over several lines has no line of its own that sacred could read.
-        "partition_config": "how the databases are split into train_sup, train_unsup, valid and test",
-        "partition_config.supervised_database": "its Training split is train_sup",
-        "partition_config.unsupervised_databases": "their songs are split in thirds (train_unsup, valid, test)",
-        "partition_config.supervised_valid_songs": "first songs of its Test split go to valid, the rest to test",
-        "partition_config.supervised_validation": '"test_songs", or "musdb_valid" (MUSDB18/MUSDB18HQ): '
-                                                  "musdb's 14 valid tracks of train",
-        "demo_database.song_seconds": "length of each generated demo song (s)",
-        "unpaired_folders.mixtures": "folders of songs without stems, added to train_unsup's mixtures",
-        "unpaired_folders.accompaniment": "folders of instrumentals, added to train_unsup's accompaniments",
-        "unpaired_folders.voice": "folders of a cappella recordings, added to train_unsup's voices",
-    })
+    docs.update(
+        {
+            # A dict literal over several lines has no line of its own that sacred could read.
+            "partition_config": "how the databases are split into train_sup, train_unsup, valid and test",
+            "partition_config.supervised_database": "its Training split is train_sup",
+            "partition_config.unsupervised_databases": "their songs are split in thirds (train_unsup, valid, test)",
+            "partition_config.supervised_valid_songs": "first songs of its Test split go to valid, the rest to test",
+            "partition_config.supervised_validation": '"test_songs", or "musdb_valid" (MUSDB18/MUSDB18HQ): '
+            "musdb's 14 valid tracks of train",
+            "demo_database.song_seconds": "length of each generated demo song (s)",
+            "unpaired_folders.mixtures": "folders of songs without stems, added to train_unsup's mixtures",
+            "unpaired_folders.accompaniment": "folders of instrumentals, added to train_unsup's accompaniments",
+            "unpaired_folders.voice": "folders of a cappella recordings, added to train_unsup's voices",
+        }
+    )
     return docs
 
 
@@ -138,8 +142,9 @@ class DocumentedConfigScope(ConfigScope):
         super().__init__(function)
         self.nested_docs = dict(docs)
 
-    def __call__(self, fixed: Optional[dict] = None, preset: Optional[dict] = None,
-                 fallback: Optional[dict] = None) -> ConfigSummary:
+    def __call__(
+        self, fixed: Optional[dict] = None, preset: Optional[dict] = None, fallback: Optional[dict] = None
+    ) -> ConfigSummary:
         """The scope's values and descriptions, as sacred's, plus those of the nested keys."""
         summary = super().__call__(fixed, preset, fallback)
         for path, doc in self.nested_docs.items():
@@ -272,17 +277,24 @@ def demo() -> None:
 # Commands
 # ----------------------------------------------------------------------------------------
 
+
 def prepare(seed: int) -> None:
     """Process-wide set-up shared by every command: logging, graph mode, numpy seed."""
     Utils.setup_logging()
     tf.get_logger().setLevel(logging.WARNING)  # we log restores ourselves
     tf.compat.v1.disable_eager_execution()
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
 
 
 @user_errors()  # a result file that cannot be written: one message (the table is logged first)
-def save_results(results_by_model: Dict[str, list], out_dir: str, run: Run, partition: str = "test",
-                 gains: Optional[list] = None, gain_metric: str = "SDR") -> str:
+def save_results(
+    results_by_model: Dict[str, list],
+    out_dir: str,
+    run: Run,
+    partition: str = "test",
+    gains: Optional[list] = None,
+    gain_metric: str = "SDR",
+) -> str:
     """Write result files, attach them to the sacred run and return the printed text (the short
     table, the gain lines if ``gains``, and where the full table and the files are).
 
@@ -299,8 +311,16 @@ def save_results(results_by_model: Dict[str, list], out_dir: str, run: Run, part
     return printed.text
 
 
-DATASET_SETTINGS = ("dataset_xmls", "dataset_roots", "cache_dir", "dataset_pkl", "partition_config",
-                    "custom_dataset", "use_demo", "demo_database")  # load_dataset's arguments, in order
+DATASET_SETTINGS = (
+    "dataset_xmls",
+    "dataset_roots",
+    "cache_dir",
+    "dataset_pkl",
+    "partition_config",
+    "custom_dataset",
+    "use_demo",
+    "demo_database",
+)  # load_dataset's arguments, in order
 
 
 @ex.main
@@ -320,8 +340,12 @@ def main(_run: Run, _config: dict) -> dict:
             LOGGER.info("Resuming experiment %s", settings.experiment_id)
         else:
             Checkpoints.refuse_to_reuse(config.folders.model_base_dir, config.folders.log_dir, settings.experiment_id)
-        dataset = load_dataset(*(_config[key] for key in DATASET_SETTINGS), _config["unpaired_folders"],
-                               config.network.sources, need_unpaired=True)
+        dataset = load_dataset(
+            *(_config[key] for key in DATASET_SETTINGS),
+            _config["unpaired_folders"],
+            config.network.sources,
+            need_unpaired=True,
+        )
         LOGGER.info("Dataset:\n%s", Datasets.dataset_table(dataset))
         data = TrainingData.prepare(dataset, _config["cache_dir"], config.signal, _config["spectrogram_cache"])
     _run.info["experiment_id"] = settings.experiment_id
@@ -330,68 +354,153 @@ def main(_run: Run, _config: dict) -> dict:
         _run.log_scalar(f"{name}.test_loss", state.test_loss)
 
     with Utils.terminate_like_ctrl_c(), unusable_files_end_the_run():
-        states, results = run_experiment(data, config, settings, _config["semisup_init"], _config["eval_workers"],
-                                         _config["eval_batch_size"], bss_eval, phase_done=log_test_loss)
+        states, results = run_experiment(
+            data,
+            config,
+            settings,
+            _config["semisup_init"],
+            _config["eval_workers"],
+            _config["eval_batch_size"],
+            bss_eval,
+            phase_done=log_test_loss,
+        )
     # The experiment's question, answered below its table: semi-supervised minus supervised per source
     # (SDR, the paper's; SDR_v4 if v3 is switched off).
     metric = Comparison.gain_metric(bss_eval)
     gains = Comparison.gain_table([results["supervised"]], [results["semi-supervised"]], metric)
     _run.info["sdr_gain"] = gains
-    print(save_results(results, os.path.join(_config["results_dir"], settings.experiment_id), _run,
-                       gains=gains, gain_metric=metric))
-    return {"experiment_id": settings.experiment_id,
-            **{name: {"test_loss": state.test_loss, "best_checkpoint": state.best_checkpoint, "epochs": state.epoch}
-               for name, state in states.items()}}
+    print(
+        save_results(
+            results, os.path.join(_config["results_dir"], settings.experiment_id), _run, gains=gains, gain_metric=metric
+        )
+    )
+    return {
+        "experiment_id": settings.experiment_id,
+        **{
+            name: {"test_loss": state.test_loss, "best_checkpoint": state.best_checkpoint, "epochs": state.epoch}
+            for name, state in states.items()
+        },
+    }
 
 
 @ex.command(unobserved=True)  # prints only; nothing to record
-def datasets(dataset_xmls: Dict[str, str], dataset_roots: Dict[str, Optional[str]], cache_dir: str, dataset_pkl: str,
-             partition_config: dict, custom_dataset: Optional[str], use_demo: bool, demo_database: dict, seed: int,
-             unpaired_folders: dict, model_config: dict) -> None:
+def datasets(
+    dataset_xmls: Dict[str, str],
+    dataset_roots: Dict[str, Optional[str]],
+    cache_dir: str,
+    dataset_pkl: str,
+    partition_config: dict,
+    custom_dataset: Optional[str],
+    use_demo: bool,
+    demo_database: dict,
+    seed: int,
+    unpaired_folders: dict,
+    model_config: dict,
+) -> None:
     """Print the number of songs and hours of audio per partition and database."""
     prepare(seed)
     with user_errors():
-        dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                               custom_dataset, use_demo, demo_database, unpaired_folders, model_config["sources"])
+        dataset = load_dataset(
+            dataset_xmls,
+            dataset_roots,
+            cache_dir,
+            dataset_pkl,
+            partition_config,
+            custom_dataset,
+            use_demo,
+            demo_database,
+            unpaired_folders,
+            model_config["sources"],
+        )
     print(Datasets.dataset_table(dataset))
 
 
 @ex.command
-def evaluate(_run: Run, model_path: Optional[str], partition: str, dataset_xmls: Dict[str, str],
-             dataset_roots: Dict[str, Optional[str]], cache_dir: str, dataset_pkl: str, partition_config: dict,
-             custom_dataset: Optional[str], use_demo: bool, demo_database: dict, seed: int, eval_workers: int,
-             eval_batch_size: int, results_dir: str, bss_eval: Union[str, Sequence[str]], eval_precision: Optional[str],
-             unpaired_folders: dict, model_config: dict) -> None:
+def evaluate(
+    _run: Run,
+    model_path: Optional[str],
+    partition: str,
+    dataset_xmls: Dict[str, str],
+    dataset_roots: Dict[str, Optional[str]],
+    cache_dir: str,
+    dataset_pkl: str,
+    partition_config: dict,
+    custom_dataset: Optional[str],
+    use_demo: bool,
+    demo_database: dict,
+    seed: int,
+    eval_workers: int,
+    eval_batch_size: int,
+    results_dir: str,
+    bss_eval: Union[str, Sequence[str]],
+    eval_precision: Optional[str],
+    unpaired_folders: dict,
+    model_config: dict,
+) -> None:
     """BSS Eval of one checkpoint folder on the test (or valid) partition."""
     prepare(seed)
     with user_errors():
         if not model_path:
-            raise ValueError("evaluate needs model_path=<checkpoint folder>, e.g. "
-                             "python Training.py evaluate with model_path=checkpoints/<id>_sup/best")
+            raise ValueError(
+                "evaluate needs model_path=<checkpoint folder>, e.g. "
+                "python Training.py evaluate with model_path=checkpoints/<id>_sup/best"
+            )
         bss_eval = Evaluate.check_bss_eval(bss_eval)
         Utils.check_writable(results_dir)  # before the model is loaded and the songs separated
-        dataset = load_dataset(dataset_xmls, dataset_roots, cache_dir, dataset_pkl, partition_config,
-                               custom_dataset, use_demo, demo_database, unpaired_folders, model_config["sources"])
-        rows = Evaluate.evaluate_model(model_path, dataset[partition], num_workers=eval_workers,
-                                       batch_size=eval_batch_size, bss_eval=bss_eval, precision=eval_precision)
+        dataset = load_dataset(
+            dataset_xmls,
+            dataset_roots,
+            cache_dir,
+            dataset_pkl,
+            partition_config,
+            custom_dataset,
+            use_demo,
+            demo_database,
+            unpaired_folders,
+            model_config["sources"],
+        )
+        rows = Evaluate.evaluate_model(
+            model_path,
+            dataset[partition],
+            num_workers=eval_workers,
+            batch_size=eval_batch_size,
+            bss_eval=bss_eval,
+            precision=eval_precision,
+        )
     name = rows[0]["model"] if rows else os.path.basename(os.path.normpath(model_path))
     out_dir = os.path.join(results_dir, f"evaluate_{_run._id or time.strftime('%Y%m%d-%H%M%S')}")
     print(save_results({name: rows}, out_dir, _run, partition))
 
 
 @ex.command(unobserved=True)  # prints only; nothing to record
-def separate(model_path: Optional[str], input_path: Optional[str], output_dir: str, overwrite: bool,
-             eval_batch_size: int, eval_precision: Optional[str], separate_mode: str, seed: int) -> None:
+def separate(
+    model_path: Optional[str],
+    input_path: Optional[str],
+    output_dir: str,
+    overwrite: bool,
+    eval_batch_size: int,
+    eval_precision: Optional[str],
+    separate_mode: str,
+    seed: int,
+) -> None:
     """Separate an audio file, or every audio file in a folder, into one WAV per source."""
     prepare(seed)
     with user_errors():
         if not model_path or not input_path:
-            raise ValueError("separate needs model_path=<checkpoint folder> and input_path=<file or folder>, "
-                             "e.g. python Training.py separate with model_path=checkpoints/<id>_semisup/best "
-                             "input_path=song.mp3 output_dir=separated")
-        written = SeparateFiles.separate_path(model_path, input_path, output_dir, overwrite=overwrite,
-                                             batch_size=eval_batch_size, precision=eval_precision,
-                                             mode=separate_mode)
+            raise ValueError(
+                "separate needs model_path=<checkpoint folder> and input_path=<file or folder>, "
+                "e.g. python Training.py separate with model_path=checkpoints/<id>_semisup/best "
+                "input_path=song.mp3 output_dir=separated"
+            )
+        written = SeparateFiles.separate_path(
+            model_path,
+            input_path,
+            output_dir,
+            overwrite=overwrite,
+            batch_size=eval_batch_size,
+            precision=eval_precision,
+            mode=separate_mode,
+        )
     for path in written:
         print(path)
 

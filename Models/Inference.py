@@ -59,9 +59,9 @@ def estimate(separator: Unet, mixture: tf.Tensor, reuse: bool) -> Dict[str, tf.T
 class InferenceGraph:
     """Placeholder and outputs of :func:`build_inference` (any batch size ``n``)."""
 
-    mixture: tf.Tensor                  # placeholder [n, F_in, T_in, 1], linear magnitudes
-    normalised: Dict[str, tf.Tensor]    # log-normalised estimates [n, F_out, T_out, 1]
-    estimates: Dict[str, tf.Tensor]     # linear estimates exp(y) - 1 [n, F_out, T_out, 1]
+    mixture: tf.Tensor  # placeholder [n, F_in, T_in, 1], linear magnitudes
+    normalised: Dict[str, tf.Tensor]  # log-normalised estimates [n, F_out, T_out, 1]
+    estimates: Dict[str, tf.Tensor]  # linear estimates exp(y) - 1 [n, F_out, T_out, 1]
 
 
 def build_inference(separator: Unet, input_shape: Tuple[int, int], reuse: bool, name: str) -> InferenceGraph:
@@ -76,8 +76,11 @@ def build_inference(separator: Unet, input_shape: Tuple[int, int], reuse: bool, 
     """
     mixture = tf.compat.v1.placeholder(tf.float32, [None, int(input_shape[0]), int(input_shape[1]), 1], name=name)
     normalised = estimate(separator, mixture, reuse)
-    return InferenceGraph(mixture=mixture, normalised=normalised,
-                          estimates={source: denormalise(output) for source, output in normalised.items()})
+    return InferenceGraph(
+        mixture=mixture,
+        normalised=normalised,
+        estimates={source: denormalise(output) for source, output in normalised.items()},
+    )
 
 
 def separator_variables(graph: Optional[tf.Graph] = None, trainable_only: bool = True) -> List[tf.Variable]:

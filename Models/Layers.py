@@ -34,8 +34,9 @@ def _pair(value: IntPair) -> tuple:
 
 
 def _kernel(shape, initializer=None):
-    return tf.compat.v1.get_variable("kernel", shape, dtype=tf.float32,
-                                     initializer=initializer or tf.compat.v1.glorot_uniform_initializer())
+    return tf.compat.v1.get_variable(
+        "kernel", shape, dtype=tf.float32, initializer=initializer or tf.compat.v1.glorot_uniform_initializer()
+    )
 
 
 def nonnegative_glorot_uniform() -> Initializer:
@@ -53,8 +54,7 @@ def nonnegative_glorot_uniform() -> Initializer:
 
 
 def _bias(size):
-    return tf.compat.v1.get_variable("bias", [size], dtype=tf.float32,
-                                     initializer=tf.compat.v1.zeros_initializer())
+    return tf.compat.v1.get_variable("bias", [size], dtype=tf.float32, initializer=tf.compat.v1.zeros_initializer())
 
 
 def _at_dtype_of(x: tf.Tensor, variable):
@@ -126,9 +126,17 @@ def leaky_relu(x: tf.Tensor, alpha: float = 0.2) -> tf.Tensor:
     return tf.maximum(alpha * x, x)
 
 
-def conv2d(x: tf.Tensor, filters: int, kernel_size: IntPair, name: str, strides: IntPair = 1,
-           padding: str = "valid", activation: Activation = None, use_bias: bool = True,
-           kernel_initializer: Optional[Initializer] = None) -> tf.Tensor:
+def conv2d(
+    x: tf.Tensor,
+    filters: int,
+    kernel_size: IntPair,
+    name: str,
+    strides: IntPair = 1,
+    padding: str = "valid",
+    activation: Activation = None,
+    use_bias: bool = True,
+    kernel_initializer: Optional[Initializer] = None,
+) -> tf.Tensor:
     """2-D convolution ``[B, H, W, C_in] -> [B, H', W', filters]``.
 
     Args:
@@ -143,8 +151,15 @@ def conv2d(x: tf.Tensor, filters: int, kernel_size: IntPair, name: str, strides:
         return _finish(y, bias, activation)
 
 
-def conv2d_transpose(x: tf.Tensor, filters: int, kernel_size: IntPair, strides: IntPair, name: str,
-                     activation: Activation = None, use_bias: bool = True) -> tf.Tensor:
+def conv2d_transpose(
+    x: tf.Tensor,
+    filters: int,
+    kernel_size: IntPair,
+    strides: IntPair,
+    name: str,
+    activation: Activation = None,
+    use_bias: bool = True,
+) -> tf.Tensor:
     """Transposed ("up-") convolution with valid padding ``[B, H, W, C] -> [B, H', W', filters]``.
 
     ``H' = (H - 1) * s + k``; for kernel 2 and stride 2 this doubles each side.
@@ -161,8 +176,9 @@ def conv2d_transpose(x: tf.Tensor, filters: int, kernel_size: IntPair, strides: 
         bias = _bias(filters) if use_bias else None
         batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
         output_shape = tf.stack([batch, out_h, out_w, filters])
-        y = tf.nn.conv2d_transpose(x, _at_dtype_of(x, kernel), output_shape, strides=(1, stride_h, stride_w, 1),
-                                   padding="VALID")
+        y = tf.nn.conv2d_transpose(
+            x, _at_dtype_of(x, kernel), output_shape, strides=(1, stride_h, stride_w, 1), padding="VALID"
+        )
         y.set_shape([x.shape[0], out_h, out_w, filters])
         return _finish(y, bias, activation)
 
@@ -183,8 +199,7 @@ def flatten(x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(x, [-1, size])
 
 
-def dense(x: tf.Tensor, units: int, name: str, activation: Activation = None,
-          use_bias: bool = True) -> tf.Tensor:
+def dense(x: tf.Tensor, units: int, name: str, activation: Activation = None, use_bias: bool = True) -> tf.Tensor:
     """Fully connected layer ``[B, D] -> [B, units]``."""
     with tf.compat.v1.variable_scope(name):
         kernel = _kernel([_channels(x), units])

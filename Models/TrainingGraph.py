@@ -29,6 +29,7 @@ from Models import Inference
 from Models.Unet import Unet
 from Models.WGAN_Critic import Critic, critic_loss
 
+
 def critic_scope(source: str) -> str:
     """Variable scope of the critic for ``source``, e.g. ``"critic_voice"``."""
     return f"critic_{source}"
@@ -51,14 +52,14 @@ class TrainingGraph:
     """
 
     model_config: ModelConfig
-    policy: Precision.Policy              # the compute dtype chosen for model_config.precision
+    policy: Precision.Policy  # the compute dtype chosen for model_config.precision
     semi_supervised: bool
     sources: tuple
-    input_shape: tuple                    # (F_in, T_in) of the separator input
-    output_shape: tuple                   # (F_out, T_out) of the separator output
-    critic_shape: tuple                   # (num_freqs, num_frames) critic excerpt size
+    input_shape: tuple  # (F_in, T_in) of the separator input
+    output_shape: tuple  # (F_out, T_out) of the separator output
+    critic_shape: tuple  # (num_freqs, num_frames) critic excerpt size
     # Paired batch (linear magnitudes)
-    mixture: tf.Tensor                    # placeholder [B, F_in, T_in, 1]
+    mixture: tf.Tensor  # placeholder [B, F_in, T_in, 1]
     source_targets: Dict[str, tf.Tensor]  # placeholders [B, F_out, T_out, 1]
     separator_outputs: Dict[str, tf.Tensor]  # log-normalised estimates [B, F_out, T_out, 1]
     supervised_loss: tf.Tensor
@@ -78,7 +79,7 @@ class TrainingGraph:
     critic_real_scores: Dict[str, tf.Tensor]  # [B, 1]
     critic_fake_scores: Dict[str, tf.Tensor]  # [B, 1]
     # Training control (non-trainable variables, saved in checkpoints)
-    global_step: tf.Variable              # int64, incremented by separator_train_op
+    global_step: tf.Variable  # int64, incremented by separator_train_op
     sup_sep_lr: tf.Variable
     unsup_sep_lr: tf.Variable
     disc_lr: tf.Variable
@@ -92,15 +93,15 @@ class TrainingGraph:
     # Scalars to log: separator_scalars/summary_scalars/summary_images need only the separator
     # step's feed (paired batch + unpaired mixture); critic_scalars also need the unpaired sources.
     separator_scalars: Dict[str, tf.Tensor]
-    critic_scalars: Dict[str, tf.Tensor]   # "critic_loss/<source>", "wasserstein/<source>", ...
+    critic_scalars: Dict[str, tf.Tensor]  # "critic_loss/<source>", "wasserstein/<source>", ...
     summary_scalars: Dict[str, tf.Tensor]  # separator_scalars plus the learning rates
-    summary_images: Dict[str, tf.Tensor]   # log-normalised [B, F, T, 1] spectrograms
+    summary_images: Dict[str, tf.Tensor]  # log-normalised [B, F, T, 1] spectrograms
     # Prediction and validation on any batch size (shares the separator's weights), linear magnitudes
-    inference_input: tf.Tensor             # placeholder [None, F_in, T_in, 1]
+    inference_input: tf.Tensor  # placeholder [None, F_in, T_in, 1]
     inference_outputs: Dict[str, tf.Tensor]  # expm1 of the separator outputs [None, F_out, T_out, 1]
     validation_targets: Dict[str, tf.Tensor]  # placeholders [None, F_out, T_out, 1]
-    validation_frames: tf.Tensor           # int32 [None]: real output frames per example (default: all)
-    validation_loss: tf.Tensor             # supervised_loss of inference_input vs validation_targets, real frames only
+    validation_frames: tf.Tensor  # int32 [None]: real output frames per example (default: all)
+    validation_loss: tf.Tensor  # supervised_loss of inference_input vs validation_targets, real frames only
 
     def feed_paired(self, batch: Sequence[np.ndarray]) -> dict:
         """Feed dict for a paired batch ``[mixture, source_1, ...]`` (PairedBatchGenerator order).
@@ -115,23 +116,24 @@ class TrainingGraph:
         ``valid_frames`` (int [B], optional): how many leading output frames of each example lie
         inside its song; the loss leaves the others (zero padding past a song's end) out.
         """
-        feed = self._feed_mixture_and_sources(batch, self.inference_input, self.validation_targets,
-                                              "feed_validation")
+        feed = self._feed_mixture_and_sources(batch, self.inference_input, self.validation_targets, "feed_validation")
         if valid_frames is not None:
             feed[self.validation_frames] = np.asarray(valid_frames, np.int32)
         return feed
 
     def _feed_mixture_and_sources(self, batch, mixture, targets, caller):
         if len(batch) != 1 + len(self.sources):
-            raise ValueError(f"{caller}: expected a mixture and {len(self.sources)} source batches "
-                             f"({', '.join(self.sources)}), got {len(batch)} arrays")
+            raise ValueError(
+                f"{caller}: expected a mixture and {len(self.sources)} source batches "
+                f"({', '.join(self.sources)}), got {len(batch)} arrays"
+            )
         feed = {mixture: batch[0]}
         feed.update({targets[name]: array for name, array in zip(self.sources, batch[1:])})
         return feed
 
-    def feed_unpaired(self, mix_batch: np.ndarray,
-                      source_batches: Union[None, Sequence[np.ndarray], Mapping[str, np.ndarray]] = None
-                      ) -> dict:
+    def feed_unpaired(
+        self, mix_batch: np.ndarray, source_batches: Union[None, Sequence[np.ndarray], Mapping[str, np.ndarray]] = None
+    ) -> dict:
         """Feed dict for unpaired batches (semi-supervised graph only).
 
         Args:
@@ -141,15 +143,19 @@ class TrainingGraph:
                 critic's step) or ``None`` (the separator step needs only the mixture).
         """
         if not self.semi_supervised:
-            raise RuntimeError("feed_unpaired: this is a supervised training graph without unpaired inputs; "
-                               "build it with semi_supervised=True")
+            raise RuntimeError(
+                "feed_unpaired: this is a supervised training graph without unpaired inputs; "
+                "build it with semi_supervised=True"
+            )
         feed = {self.unpaired_mixture: mix_batch}
         if source_batches is None:
             return feed
         if not isinstance(source_batches, Mapping):
             if len(source_batches) != len(self.sources):
-                raise ValueError(f"feed_unpaired: expected {len(self.sources)} source batches "
-                                 f"({', '.join(self.sources)}), got {len(source_batches)}")
+                raise ValueError(
+                    f"feed_unpaired: expected {len(self.sources)} source batches "
+                    f"({', '.join(self.sources)}), got {len(source_batches)}"
+                )
             source_batches = dict(zip(self.sources, source_batches))
         unknown = set(source_batches) - set(self.sources)
         if unknown:
@@ -185,8 +191,9 @@ def _masked_supervised_loss(estimates, targets_norm, frames, output_shape):
     """
     mask = tf.sequence_mask(frames, output_shape[1], dtype=tf.float32)[:, tf.newaxis, :, tf.newaxis]
     cells = tf.reduce_sum(mask) * output_shape[0]
-    return tf.add_n([tf.reduce_sum(mask * tf.square(estimates[name] - targets_norm[name])) / cells
-                     for name in estimates])
+    return tf.add_n(
+        [tf.reduce_sum(mask * tf.square(estimates[name] - targets_norm[name])) / cells for name in estimates]
+    )
 
 
 def _additive_penalty(mixture_linear, estimates_norm):
@@ -201,21 +208,26 @@ def _additive_penalty(mixture_linear, estimates_norm):
 
 def _control_variables(schedule):
     def scalar(name, value):
-        return tf.compat.v1.get_variable(name, [], dtype=tf.float32, trainable=False,
-                                         initializer=tf.compat.v1.constant_initializer(float(value)))
+        return tf.compat.v1.get_variable(
+            name, [], dtype=tf.float32, trainable=False, initializer=tf.compat.v1.constant_initializer(float(value))
+        )
 
-    global_step = tf.compat.v1.get_variable("global_step", [], dtype=tf.int64, trainable=False,
-                                            initializer=tf.compat.v1.zeros_initializer())
-    return (global_step, scalar("sup_sep_lr", schedule.init_sup_sep_lr),
-            scalar("unsup_sep_lr", schedule.init_unsup_sep_lr), scalar("disc_lr", schedule.init_disc_lr))
+    global_step = tf.compat.v1.get_variable(
+        "global_step", [], dtype=tf.int64, trainable=False, initializer=tf.compat.v1.zeros_initializer()
+    )
+    return (
+        global_step,
+        scalar("sup_sep_lr", schedule.init_sup_sep_lr),
+        scalar("unsup_sep_lr", schedule.init_unsup_sep_lr),
+        scalar("disc_lr", schedule.init_disc_lr),
+    )
 
 
 # TensorFlow's Adam defaults, which the paper's script uses for every optimiser.
 DEFAULT_ADAM_BETAS = (0.9, 0.999)
 
 
-def _minimize(loss, learning_rate, var_list, scope, global_step=None, betas=DEFAULT_ADAM_BETAS,
-              loss_scaling=False):
+def _minimize(loss, learning_rate, var_list, scope, global_step=None, betas=DEFAULT_ADAM_BETAS, loss_scaling=False):
     # Each optimiser in its own scope so its Adam accumulators have distinct, readable names.
     with tf.compat.v1.variable_scope(scope):
         beta1, beta2 = (float(beta) for beta in betas)
@@ -232,8 +244,9 @@ def _all_finite_after(update, variables, name):
     return tf.reduce_all(tf.stack(checks), name=name)
 
 
-def build_training_graph(config: ModelConfig, semi_supervised: bool, seed: Optional[int] = None,
-                         policy: Optional[Precision.Policy] = None) -> TrainingGraph:
+def build_training_graph(
+    config: ModelConfig, semi_supervised: bool, seed: Optional[int] = None, policy: Optional[Precision.Policy] = None
+) -> TrainingGraph:
     """Builds the supervised or semi-supervised training graph in the default graph.
 
     Args:
@@ -256,33 +269,58 @@ def build_training_graph(config: ModelConfig, semi_supervised: bool, seed: Optio
     sources = network.sources
     batch_size = schedule.batch_size
     critic_shape, input_shape, output_shape = network.critic_shape, network.input_shape, network.output_shape
-    separator = Unet(network.num_layers, network.num_initial_filters, sources, output_init=network.output_init,
-                     compute_dtype=policy.compute_dtype)
+    separator = Unet(
+        network.num_layers,
+        network.num_initial_filters,
+        sources,
+        output_init=network.output_init,
+        compute_dtype=policy.compute_dtype,
+    )
 
     mixture = _placeholder(batch_size, input_shape, "mixture")
     source_targets = {name: _placeholder(batch_size, output_shape, f"source_{name}") for name in sources}
     separator_outputs = Inference.estimate(separator, mixture, reuse=False)
     supervised_loss = _supervised_loss(
-        separator_outputs, {name: Inference.normalise(target) for name, target in source_targets.items()})
+        separator_outputs, {name: Inference.normalise(target) for name, target in source_targets.items()}
+    )
 
     global_step, sup_sep_lr, unsup_sep_lr, disc_lr = _control_variables(schedule)
-    unpaired = _build_unpaired(config, separator, sources, batch_size, input_shape, output_shape,
-                               critic_shape, seed, policy.compute_dtype) if semi_supervised else _no_unpaired()
+    unpaired = (
+        _build_unpaired(
+            config, separator, sources, batch_size, input_shape, output_shape, critic_shape, seed, policy.compute_dtype
+        )
+        if semi_supervised
+        else _no_unpaired()
+    )
     unsupervised_loss = unpaired["unsupervised_loss"]
-    separator_loss = (tf.add(supervised_loss, unsupervised_loss, name="separator_loss")
-                      if semi_supervised else supervised_loss)
+    separator_loss = (
+        tf.add(supervised_loss, unsupervised_loss, name="separator_loss") if semi_supervised else supervised_loss
+    )
 
     separator_vars = Inference.separator_variables()
-    separator_train_op = _minimize(separator_loss, unsup_sep_lr if semi_supervised else sup_sep_lr,
-                                   separator_vars, "separator_solver", global_step=global_step,
-                                   loss_scaling=policy.loss_scaling)
+    separator_train_op = _minimize(
+        separator_loss,
+        unsup_sep_lr if semi_supervised else sup_sep_lr,
+        separator_vars,
+        "separator_solver",
+        global_step=global_step,
+        loss_scaling=policy.loss_scaling,
+    )
     critic_betas = schedule.critic_adam_betas
-    critic_train_ops = {name: _minimize(unpaired["critic_losses"][name], disc_lr,
-                                        _scope_variables(critic_scope(name)), f"{critic_scope(name)}_solver",
-                                        betas=critic_betas, loss_scaling=policy.loss_scaling)
-                        for name in unpaired["critic_losses"]}
-    all_critics_train_op = (tf.group(*critic_train_ops.values(), name="all_critics_train_op")
-                            if critic_train_ops else None)
+    critic_train_ops = {
+        name: _minimize(
+            unpaired["critic_losses"][name],
+            disc_lr,
+            _scope_variables(critic_scope(name)),
+            f"{critic_scope(name)}_solver",
+            betas=critic_betas,
+            loss_scaling=policy.loss_scaling,
+        )
+        for name in unpaired["critic_losses"]
+    }
+    all_critics_train_op = (
+        tf.group(*critic_train_ops.values(), name="all_critics_train_op") if critic_train_ops else None
+    )
     separator_weights_finite = _all_finite_after(separator_train_op, separator_vars, "separator_weights_finite")
     critic_weights_finite = None
     if critic_train_ops:
@@ -293,19 +331,31 @@ def build_training_graph(config: ModelConfig, semi_supervised: bool, seed: Optio
     inference_input, inference_norm, inference_outputs = inference.mixture, inference.normalised, inference.estimates
     validation_targets = {name: _placeholder(None, output_shape, f"validation_source_{name}") for name in sources}
     validation_frames = tf.compat.v1.placeholder_with_default(
-        tf.fill(tf.shape(inference_input)[:1], output_shape[1]), [None], name="validation_frames")
+        tf.fill(tf.shape(inference_input)[:1], output_shape[1]), [None], name="validation_frames"
+    )
     validation_loss = _masked_supervised_loss(
-        inference_norm, {name: Inference.normalise(target) for name, target in validation_targets.items()},
-        validation_frames, output_shape)
+        inference_norm,
+        {name: Inference.normalise(target) for name, target in validation_targets.items()},
+        validation_frames,
+        output_shape,
+    )
     separator_scalars = {"supervised_loss": supervised_loss, "separator_loss": separator_loss}
     if semi_supervised:
-        separator_scalars.update(L_u=unpaired["L_u"], additive_penalty=unpaired["additive_penalty"],
-                                 unsupervised_loss=unsupervised_loss)
-    critic_scalars = {f"{term}/{name}": unpaired[field][name] for name in unpaired["critic_losses"]
-                      for term, field in (("critic_loss", "critic_losses"), ("wasserstein", "wasserstein"),
-                                          ("gradient_penalty", "gradient_penalty"))}
-    summary_scalars = dict(separator_scalars, **{
-        "learning_rate/separator": unsup_sep_lr if semi_supervised else sup_sep_lr})
+        separator_scalars.update(
+            L_u=unpaired["L_u"], additive_penalty=unpaired["additive_penalty"], unsupervised_loss=unsupervised_loss
+        )
+    critic_scalars = {
+        f"{term}/{name}": unpaired[field][name]
+        for name in unpaired["critic_losses"]
+        for term, field in (
+            ("critic_loss", "critic_losses"),
+            ("wasserstein", "wasserstein"),
+            ("gradient_penalty", "gradient_penalty"),
+        )
+    }
+    summary_scalars = dict(
+        separator_scalars, **{"learning_rate/separator": unsup_sep_lr if semi_supervised else sup_sep_lr}
+    )
     if semi_supervised:
         summary_scalars["learning_rate/critics"] = disc_lr
     summary_images = {"mixture": Inference.crop(Inference.normalise(mixture), output_shape)}
@@ -316,61 +366,104 @@ def build_training_graph(config: ModelConfig, semi_supervised: bool, seed: Optio
             summary_images[f"{name}/unpaired_estimate"] = unpaired["unpaired_separator_outputs"][name]
 
     return TrainingGraph(
-        model_config=config, policy=policy, semi_supervised=bool(semi_supervised), sources=sources,
-        input_shape=input_shape, output_shape=output_shape, critic_shape=critic_shape,
-        mixture=mixture, source_targets=source_targets, separator_outputs=separator_outputs,
+        model_config=config,
+        policy=policy,
+        semi_supervised=bool(semi_supervised),
+        sources=sources,
+        input_shape=input_shape,
+        output_shape=output_shape,
+        critic_shape=critic_shape,
+        mixture=mixture,
+        source_targets=source_targets,
+        separator_outputs=separator_outputs,
         supervised_loss=supervised_loss,
-        unpaired_mixture=unpaired["unpaired_mixture"], unpaired_sources=unpaired["unpaired_sources"],
+        unpaired_mixture=unpaired["unpaired_mixture"],
+        unpaired_sources=unpaired["unpaired_sources"],
         unpaired_separator_outputs=unpaired["unpaired_separator_outputs"],
-        critic_real_inputs=unpaired["critic_real_inputs"], critic_fake_inputs=unpaired["critic_fake_inputs"],
-        L_u=unpaired["L_u"], additive_penalty=unpaired["additive_penalty"], unsupervised_loss=unsupervised_loss,
-        separator_loss=separator_loss, critic_losses=unpaired["critic_losses"],
-        wasserstein=unpaired["wasserstein"], gradient_penalty=unpaired["gradient_penalty"],
-        critic_real_scores=unpaired["critic_real_scores"], critic_fake_scores=unpaired["critic_fake_scores"],
-        global_step=global_step, sup_sep_lr=sup_sep_lr, unsup_sep_lr=unsup_sep_lr, disc_lr=disc_lr,
-        separator_train_op=separator_train_op, critic_train_ops=critic_train_ops,
-        all_critics_train_op=all_critics_train_op, separator_weights_finite=separator_weights_finite,
-        critic_weights_finite=critic_weights_finite, separator_scalars=separator_scalars,
-        critic_scalars=critic_scalars, summary_scalars=summary_scalars, summary_images=summary_images,
-        inference_input=inference_input, inference_outputs=inference_outputs,
-        validation_targets=validation_targets, validation_frames=validation_frames, validation_loss=validation_loss)
+        critic_real_inputs=unpaired["critic_real_inputs"],
+        critic_fake_inputs=unpaired["critic_fake_inputs"],
+        L_u=unpaired["L_u"],
+        additive_penalty=unpaired["additive_penalty"],
+        unsupervised_loss=unsupervised_loss,
+        separator_loss=separator_loss,
+        critic_losses=unpaired["critic_losses"],
+        wasserstein=unpaired["wasserstein"],
+        gradient_penalty=unpaired["gradient_penalty"],
+        critic_real_scores=unpaired["critic_real_scores"],
+        critic_fake_scores=unpaired["critic_fake_scores"],
+        global_step=global_step,
+        sup_sep_lr=sup_sep_lr,
+        unsup_sep_lr=unsup_sep_lr,
+        disc_lr=disc_lr,
+        separator_train_op=separator_train_op,
+        critic_train_ops=critic_train_ops,
+        all_critics_train_op=all_critics_train_op,
+        separator_weights_finite=separator_weights_finite,
+        critic_weights_finite=critic_weights_finite,
+        separator_scalars=separator_scalars,
+        critic_scalars=critic_scalars,
+        summary_scalars=summary_scalars,
+        summary_images=summary_images,
+        inference_input=inference_input,
+        inference_outputs=inference_outputs,
+        validation_targets=validation_targets,
+        validation_frames=validation_frames,
+        validation_loss=validation_loss,
+    )
 
 
 def _no_unpaired():
-    keys = ("unpaired_sources", "unpaired_separator_outputs", "critic_real_inputs", "critic_fake_inputs",
-            "critic_losses", "wasserstein", "gradient_penalty", "critic_real_scores", "critic_fake_scores")
+    keys = (
+        "unpaired_sources",
+        "unpaired_separator_outputs",
+        "critic_real_inputs",
+        "critic_fake_inputs",
+        "critic_losses",
+        "wasserstein",
+        "gradient_penalty",
+        "critic_real_scores",
+        "critic_fake_scores",
+    )
     terms = {key: {} for key in keys}
     terms.update(unpaired_mixture=None, L_u=None, additive_penalty=None, unsupervised_loss=None)
     return terms
 
 
-def _build_unpaired(config, separator, sources, batch_size, input_shape, output_shape, critic_shape,
-                    seed, compute_dtype):
+def _build_unpaired(
+    config, separator, sources, batch_size, input_shape, output_shape, critic_shape, seed, compute_dtype
+):
     """Unpaired placeholders, critics and the unsupervised loss terms (as a dict of fields)."""
     unpaired_mixture = _placeholder(batch_size, input_shape, "unpaired_mixture")
-    unpaired_sources = {name: _placeholder(batch_size, output_shape, f"unpaired_source_{name}")
-                        for name in sources}
+    unpaired_sources = {name: _placeholder(batch_size, output_shape, f"unpaired_source_{name}") for name in sources}
     estimates = Inference.estimate(separator, unpaired_mixture, reuse=True)
     real_inputs = {name: Inference.crop(Inference.normalise(unpaired_sources[name]), critic_shape) for name in sources}
     fake_inputs = {name: Inference.crop(estimates[name], critic_shape) for name in sources}
 
     losses = {}
     for index, name in enumerate(sources):
-        critic = Critic(critic_scope(name), config.network.critic_initial_filters,
-                        config.network.critic_dense_units, compute_dtype=compute_dtype)
+        critic = Critic(
+            critic_scope(name),
+            config.network.critic_initial_filters,
+            config.network.critic_dense_units,
+            compute_dtype=compute_dtype,
+        )
         critic_seed = None if seed is None else seed + 2 * index  # two random ops per critic
-        losses[name] = critic_loss(critic, real_inputs[name], fake_inputs[name], config.training.lam,
-                                    critic_seed)
+        losses[name] = critic_loss(critic, real_inputs[name], fake_inputs[name], config.training.lam, critic_seed)
 
     L_u = tf.negative(tf.add_n([tf.reduce_mean(losses[name].fake_scores) for name in sources]), name="L_u")
     mixture_linear = Inference.crop(unpaired_mixture, output_shape)
     additive_penalty = _additive_penalty(mixture_linear, estimates)
-    unsupervised_loss = tf.add(config.training.alpha * L_u, config.training.beta * additive_penalty,
-                               name="unsupervised_loss")
+    unsupervised_loss = tf.add(
+        config.training.alpha * L_u, config.training.beta * additive_penalty, name="unsupervised_loss"
+    )
     return {
-        "unpaired_mixture": unpaired_mixture, "unpaired_sources": unpaired_sources,
-        "unpaired_separator_outputs": estimates, "critic_real_inputs": real_inputs,
-        "critic_fake_inputs": fake_inputs, "L_u": L_u, "additive_penalty": additive_penalty,
+        "unpaired_mixture": unpaired_mixture,
+        "unpaired_sources": unpaired_sources,
+        "unpaired_separator_outputs": estimates,
+        "critic_real_inputs": real_inputs,
+        "critic_fake_inputs": fake_inputs,
+        "L_u": L_u,
+        "additive_penalty": additive_penalty,
         "unsupervised_loss": unsupervised_loss,
         "critic_losses": {name: term.loss for name, term in losses.items()},
         "wasserstein": {name: term.wasserstein for name, term in losses.items()},

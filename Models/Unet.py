@@ -18,8 +18,10 @@ from Models import Layers
 LOGGER = logging.getLogger(__name__)
 
 SCOPE = "separator"
-OUTPUT_INITIALIZERS = {"nonnegative": Layers.nonnegative_glorot_uniform,
-                       "glorot": tf.compat.v1.glorot_uniform_initializer}
+OUTPUT_INITIALIZERS = {
+    "nonnegative": Layers.nonnegative_glorot_uniform,
+    "glorot": tf.compat.v1.glorot_uniform_initializer,
+}
 
 
 class Unet:
@@ -42,9 +44,14 @@ class Unet:
             that the losses see and that ``exp(y) - 1`` amplifies carry no extra output rounding.
     """
 
-    def __init__(self, num_layers: int = 4, num_initial_filters: int = 16,
-                 source_names: Sequence[str] = ("accompaniment", "voice"), output_init: str = "nonnegative",
-                 compute_dtype: str = "float32"):
+    def __init__(
+        self,
+        num_layers: int = 4,
+        num_initial_filters: int = 16,
+        source_names: Sequence[str] = ("accompaniment", "voice"),
+        output_init: str = "nonnegative",
+        compute_dtype: str = "float32",
+    ):
         if int(num_layers) < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
         if int(num_initial_filters) < 1:
@@ -59,8 +66,7 @@ class Unet:
         self.output_init = output_init
         self.compute_dtype = Layers.float_dtype(compute_dtype, "Unet compute_dtype")
 
-    def get_padding(self, desired_output_shape: Tuple[int, int] = (256, 64)
-                    ) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    def get_padding(self, desired_output_shape: Tuple[int, int] = (256, 64)) -> Tuple[Tuple[int, int], Tuple[int, int]]:
         """Input and output sizes of the network for at least a desired output size.
 
         See ``common.UnetShapes.unet_shapes`` (the typed configuration derives the same shapes
@@ -99,21 +105,25 @@ class Unet:
             # Passing the input to the last feature map lets the outputs reuse the mixture.
             features = Layers.crop_and_concat(mix_context_norm, features)
             initializer = OUTPUT_INITIALIZERS[self.output_init]()
-            return {name: Layers.conv2d(features, 1, 1, name=f"output_{name}", activation=tf.nn.relu,
-                                        kernel_initializer=initializer)
-                    for name in self.source_names}
+            return {
+                name: Layers.conv2d(
+                    features, 1, 1, name=f"output_{name}", activation=tf.nn.relu, kernel_initializer=initializer
+                )
+                for name in self.source_names
+            }
 
     def _check_input(self, x):
         shape = x.shape.as_list()
         if len(shape) != 4 or shape[3] != 1 or shape[1] is None or shape[2] is None:
-            raise ValueError(f"U-Net input must be [batch, freq, frames, 1] with static freq and frames, "
-                             f"got {x.shape}")
+            raise ValueError(f"U-Net input must be [batch, freq, frames, 1] with static freq and frames, got {x.shape}")
         for axis, size in (("frequency", shape[1]), ("time", shape[2])):
             inner = size - 2
             for _ in range(self.num_layers):
                 if inner % 2:
-                    raise ValueError(f"U-Net input {axis} size {size} is not admissible for "
-                                     f"{self.num_layers} levels: use Unet.get_padding() to choose it")
+                    raise ValueError(
+                        f"U-Net input {axis} size {size} is not admissible for "
+                        f"{self.num_layers} levels: use Unet.get_padding() to choose it"
+                    )
                 inner = inner // 2 - 2
             if inner < 2:
                 raise ValueError(f"U-Net input {axis} size {size} is too small for {self.num_layers} levels")
@@ -125,13 +135,12 @@ class Unet:
         for level in range(1, self.num_layers + 1):
             skips.append(x)
             x = Layers.max_pool(x, 2, 2)
-            x = Layers.conv2d(x, self.num_initial_filters * 2 ** level, 3, name=f"enc_conv{level}",
-                              activation=tf.nn.relu)
+            x = Layers.conv2d(x, self.num_initial_filters * 2**level, 3, name=f"enc_conv{level}", activation=tf.nn.relu)
         return skips, x
 
     def _decoder(self, x, skips):
         for level in range(self.num_layers - 1, -1, -1):
-            filters = self.num_initial_filters * 2 ** level
+            filters = self.num_initial_filters * 2**level
             x = Layers.conv2d_transpose(x, filters, 2, 2, name=f"dec_upconv{level}", activation=tf.nn.relu)
             x = Layers.crop_and_concat(skips[level], x)
             x = Layers.conv2d(x, filters, 3, name=f"dec_conv{level}", activation=tf.nn.relu)

@@ -15,7 +15,8 @@ from Models import Layers
 LEAKY_SLOPE = 0.2
 
 CriticLoss = collections.namedtuple(
-    "CriticLoss", ["loss", "wasserstein", "gradient_penalty", "real_scores", "fake_scores"])
+    "CriticLoss", ["loss", "wasserstein", "gradient_penalty", "real_scores", "fake_scores"]
+)
 CriticLoss.__doc__ = """Loss terms of one critic (all scalars except the scores).
 
     loss: ``-wasserstein + lam * gradient_penalty``, minimised by the critic's optimiser.
@@ -45,11 +46,14 @@ class Critic:
             units: the scores are unbounded, and a float16 score could overflow.
     """
 
-    def __init__(self, scope: str, num_initial_filters: int = 32, dense_units: int = 32,
-                 compute_dtype: str = "float32"):
+    def __init__(
+        self, scope: str, num_initial_filters: int = 32, dense_units: int = 32, compute_dtype: str = "float32"
+    ):
         if int(num_initial_filters) < 1 or int(dense_units) < 1:
-            raise ValueError(f"Critic {scope}: num_initial_filters and dense_units must be positive, "
-                             f"got {num_initial_filters} and {dense_units}")
+            raise ValueError(
+                f"Critic {scope}: num_initial_filters and dense_units must be positive, "
+                f"got {num_initial_filters} and {dense_units}"
+            )
         self.scope = scope
         self.num_initial_filters = int(num_initial_filters)
         self.dense_units = int(dense_units)
@@ -65,17 +69,24 @@ class Critic:
         with tf.compat.v1.variable_scope(self.scope, reuse=self._built):
             self._built = True
             filters = self.num_initial_filters
-            x = Layers.conv2d(Layers.cast(spectrogram, self.compute_dtype), filters, 4, name="conv0", strides=2,
-                              padding="same", activation=_leaky_relu)
+            x = Layers.conv2d(
+                Layers.cast(spectrogram, self.compute_dtype),
+                filters,
+                4,
+                name="conv0",
+                strides=2,
+                padding="same",
+                activation=_leaky_relu,
+            )
             index = 1
             while x.shape[1] > 4 and x.shape[2] > 4:
                 filters *= 2
-                x = Layers.conv2d(x, filters, 4, name=f"conv{index}", strides=2, padding="same",
-                                  activation=_leaky_relu)
+                x = Layers.conv2d(x, filters, 4, name=f"conv{index}", strides=2, padding="same", activation=_leaky_relu)
                 index += 1
             while x.shape[1] > 4:
-                x = Layers.conv2d(x, filters, (4, 2), name=f"conv{index}", strides=(2, 1), padding="same",
-                                  activation=_leaky_relu)
+                x = Layers.conv2d(
+                    x, filters, (4, 2), name=f"conv{index}", strides=(2, 1), padding="same", activation=_leaky_relu
+                )
                 index += 1
             hidden = Layers.dense(Layers.flatten(x), self.dense_units, name="hidden", activation=_leaky_relu)
             return Layers.dense(Layers.cast(hidden, tf.float32), 1, name="score", use_bias=False)
@@ -85,8 +96,9 @@ class Critic:
         return tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES, scope=self.scope + "/")
 
 
-def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor,
-                     seed: Optional[int] = None) -> tf.Tensor:
+def gradient_penalty(
+    critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor, seed: Optional[int] = None
+) -> tf.Tensor:
     """One-sided WGAN-GP penalty at random interpolates between real and fake batches.
 
     The interpolates are ``real' + eps * (fake - real')`` with ``eps ~ U[0, 1]`` per example
@@ -114,8 +126,9 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
     return tf.reduce_mean(tf.square(tf.maximum(grad_norm - 1.0, 0.0)))
 
 
-def critic_loss(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor, lam: float,
-                seed: Optional[int] = None) -> CriticLoss:
+def critic_loss(
+    critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor, lam: float, seed: Optional[int] = None
+) -> CriticLoss:
     """WGAN-GP critic loss ``-(mean D(real) - mean D(fake)) + lam * GP``.
 
     Args:
@@ -131,5 +144,6 @@ def critic_loss(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake:
     wasserstein = tf.reduce_mean(real_scores) - tf.reduce_mean(fake_scores)
     penalty = gradient_penalty(critic, real, fake, seed)
     loss = -wasserstein + lam * penalty
-    return CriticLoss(loss=loss, wasserstein=wasserstein, gradient_penalty=penalty,
-                      real_scores=real_scores, fake_scores=fake_scores)
+    return CriticLoss(
+        loss=loss, wasserstein=wasserstein, gradient_penalty=penalty, real_scores=real_scores, fake_scores=fake_scores
+    )

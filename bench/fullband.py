@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 
 import Input  # noqa: E402
 from common import Utils  # noqa: E402
-from evaluation import Metrics, SeparateFiles  # noqa: E402
 from common.Checkpoints import read_model_config  # noqa: E402
+from evaluation import Metrics, SeparateFiles  # noqa: E402
 from evaluation.ModelFolder import find_checkpoint  # noqa: E402
 from experiment import TrainingData  # noqa: E402
 
@@ -118,9 +118,15 @@ def channel_rows(song, sources, separated, sample_rate):
                 warnings.simplefilter("ignore")  # mir_eval 0.8 warns about the function's removal in 0.9
                 sdr[mode] = bss_eval_sources(refs, estimates, compute_permutation=False)[0]
         for index, source in enumerate(sources):
-            rows.append({"database": mixture.database, "song": mixture.song or os.path.basename(mixture.path),
-                         "source": source, "channel": channel,
-                         **{f"SDR_{mode}": float(sdr[mode][index]) for mode in MODES}})
+            rows.append(
+                {
+                    "database": mixture.database,
+                    "song": mixture.song or os.path.basename(mixture.path),
+                    "source": source,
+                    "channel": channel,
+                    **{f"SDR_{mode}": float(sdr[mode][index]) for mode in MODES},
+                }
+            )
     shares = {"reference": [high_band_share(references[index], sample_rate) for index in range(len(sources))]}
     for mode in MODES:
         shares[mode] = [high_band_share(separated[mode][0][source], sample_rate) for source in sources]
@@ -129,29 +135,43 @@ def channel_rows(song, sources, separated, sample_rate):
 
 def summary_lines(rows, shares, sources, timing):
     """The printed table: per database and source, SDR of both modes over songs and channels."""
-    lines = [f"{'database':<10} {'source':<14} {'channels':>8} {'SDR model':>18} {'SDR fullband':>18} "
-             f"{'gain':>7}", f"{'':<10} {'':<14} {'':>8} {'mean / median':>18} {'mean / median':>18} {'mean':>7}"]
+    lines = [
+        f"{'database':<10} {'source':<14} {'channels':>8} {'SDR model':>18} {'SDR fullband':>18} {'gain':>7}",
+        f"{'':<10} {'':<14} {'':>8} {'mean / median':>18} {'mean / median':>18} {'mean':>7}",
+    ]
     databases = sorted({row["database"] for row in rows}) + ["all"]
     for database in databases:
         for source in sources:
-            chosen = [row for row in rows if row["source"] == source and database in ("all", row["database"])
-                      and np.isfinite(row["SDR_model"]) and np.isfinite(row["SDR_fullband"])]
+            chosen = [
+                row
+                for row in rows
+                if row["source"] == source
+                and database in ("all", row["database"])
+                and np.isfinite(row["SDR_model"])
+                and np.isfinite(row["SDR_fullband"])
+            ]
             if not chosen:
                 continue
             model = np.array([row["SDR_model"] for row in chosen])
             full = np.array([row["SDR_fullband"] for row in chosen])
-            lines.append(f"{database:<10} {source:<14} {len(chosen):>8} "
-                         f"{np.mean(model):>8.2f} / {np.median(model):>6.2f} "
-                         f"{np.mean(full):>8.2f} / {np.median(full):>6.2f} {np.mean(full - model):>+7.2f}")
+            lines.append(
+                f"{database:<10} {source:<14} {len(chosen):>8} "
+                f"{np.mean(model):>8.2f} / {np.median(model):>6.2f} "
+                f"{np.mean(full):>8.2f} / {np.median(full):>6.2f} {np.mean(full - model):>+7.2f}"
+            )
     lines.append("")
     lines.append(f"Share of energy above {HIGH_BAND_HZ / 1000:.1f} kHz (mean over songs):")
     for index, source in enumerate(sources):
         values = {kind: np.nanmean([song[kind][index] for song in shares]) for kind in ("reference",) + MODES}
-        lines.append(f"  {source:<14} reference {values['reference']:.2e}   model {values['model']:.2e}   "
-                     f"fullband {values['fullband']:.2e}")
+        lines.append(
+            f"  {source:<14} reference {values['reference']:.2e}   model {values['model']:.2e}   "
+            f"fullband {values['fullband']:.2e}"
+        )
     audio_seconds = timing.pop("audio")
-    lines.append("Real-time factor (audio seconds / wall-clock seconds, model restore included): "
-                 + ", ".join(f"{mode} {audio_seconds / seconds:.1f}x" for mode, seconds in timing.items()))
+    lines.append(
+        "Real-time factor (audio seconds / wall-clock seconds, model restore included): "
+        + ", ".join(f"{mode} {audio_seconds / seconds:.1f}x" for mode, seconds in timing.items())
+    )
     return lines
 
 
@@ -185,8 +205,10 @@ def main(argv=None):
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    print(f"{len(songs)} test songs of the demo database, SDR (dB, BSS Eval v3 at the songs' rate, per channel)"
-          f" of the separate command's outputs; model: {args.model}")
+    print(
+        f"{len(songs)} test songs of the demo database, SDR (dB, BSS Eval v3 at the songs' rate, per channel)"
+        f" of the separate command's outputs; model: {args.model}"
+    )
     for line in summary_lines(rows, shares, sources, timing):
         print(line)
     gains = [row["SDR_fullband"] - row["SDR_model"] for row in rows]

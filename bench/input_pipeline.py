@@ -48,28 +48,42 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import machine  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import soundfile  # noqa: E402
 
-from pipeline import AudioCache  # noqa: E402
 import Datasets  # noqa: E402
-from databases import DemoDatabase  # noqa: E402
-from databases import DatasetXML  # noqa: E402
-from pipeline import BatchGenerators  # noqa: E402
-from pipeline import ReaderPool  # noqa: E402
 from common import Utils  # noqa: E402
+from databases import (
+    DatasetXML,  # noqa: E402
+    DemoDatabase,  # noqa: E402
+)
+from pipeline import (
+    AudioCache,  # noqa: E402
+    BatchGenerators,  # noqa: E402
+    ReaderPool,  # noqa: E402
+)
 from Sample import Sample  # noqa: E402
-import machine  # noqa: E402
 
 LOGGER = logging.getLogger("bench.input_pipeline")
 
 INPUT_SHAPE, OUTPUT_SHAPE = (350, 158), (258, 66)  # Models/Unet.get_padding((256, 64)), 4 levels
-SETTINGS = dict(batch_size=64, expected_sr=8192, mono_downmix=True, num_fft=512, num_hop=256, duration=10.0,
-                cache_size=64, num_workers=4, min_replacement_rate=8, seed=0)
+SETTINGS = dict(
+    batch_size=64,
+    expected_sr=8192,
+    mono_downmix=True,
+    num_fft=512,
+    num_hop=256,
+    duration=10.0,
+    cache_size=64,
+    num_workers=4,
+    min_replacement_rate=8,
+    seed=0,
+)
 LONGER = 10
 READING_CACHE = 16  # cache size of the generators that measure the reading cost
-MB = 1024.0 ** 2
+MB = 1024.0**2
 
 
 class PeakMemory:
@@ -118,8 +132,9 @@ def demo_dataset(cache_dir):
     for name, xml_path in xmls.items():
         if not os.path.exists(xml_path):
             DatasetXML.write_empty_xml(xml_path, name)
-    return Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=demo_dir,
-                                pkl_path=os.path.join(demo_dir, "dataset.pkl"))
+    return Datasets.get_dataset(
+        xml_paths=xmls, dataset_roots=roots, cache_dir=demo_dir, pkl_path=os.path.join(demo_dir, "dataset.pkl")
+    )
 
 
 def lengthened(sample, folder, factor):
@@ -134,10 +149,12 @@ def lengthened(sample, folder, factor):
 
 def longer_dataset(dataset, folder, factor=LONGER):
     """train_sup and train_unsup with every song ``factor`` times longer."""
-    return {"train_sup": [tuple(lengthened(sample, folder, factor) for sample in song)
-                          for song in dataset["train_sup"]],
-            "train_unsup": [[lengthened(sample, folder, factor) for sample in samples]
-                            for samples in dataset["train_unsup"]]}
+    return {
+        "train_sup": [tuple(lengthened(sample, folder, factor) for sample in song) for song in dataset["train_sup"]],
+        "train_unsup": [
+            [lengthened(sample, folder, factor) for sample in samples] for samples in dataset["train_unsup"]
+        ],
+    }
 
 
 def built_twice(build):
@@ -155,11 +172,17 @@ def converted(dataset, cache_dir):
     """The model-rate dataset and its one-off cost: files, seconds, MB written, seconds of a
     second call (which must reuse every copy)."""
     model_rate, seconds, reuse = built_twice(
-        lambda: AudioCache.model_rate_dataset(dataset, cache_dir, SETTINGS["expected_sr"], SETTINGS["mono_downmix"],
-                                              num_workers=psutil.cpu_count()))
+        lambda: AudioCache.model_rate_dataset(
+            dataset, cache_dir, SETTINGS["expected_sr"], SETTINGS["mono_downmix"], num_workers=psutil.cpu_count()
+        )
+    )
     paths = {sample.path for sample in all_samples(model_rate)}
-    return model_rate, {"files": len(paths), "seconds": seconds, "MB written": sum(map(os.path.getsize, paths)) / MB,
-                        "reuse s": reuse}
+    return model_rate, {
+        "files": len(paths),
+        "seconds": seconds,
+        "MB written": sum(map(os.path.getsize, paths)) / MB,
+        "reuse s": reuse,
+    }
 
 
 def magnitude_folder(cache_dir):
@@ -181,10 +204,21 @@ def spectrograms(dataset, cache_dir):
     training = {key: dataset[key] for key in ("train_sup", "train_unsup")}
     size_before = folder_megabytes(magnitude_folder(cache_dir))
     store, seconds, reuse = built_twice(
-        lambda: AudioCache.magnitude_store(training, cache_dir, SETTINGS["expected_sr"], SETTINGS["num_fft"],
-                                           SETTINGS["num_hop"], num_workers=psutil.cpu_count()))
-    return store, {"files": len(store), "seconds": seconds,
-                   "MB written": folder_megabytes(magnitude_folder(cache_dir)) - size_before, "reuse s": reuse}
+        lambda: AudioCache.magnitude_store(
+            training,
+            cache_dir,
+            SETTINGS["expected_sr"],
+            SETTINGS["num_fft"],
+            SETTINGS["num_hop"],
+            num_workers=psutil.cpu_count(),
+        )
+    )
+    return store, {
+        "files": len(store),
+        "seconds": seconds,
+        "MB written": folder_megabytes(magnitude_folder(cache_dir)) - size_before,
+        "reuse s": reuse,
+    }
 
 
 def all_samples(dataset):
@@ -200,12 +234,15 @@ def make_generators(dataset, min_replacement_rate, magnitudes=None, **overrides)
     mixtures, _, voices = dataset["train_unsup"]
     context = (INPUT_SHAPE[1] - OUTPUT_SHAPE[1]) // 2
     return {
-        "paired (train_sup)": lambda: BatchGenerators.PairedBatchGenerator(dataset["train_sup"], INPUT_SHAPE, OUTPUT_SHAPE,
-                                                                 **settings),
-        "unpaired mixtures": lambda: BatchGenerators.SingleSourceBatchGenerator(mixtures, INPUT_SHAPE, context_frames=context,
-                                                                      **settings),
-        "unpaired voice": lambda: BatchGenerators.SingleSourceBatchGenerator(voices, OUTPUT_SHAPE, random_gain=(0.2, 1.2),
-                                                                   **settings),
+        "paired (train_sup)": lambda: BatchGenerators.PairedBatchGenerator(
+            dataset["train_sup"], INPUT_SHAPE, OUTPUT_SHAPE, **settings
+        ),
+        "unpaired mixtures": lambda: BatchGenerators.SingleSourceBatchGenerator(
+            mixtures, INPUT_SHAPE, context_frames=context, **settings
+        ),
+        "unpaired voice": lambda: BatchGenerators.SingleSourceBatchGenerator(
+            voices, OUTPUT_SHAPE, random_gain=(0.2, 1.2), **settings
+        ),
     }
 
 
@@ -239,18 +276,25 @@ def measure(make_generator, seconds):
             workers_cpu = cpu_seconds(pids) - workers_before
             stats = generator.stats()
     items = stats["items_read"] - items_before
-    return {"batches/s": stats["batches"] / elapsed, "items/batch": stats["replacement_rate"],
-            "wait %": 100.0 * stats["wait_seconds"] / elapsed, "fill s": fill,
-            "main MB": memory.main / MB, "workers MB": memory.workers_total / MB,
-            "worker max MB": memory.worker_max / MB, "workers USS MB": memory.workers_unique / MB,
-            "main ms/batch": 1000.0 * main_cpu / max(stats["batches"], 1),
-            "wkr ms/item": 1000.0 * workers_cpu / items if items else float("nan")}
+    return {
+        "batches/s": stats["batches"] / elapsed,
+        "items/batch": stats["replacement_rate"],
+        "wait %": 100.0 * stats["wait_seconds"] / elapsed,
+        "fill s": fill,
+        "main MB": memory.main / MB,
+        "workers MB": memory.workers_total / MB,
+        "worker max MB": memory.worker_max / MB,
+        "workers USS MB": memory.workers_unique / MB,
+        "main ms/batch": 1000.0 * main_cpu / max(stats["batches"], 1),
+        "wkr ms/item": 1000.0 * workers_cpu / items if items else float("nan"),
+    }
 
 
 def reading_costs(dataset, magnitudes=None):
     """name -> :func:`reading_cost` of each generator of :func:`make_generators`."""
-    factories = make_generators(dataset, READING_CACHE, magnitudes, num_workers=0, cache_size=READING_CACHE,
-                                batch_size=1)
+    factories = make_generators(
+        dataset, READING_CACHE, magnitudes, num_workers=0, cache_size=READING_CACHE, batch_size=1
+    )
     return {name: reading_cost(factory) for name, factory in factories.items()}
 
 
@@ -282,8 +326,18 @@ def print_one_off_table(title, costs):
 
 
 def print_table(rows):
-    columns = ["batches/s", "items/batch", "wait %", "fill s", "main MB", "workers MB", "worker max MB",
-               "workers USS MB", "main ms/batch", "wkr ms/item"]
+    columns = [
+        "batches/s",
+        "items/batch",
+        "wait %",
+        "fill s",
+        "main MB",
+        "workers MB",
+        "worker max MB",
+        "workers USS MB",
+        "main ms/batch",
+        "wkr ms/item",
+    ]
     header = f"{'generator':<24} {'database':<9} {'min rate':>8} " + " ".join(f"{c:>13}" for c in columns)
     print(header)
     print("-" * len(header))
@@ -299,8 +353,10 @@ def print_reading_costs(costs, cores):
     rate = SETTINGS["min_replacement_rate"]
     for name, cost in costs["spectrogram store"].items():
         figures = " -> ".join(f"{costs[source][name]:5.2f} ({source})" for source in costs)
-        print(f"reading cost {name:<20} {figures} CPU ms/item -> readers alone could feed "
-              f"{cores * 1000.0 / (rate * cost):6.1f} batches/s at {rate} items/batch on {cores} idle cores")
+        print(
+            f"reading cost {name:<20} {figures} CPU ms/item -> readers alone could feed "
+            f"{cores * 1000.0 / (rate * cost):6.1f} batches/s at {rate} items/batch on {cores} idle cores"
+        )
 
 
 def prepare(cache_dir):
@@ -334,31 +390,42 @@ def measure_all(datasets, stores, seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per row")
-    parser.add_argument("--cache-dir", default=os.path.join(ROOT, "cache", "bench"),
-                        help="where the demo database and its 10x copy are generated (once)")
+    parser.add_argument(
+        "--cache-dir",
+        default=os.path.join(ROOT, "cache", "bench"),
+        help="where the demo database and its 10x copy are generated (once)",
+    )
     args = parser.parse_args()
     Utils.setup_logging(logging.WARNING)
     originals, datasets, stores, one_off = prepare(args.cache_dir)
     dataset = datasets["demo"]
-    seconds = {database: np.mean([song[0].duration for song in data["train_sup"]])
-               for database, data in datasets.items()}
+    seconds = {
+        database: np.mean([song[0].duration for song in data["train_sup"]]) for database, data in datasets.items()
+    }
     print(machine.cpu_description())
-    print(f"demo database: {len(dataset['train_sup'])} paired songs, "
-          f"{[len(samples) for samples in dataset['train_unsup']]} unpaired files, "
-          f"mean song {seconds['demo']:.0f} s (x{LONGER} copy: {seconds[f'x{LONGER}']:.0f} s); "
-          f"{psutil.cpu_count()} CPU cores; {args.seconds:.0f} s per row; workers at niceness {ReaderPool.WORKER_NICENESS}")
+    print(
+        f"demo database: {len(dataset['train_sup'])} paired songs, "
+        f"{[len(samples) for samples in dataset['train_unsup']]} unpaired files, "
+        f"mean song {seconds['demo']:.0f} s (x{LONGER} copy: {seconds[f'x{LONGER}']:.0f} s); "
+        f"{psutil.cpu_count()} CPU cores; {args.seconds:.0f} s per row; "
+        f"workers at niceness {ReaderPool.WORKER_NICENESS}"
+    )
 
     cores = psutil.cpu_count()
-    costs = {"original files": reading_costs(originals["demo"]), "model rate": reading_costs(dataset),
-             "spectrogram store": reading_costs(dataset, stores["demo"])}
+    costs = {
+        "original files": reading_costs(originals["demo"]),
+        "model rate": reading_costs(dataset),
+        "spectrogram store": reading_costs(dataset, stores["demo"]),
+    }
     print(f"load average before: {os.getloadavg()[0]:.1f} (measured rates drop when other processes use the cores)")
     rows = measure_all(datasets, stores, args.seconds)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     print()
     print_one_off_table(f"one-off conversion to {SETTINGS['expected_sr']} Hz mono", one_off["conversion"])
     print()
-    print_one_off_table(f"one-off spectrograms ({SETTINGS['num_fft']} fft, hop {SETTINGS['num_hop']})",
-                        one_off["spectrograms"])
+    print_one_off_table(
+        f"one-off spectrograms ({SETTINGS['num_fft']} fft, hop {SETTINGS['num_hop']})", one_off["spectrograms"]
+    )
     print()
     print_table(rows)
     print()
@@ -371,17 +438,23 @@ def main():
     cache_only = row("paired (train_sup)", "demo", 0)
     long_paired = row("paired (train_sup)", f"x{LONGER}", SETTINGS["min_replacement_rate"])
     print()
-    print(f"paired from the cache alone: {cache_only['batches/s']:.1f} batches/s while the workers replace "
-          f"{cache_only['items/batch']:.2f} items/batch; with >= {SETTINGS['min_replacement_rate']} items/batch kept: "
-          f"{paired['batches/s']:.1f} batches/s ({paired['items/batch']:.1f} items/batch)")
+    print(
+        f"paired from the cache alone: {cache_only['batches/s']:.1f} batches/s while the workers replace "
+        f"{cache_only['items/batch']:.2f} items/batch; with >= {SETTINGS['min_replacement_rate']} items/batch kept: "
+        f"{paired['batches/s']:.1f} batches/s ({paired['items/batch']:.1f} items/batch)"
+    )
     per_batch = paired["main ms/batch"] + paired["items/batch"] * paired["wkr ms/item"]
-    print(f"paired CPU per batch: main {paired['main ms/batch']:.1f} ms + {paired['items/batch']:.1f} items x "
-          f"{paired['wkr ms/item']:.2f} ms in the workers = {per_batch:.1f} ms -> at most "
-          f"{cores * 1000.0 / per_batch:.1f} batches/s on {cores} idle cores")
-    print(f"peak memory with {LONGER}x longer songs (paired): main RSS {paired['main MB']:.0f} -> "
-          f"{long_paired['main MB']:.0f} MB, workers RSS {paired['workers MB']:.0f} -> "
-          f"{long_paired['workers MB']:.0f} MB, workers USS {paired['workers USS MB']:.0f} -> "
-          f"{long_paired['workers USS MB']:.0f} MB")
+    print(
+        f"paired CPU per batch: main {paired['main ms/batch']:.1f} ms + {paired['items/batch']:.1f} items x "
+        f"{paired['wkr ms/item']:.2f} ms in the workers = {per_batch:.1f} ms -> at most "
+        f"{cores * 1000.0 / per_batch:.1f} batches/s on {cores} idle cores"
+    )
+    print(
+        f"peak memory with {LONGER}x longer songs (paired): main RSS {paired['main MB']:.0f} -> "
+        f"{long_paired['main MB']:.0f} MB, workers RSS {paired['workers MB']:.0f} -> "
+        f"{long_paired['workers MB']:.0f} MB, workers USS {paired['workers USS MB']:.0f} -> "
+        f"{long_paired['workers USS MB']:.0f} MB"
+    )
     print(f"input_pipeline: {paired['batches/s']:.1f} batches/s (target >= 50)")
 
 

@@ -21,5 +21,4 @@ def cpu_description():
     except OSError:
         pass
     present = [flag for flag in RELEVANT_FLAGS if flag in flags] or ["flags unknown"]
-    return (f"CPU: {model}; {' '.join(present)}; {os.cpu_count()} logical CPU(s); "
-            f"load average {os.getloadavg()[0]:.2f}")
+    return f"CPU: {model}; {' '.join(present)}; {os.cpu_count()} logical CPU(s); load average {os.getloadavg()[0]:.2f}"

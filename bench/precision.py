@@ -65,8 +65,11 @@ def parse_args():
     parser.add_argument("--quality-steps", type=int, default=20)
     parser.add_argument("--song-seconds", type=float, default=60.0)
     parser.add_argument("--intra-threads", type=int, default=0, help="0: one per core")
-    parser.add_argument("--compare-grappler", action="store_true",
-                        help="also time the grappler auto_mixed_precision_onednn_bfloat16 rewrite of the float32 graph")
+    parser.add_argument(
+        "--compare-grappler",
+        action="store_true",
+        help="also time the grappler auto_mixed_precision_onednn_bfloat16 rewrite of the float32 graph",
+    )
     return parser.parse_args()
 
 
@@ -79,12 +82,15 @@ class Variant:
     grappler: bool = False
 
     def session_config(self, tf, args):
-        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=args.intra_threads,
-                                          inter_op_parallelism_threads=1)
+        config = tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=args.intra_threads, inter_op_parallelism_threads=1
+        )
         if self.grappler:
             from tensorflow.core.protobuf import rewriter_config_pb2
-            config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
+
+            config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
                 rewriter_config_pb2.RewriterConfig.ON
+            )
         return config
 
 
@@ -115,13 +121,15 @@ class Running:
 
 def random_feed(model, rng, batch_size):
     """Linear magnitudes in [0, 2) for every placeholder the training steps need."""
+
     def magnitudes(shape):
         return rng.uniform(0.0, 2.0, size=(batch_size,) + tuple(shape) + (1,)).astype(np.float32)
 
     feed = model.feed_paired([magnitudes(model.input_shape)] + [magnitudes(model.output_shape) for _ in model.sources])
     if model.semi_supervised:
-        feed.update(model.feed_unpaired(magnitudes(model.input_shape),
-                                        [magnitudes(model.output_shape) for _ in model.sources]))
+        feed.update(
+            model.feed_unpaired(magnitudes(model.input_shape), [magnitudes(model.output_shape) for _ in model.sources])
+        )
     return feed
 
 
@@ -140,6 +148,7 @@ def alternate(runs, repeats, warmup=1):
 
 
 # --- Quality -----------------------------------------------------------------------------------
+
 
 def train_alike(tf, runnings, steps, batch_size):
     """Same initial weights and data for every running graph; ``steps`` semi-supervised steps.
@@ -201,6 +210,7 @@ def separation(folder, song, args):
     def runner(name):
         def run():
             estimates[name] = separators[name].separate(song)
+
         return run
 
     seconds = alternate({name: runner(name) for name in separators}, max(args.repeats // 2, 2))
@@ -212,12 +222,12 @@ def separation(folder, song, args):
     with warnings.catch_warnings():  # mir_eval 0.8 announces the function's removal in 0.9
         warnings.simplefilter("ignore", FutureWarning)
         sdr, _, _, _ = mir_eval.separation.bss_eval_sources(reference, mixed, compute_permutation=False)
-    snr = [10 * math.log10(np.sum(ref ** 2) / max(np.sum((ref - est) ** 2), 1e-30))
-           for ref, est in zip(reference, mixed)]
+    snr = [10 * math.log10(np.sum(ref**2) / max(np.sum((ref - est) ** 2), 1e-30)) for ref, est in zip(reference, mixed)]
     return seconds, {name: (float(s), float(n)) for name, s, n in zip(sources, sdr, snr)}
 
 
 # --- Report --------------------------------------------------------------------------------------
+
 
 def print_speed(rows, names):
     header = f"{'measurement':<52}" + "".join(f" {name + ' s':>13}" for name in names)
@@ -283,8 +293,10 @@ def main():
     print(f"TensorFlow {tf.__version__}, oneDNN {onednn}; batch {args.batch_size}")
     policy = Precision.machine_policy("mixed")
     if not policy.mixed:
-        print(f"No mixed precision on this machine: {policy.reason}. "
-              "model_config.precision=mixed computes in float32 here; nothing to measure.")
+        print(
+            f"No mixed precision on this machine: {policy.reason}. "
+            "model_config.precision=mixed computes in float32 here; nothing to measure."
+        )
         print("precision: 1.0 x float32 (target >= 1.5)")
         return
     print(f"mixed precision here: {policy.compute_dtype} ({policy.reason})")
@@ -296,8 +308,9 @@ def main():
     rows = []
 
     semi = [Running(tf, args, variant, config, semi_supervised=True) for variant in variants]
-    losses = train_alike(tf, [running for running in semi if not running.variant.grappler], args.quality_steps,
-                         args.batch_size)
+    losses = train_alike(
+        tf, [running for running in semi if not running.variant.grappler], args.quality_steps, args.batch_size
+    )
     feed = random_feed(semi[0].model, np.random.default_rng(1), args.batch_size)
 
     def critics(running):
@@ -311,6 +324,7 @@ def main():
             for _ in range(config.training.num_disc):
                 running.run(running.model.all_critics_train_op, feed)
             running.run(running.model.separator_train_op, feed)
+
         return run
 
     rows.append(("all critics, one update", alternate({r.variant.name: critics(r) for r in semi}, args.repeats)))
@@ -323,8 +337,16 @@ def main():
             running.close()
         sup = [Running(tf, args, variant, config, semi_supervised=False) for variant in variants]
         sup_feed = random_feed(sup[0].model, np.random.default_rng(2), args.batch_size)
-        rows.insert(0, ("supervised step", alternate(
-            {r.variant.name: (lambda r=r: r.run(r.model.separator_train_op, sup_feed)) for r in sup}, args.repeats)))
+        rows.insert(
+            0,
+            (
+                "supervised step",
+                alternate(
+                    {r.variant.name: (lambda r=r: r.run(r.model.separator_train_op, sup_feed)) for r in sup},
+                    args.repeats,
+                ),
+            ),
+        )
         for running in sup:
             running.close()
         song = demo_song(args.song_seconds, config.signal.expected_sr)

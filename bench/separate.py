@@ -34,11 +34,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import Evaluate  # noqa: E402
-from evaluation import Metrics  # noqa: E402
-from evaluation import Separation  # noqa: E402
-from common import Checkpoints  # noqa: E402
-from common import Utils  # noqa: E402
+from common import (
+    Checkpoints,  # noqa: E402
+    Utils,  # noqa: E402
+)
 from common.Config import ModelConfig  # noqa: E402
+from evaluation import (
+    Metrics,  # noqa: E402
+    Separation,  # noqa: E402
+)
 from Sample import Sample  # noqa: E402
 
 SR = 8192
@@ -64,8 +68,12 @@ def save_random_model(folder, model_config):
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
-        Inference.build_inference(Unet(network.num_layers, network.num_initial_filters, network.sources),
-                                  input_shape, reuse=False, name="mixture")
+        Inference.build_inference(
+            Unet(network.num_layers, network.num_initial_filters, network.sources),
+            input_shape,
+            reuse=False,
+            name="mixture",
+        )
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
             tf.compat.v1.train.Saver().save(session, os.path.join(folder, "model"), global_step=0)
@@ -143,8 +151,13 @@ def time_museval_import():
     """Seconds of ``import museval`` in a fresh process after a v3 worker's imports, and whether
     TensorFlow got imported (it must not)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    output = subprocess.run([sys.executable, "-c", MUSEVAL_IMPORT.format(root=root)], check=True,
-                            capture_output=True, text=True, timeout=300).stdout.split()
+    output = subprocess.run(
+        [sys.executable, "-c", MUSEVAL_IMPORT.format(root=root)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout.split()
     return float(output[0]), output[1] == "True"
 
 
@@ -190,8 +203,10 @@ def main():
     batched_rtf, one_chunk_rtf = SONG_SECONDS / batched, SONG_SECONDS / one_chunk
     rows = [
         ("CPU cores / load average before, after", f"{os.cpu_count()} / {load_before:.1f}, {load_after:.1f}"),
-        ("network input / output (freq x frames)", f"{input_shape[0]}x{input_shape[1]} / "
-                                                   f"{output_shape[0]}x{output_shape[1]}"),
+        (
+            "network input / output (freq x frames)",
+            f"{input_shape[0]}x{input_shape[1]} / {output_shape[0]}x{output_shape[1]}",
+        ),
         (f"separate {SONG_SECONDS:.0f} s song, batch {BATCH_SIZE} (s)", f"{batched:.2f}"),
         (f"separate {SONG_SECONDS:.0f} s song, batch {SMALL_BATCH_SIZE} (s)", f"{small_batches:.2f}"),
         (f"separate {SONG_SECONDS:.0f} s song, one chunk per call (s)", f"{one_chunk:.2f}"),

@@ -54,10 +54,15 @@ def parse_args():
     parser.add_argument("--data-steps", type=int, default=20, help="training steps of the data-wait loop")
     parser.add_argument("--intra-threads", type=int, default=0, help="0: one per core")
     parser.add_argument("--inter-threads", type=int, default=1)
-    parser.add_argument("--cpu-allocator", choices=("bfc", "default"), default="bfc",
-                        help="bfc keeps freed tensor memory pooled instead of returning it to the OS")
-    parser.add_argument("--onednn", choices=("on", "off", "tf-default"), default="on",
-                        help="TF_ENABLE_ONEDNN_OPTS=1 / 0 / unset")
+    parser.add_argument(
+        "--cpu-allocator",
+        choices=("bfc", "default"),
+        default="bfc",
+        help="bfc keeps freed tensor memory pooled instead of returning it to the OS",
+    )
+    parser.add_argument(
+        "--onednn", choices=("on", "off", "tf-default"), default="on", help="TF_ENABLE_ONEDNN_OPTS=1 / 0 / unset"
+    )
     parser.add_argument("--skip-semi", action="store_true")
     parser.add_argument("--skip-data", action="store_true")
     return parser.parse_args()
@@ -73,16 +78,21 @@ def configure_environment(args):
 
 
 def session_config(tf, args):
-    return tf.compat.v1.ConfigProto(intra_op_parallelism_threads=args.intra_threads,
-                                    inter_op_parallelism_threads=args.inter_threads)
+    return tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=args.intra_threads, inter_op_parallelism_threads=args.inter_threads
+    )
 
 
 # --- FLOP counting -------------------------------------------------------------------------------
 
+
 def float_ops_per_op(tf, graph):
     """``op name -> float_ops`` from the TF profiler (needs static shapes to count an op)."""
-    options = (tf.compat.v1.profiler.ProfileOptionBuilder(tf.compat.v1.profiler.ProfileOptionBuilder.float_operation())
-               .with_empty_output().build())
+    options = (
+        tf.compat.v1.profiler.ProfileOptionBuilder(tf.compat.v1.profiler.ProfileOptionBuilder.float_operation())
+        .with_empty_output()
+        .build()
+    )
     root = tf.compat.v1.profiler.profile(graph, cmd="graph", options=options)
     counts, stack = {}, [root]
     while stack:
@@ -107,11 +117,12 @@ def fetch_float_ops(counts, fetches):
 
 # --- Timing ------------------------------------------------------------------------------------------
 
+
 class MatmulCeiling:
     """A float32 ``size^3`` matrix product in its own graph and session (result reduced so it runs)."""
 
     def __init__(self, tf, args, size=2048):
-        self.flops = 2.0 * size ** 3
+        self.flops = 2.0 * size**3
         self.graph = tf.Graph()
         with self.graph.as_default():
             a = tf.Variable(tf.random.normal([size, size], seed=1))
@@ -151,20 +162,24 @@ def timed(run, ceiling, repeats, warmup=1):
 
 def random_inputs(np, rng, graph_model, batch_size):
     """Pre-generated random linear magnitudes for every placeholder of the training graph."""
+
     def magnitudes(shape):
         return rng.uniform(0.0, 2.0, size=(batch_size,) + tuple(shape) + (1,)).astype(np.float32)
 
-    paired = [magnitudes(graph_model.input_shape)] + [magnitudes(graph_model.output_shape)
-                                                       for _ in graph_model.sources]
+    paired = [magnitudes(graph_model.input_shape)] + [magnitudes(graph_model.output_shape) for _ in graph_model.sources]
     feed = graph_model.feed_paired(paired)
     if graph_model.semi_supervised:
-        feed.update(graph_model.feed_unpaired(magnitudes(graph_model.input_shape),
-                                              [magnitudes(graph_model.output_shape) for _ in graph_model.sources]))
+        feed.update(
+            graph_model.feed_unpaired(
+                magnitudes(graph_model.input_shape), [magnitudes(graph_model.output_shape) for _ in graph_model.sources]
+            )
+        )
     return feed
 
 
 def build(tf, config, semi_supervised):
     from Models.TrainingGraph import build_training_graph
+
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
@@ -194,9 +209,11 @@ def bench_semi_supervised(tf, np, args, config, ceiling, rows):
     graph, model = build(tf, config, semi_supervised=True)
     counts = float_ops_per_op(tf, graph)
     one_critic = model.sources[-1]
-    flops = {"all": fetch_float_ops(counts, [model.all_critics_train_op]),
-             "one": fetch_float_ops(counts, [model.critic_train_ops[one_critic]]),
-             "separator": fetch_float_ops(counts, [model.separator_train_op])}
+    flops = {
+        "all": fetch_float_ops(counts, [model.all_critics_train_op]),
+        "one": fetch_float_ops(counts, [model.critic_train_ops[one_critic]]),
+        "separator": fetch_float_ops(counts, [model.separator_train_op]),
+    }
     feed = random_inputs(np, np.random.default_rng(1), model, config.training.batch_size)
     num_disc, num_critics = config.training.num_disc, len(model.sources)
 
@@ -214,22 +231,39 @@ def bench_semi_supervised(tf, np, args, config, ceiling, rows):
     rows.append(("  all critics, one update (one session.run)", critics[0], flops["all"], critics[1]))
     rows.append((f"  one critic ({one_critic}), one update", one[0], flops["one"], one[1]))
     rows.append(("  semi-sup. separator update", separator[0], flops["separator"], separator[1]))
-    rows.append((f"semi-sup. iteration ({num_disc}x all critics + separator)", whole[0],
-                 num_disc * flops["all"] + flops["separator"], whole[1]))
-    rows.append(("  (critics in separate runs, as the reference: estimate)",
-                 num_disc * num_critics * one[0] + separator[0],
-                 num_disc * num_critics * flops["one"] + flops["separator"], one[1]))
+    rows.append(
+        (
+            f"semi-sup. iteration ({num_disc}x all critics + separator)",
+            whole[0],
+            num_disc * flops["all"] + flops["separator"],
+            whole[1],
+        )
+    )
+    rows.append(
+        (
+            "  (critics in separate runs, as the reference: estimate)",
+            num_disc * num_critics * one[0] + separator[0],
+            num_disc * num_critics * flops["one"] + flops["separator"],
+            one[1],
+        )
+    )
 
 
 # --- Data wait -------------------------------------------------------------------------------------
+
 
 def demo_songs(target_dir):
     """Paired (mixture, accompaniment, voice) songs of the demo database's supervised part."""
     import Datasets
     from databases import DemoDatabase
+
     roots = DemoDatabase.generate_demo_database(os.path.join(target_dir, "audio"), seed=0)
-    dataset = Datasets.get_dataset(xml_paths={}, dataset_roots=roots, cache_dir=os.path.join(target_dir, "cache"),
-                                   pkl_path=os.path.join(target_dir, "dataset.pkl"))
+    dataset = Datasets.get_dataset(
+        xml_paths={},
+        dataset_roots=roots,
+        cache_dir=os.path.join(target_dir, "cache"),
+        pkl_path=os.path.join(target_dir, "dataset.pkl"),
+    )
     return dataset["train_sup"]
 
 
@@ -243,13 +277,18 @@ def bench_data_wait(tf, args, config):
     """
     try:
         from pipeline import BatchGenerators
+
         generator_class = BatchGenerators.PairedBatchGenerator
     except (ImportError, AttributeError) as error:
-        LOGGER.warning("Data-wait measurement skipped: BatchGenerators.PairedBatchGenerator is not available (%s)", error)
+        LOGGER.warning(
+            "Data-wait measurement skipped: BatchGenerators.PairedBatchGenerator is not available (%s)", error
+        )
         return None
     graph, model = build(tf, config, semi_supervised=False)
-    with tempfile.TemporaryDirectory() as folder, \
-            tf.compat.v1.Session(graph=graph, config=session_config(tf, args)) as session:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        tf.compat.v1.Session(graph=graph, config=session_config(tf, args)) as session,
+    ):
         try:
             songs = demo_songs(folder)
         except (ImportError, AttributeError) as error:
@@ -257,9 +296,20 @@ def bench_data_wait(tf, args, config):
             return None
         session.run(_initialiser(tf, graph))
         generator = generator_class(
-            songs, model.input_shape, model.output_shape, config.training.batch_size, config.signal.expected_sr,
-            config.signal.mono_downmix, config.signal.num_fft, config.signal.num_hop, config.pipeline.duration,
-            config.pipeline.cache_size, config.pipeline.num_workers, config.pipeline.min_replacement_rate, seed=0)
+            songs,
+            model.input_shape,
+            model.output_shape,
+            config.training.batch_size,
+            config.signal.expected_sr,
+            config.signal.mono_downmix,
+            config.signal.num_fft,
+            config.signal.num_hop,
+            config.pipeline.duration,
+            config.pipeline.cache_size,
+            config.pipeline.num_workers,
+            config.pipeline.min_replacement_rate,
+            seed=0,
+        )
         with generator:
             session.run(model.separator_train_op, model.feed_paired(generator.get_batch()))  # cache fill
             waiting, start = 0.0, time.perf_counter()
@@ -274,6 +324,7 @@ def bench_data_wait(tf, args, config):
 
 # --- Report ---------------------------------------------------------------------------------------------
 
+
 def print_table(rows):
     print(f"{'measurement':<58} {'median s':>9} {'GFLOP':>8} {'GFLOP/s':>8} {'matmul GFLOP/s':>15} {'% peak':>7}")
     for name, seconds, flops, peak in rows:
@@ -287,6 +338,7 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import numpy as np
     import tensorflow as tf
+
     tf.get_logger().setLevel(logging.ERROR)
     tf.compat.v1.disable_eager_execution()
 
@@ -294,12 +346,16 @@ def main():
     import machine
 
     print(machine.cpu_description())
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} at start; "
-          f"intra_op_threads={args.intra_threads or 'auto'}, inter_op_threads={args.inter_threads or 'auto'}, "
-          f"oneDNN {args.onednn}, CPU allocator {args.cpu_allocator}; batch {config.training.batch_size}")
-    print("FLOPs: counted with tf.compat.v1.profiler (float_ops) over the ops each fetch runs, forward and "
-          "backward convolutions included (not estimated). Peak: a 2048^3 float32 tf.matmul timed before "
-          "each timed run (median).")
+    print(
+        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} at start; "
+        f"intra_op_threads={args.intra_threads or 'auto'}, inter_op_threads={args.inter_threads or 'auto'}, "
+        f"oneDNN {args.onednn}, CPU allocator {args.cpu_allocator}; batch {config.training.batch_size}"
+    )
+    print(
+        "FLOPs: counted with tf.compat.v1.profiler (float_ops) over the ops each fetch runs, forward and "
+        "backward convolutions included (not estimated). Peak: a 2048^3 float32 tf.matmul timed before "
+        "each timed run (median)."
+    )
     ceiling = MatmulCeiling(tf, args)
     rows = []
     matmul_s = statistics.median(ceiling.seconds() for _ in range(args.matmul_runs))
@@ -316,8 +372,10 @@ def main():
         print("data wait: SKIPPED (BatchGenerators.PairedBatchGenerator or the demo database is not available)")
     else:
         fraction, steps, seconds = wait
-        print(f"data wait: {100 * fraction:.1f} % of wall time over {steps} supervised steps ({seconds:.1f} s) "
-              f"with {config.pipeline.num_workers} workers (target <= 5)")
+        print(
+            f"data wait: {100 * fraction:.1f} % of wall time over {steps} supervised steps ({seconds:.1f} s) "
+            f"with {config.pipeline.num_workers} workers (target <= 5)"
+        )
     percent = 100.0 * sup_flops / sup_s / 1e9 / sup_peak
     print(f"train_step: {percent:.1f} % of matmul peak (target >= 50)")
 

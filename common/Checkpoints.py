@@ -37,7 +37,7 @@ BEST_FOLDER = "best"
 CHECKPOINT_PREFIX = "model"
 CHECKPOINT_STATE_FILE = "checkpoint"  # TensorFlow's list of the folder's checkpoints
 # Last 8 bytes of an intact checkpoint .index file (an SSTable's magic number, little-endian).
-_INDEX_MAGIC = (0xdb4775248b80fb57).to_bytes(8, "little")
+_INDEX_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")
 
 
 class CheckpointError(RuntimeError):
@@ -91,8 +91,15 @@ class PhaseState:
         else:
             self.worse_epochs += 1
         self.epoch += 1
-        self.history.append({"epoch": self.epoch, "step": int(step), "valid_loss": float(loss),
-                             "seconds": float(seconds), "improved": bool(improved)})
+        self.history.append(
+            {
+                "epoch": self.epoch,
+                "step": int(step),
+                "valid_loss": float(loss),
+                "seconds": float(seconds),
+                "improved": bool(improved),
+            }
+        )
         if self.worse_epochs >= patience:
             self.finish(f"validation loss did not improve for {self.worse_epochs} epoch(s)")
         return improved
@@ -177,11 +184,15 @@ def read_model_config(folder: str) -> ModelConfig:
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path} is not valid JSON ({error}); restore it from the training run.") from error
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{path} is not a JSON text file (byte {error.start} is not UTF-8: the file is damaged "
-                          "or not a model_config.json); restore it from the training run.") from error
+        raise ConfigError(
+            f"{path} is not a JSON text file (byte {error.start} is not UTF-8: the file is damaged "
+            "or not a model_config.json); restore it from the training run."
+        ) from error
     if not isinstance(values, dict):
-        raise ConfigError(f"{path} holds a JSON {type(values).__name__}, not the model_config object of a run; "
-                          "restore it from the training run.")
+        raise ConfigError(
+            f"{path} holds a JSON {type(values).__name__}, not the model_config object of a run; "
+            "restore it from the training run."
+        )
     return ModelConfig.from_dict(values, where=path, required=model_file_keys())
 
 
@@ -202,13 +213,17 @@ def check_same_network(folder: str, config: ModelConfig) -> None:
     if not os.path.isfile(os.path.join(folder, MODEL_CONFIG_FILE)):
         return
     stored, current = read_model_config(folder).to_dict(), config.to_dict()
-    differences = [f"model_config.{key}={current[key]!r} (the folder's: {stored[key]!r})"
-                   for key in model_file_keys() if stored[key] != current[key]]
+    differences = [
+        f"model_config.{key}={current[key]!r} (the folder's: {stored[key]!r})"
+        for key in model_file_keys()
+        if stored[key] != current[key]
+    ]
     if differences:
         raise SettingsMismatchError(
             f"{folder} was trained with another network than these settings give: {'; '.join(differences)}. "
             "Resume with the settings the run was started with (its model_config.json), or start a new "
-            "experiment_id.")
+            "experiment_id."
+        )
 
 
 def variable_mismatches(checkpoint: str, variables: List["tf.Variable"], scope: str) -> List[str]:
@@ -224,22 +239,26 @@ def variable_mismatches(checkpoint: str, variables: List["tf.Variable"], scope: 
     import tensorflow as tf
 
     try:
-        stored = {name: list(shape) for name, shape in tf.train.list_variables(checkpoint)
-                  if name.startswith(scope)}
+        stored = {name: list(shape) for name, shape in tf.train.list_variables(checkpoint) if name.startswith(scope)}
     except (tf.errors.OpError, ValueError) as error:
-        raise ValueError(f"Cannot read checkpoint {checkpoint} ({error}); is it complete? "
-                         "Use a checkpoint written by Training.py.") from error
+        raise ValueError(
+            f"Cannot read checkpoint {checkpoint} ({error}); is it complete? Use a checkpoint written by Training.py."
+        ) from error
     graph = {variable.op.name: variable.shape.as_list() for variable in variables}
     problems = [f"{name} is missing" for name in sorted(set(graph) - set(stored))]
-    problems += [f"{name} has shape {stored[name]}, the settings give {graph[name]}"
-                 for name in sorted(set(graph) & set(stored)) if stored[name] != graph[name]]
-    problems += [f"{name} {stored[name]} has no place in the network the settings give"
-                 for name in sorted(set(stored) - set(graph))]
+    problems += [
+        f"{name} has shape {stored[name]}, the settings give {graph[name]}"
+        for name in sorted(set(graph) & set(stored))
+        if stored[name] != graph[name]
+    ]
+    problems += [
+        f"{name} {stored[name]} has no place in the network the settings give"
+        for name in sorted(set(stored) - set(graph))
+    ]
     return problems
 
 
-def save_checkpoint(saver: "tf.compat.v1.train.Saver", session: "tf.compat.v1.Session", folder: str, step: int
-                    ) -> str:
+def save_checkpoint(saver: "tf.compat.v1.train.Saver", session: "tf.compat.v1.Session", folder: str, step: int) -> str:
     """Save all variables as ``<folder>/model-<step>`` and return that checkpoint prefix."""
     return saver.save(session, os.path.join(folder, CHECKPOINT_PREFIX), global_step=int(step))
 
@@ -284,8 +303,10 @@ def checkpoint_candidates(folder: str) -> List[str]:
     Both the ones TensorFlow's ``checkpoint`` state file lists (even if their files are gone)
     and every ``model-<step>.index`` on disk, so that a damaged state file hides nothing.
     """
-    prefixes = {os.path.join(folder, os.path.basename(path[:-len(".index")]))
-                for path in glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_PREFIX + "-*.index"))}
+    prefixes = {
+        os.path.join(folder, os.path.basename(path[: -len(".index")]))
+        for path in glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_PREFIX + "-*.index"))
+    }
     state_file = os.path.join(folder, CHECKPOINT_STATE_FILE)
     if os.path.isfile(state_file):
         with open(state_file, encoding="utf-8", errors="replace") as handle:
@@ -315,13 +336,16 @@ def damaged_file(prefix: str) -> str:
 
 def has_progress(folder: str) -> bool:
     """True if a phase folder holds checkpoints or a training state of a run."""
-    return (os.path.isfile(os.path.join(folder, STATE_FILE))
-            or os.path.isfile(os.path.join(folder, CHECKPOINT_STATE_FILE))
-            or bool(glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_PREFIX + "-*.index"))))
+    return (
+        os.path.isfile(os.path.join(folder, STATE_FILE))
+        or os.path.isfile(os.path.join(folder, CHECKPOINT_STATE_FILE))
+        or bool(glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_PREFIX + "-*.index")))
+    )
 
 
-def refuse_to_reuse(model_base_dir: str, log_dir: str, experiment_id: str, phases: Sequence[str] = ("sup", "semisup")
-                    ) -> None:
+def refuse_to_reuse(
+    model_base_dir: str, log_dir: str, experiment_id: str, phases: Sequence[str] = ("sup", "semisup")
+) -> None:
     """Raise FileExistsError if a new run would write into another run's folders.
 
     A phase folder with checkpoints or a training state, or a TensorBoard folder with event
@@ -337,7 +361,8 @@ def refuse_to_reuse(model_base_dir: str, log_dir: str, experiment_id: str, phase
             raise FileExistsError(
                 f"{taken} already holds another run of experiment_id={experiment_id}. To continue that run: "
                 f"python Training.py with resume={folder} (plus its other settings); to start a new one, "
-                "leave experiment_id unset (each run then gets its own) or choose an unused one.")
+                "leave experiment_id unset (each run then gets its own) or choose an unused one."
+            )
 
 
 def resolve_resume(path: str) -> Tuple[str, str]:
@@ -354,8 +379,10 @@ def resolve_resume(path: str) -> Tuple[str, str]:
         FileNotFoundError / ValueError: naming ``path`` and what it should contain.
     """
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"resume={path}: no such folder. Pass a checkpoint folder such as "
-                                "checkpoints/<experiment_id>_sup or a sacred run folder such as runs/3.")
+        raise FileNotFoundError(
+            f"resume={path}: no such folder. Pass a checkpoint folder such as "
+            "checkpoints/<experiment_id>_sup or a sacred run folder such as runs/3."
+        )
     path = os.path.abspath(path)
     if os.path.basename(path) == BEST_FOLDER:
         path = os.path.dirname(path)
@@ -367,13 +394,16 @@ def resolve_resume(path: str) -> Tuple[str, str]:
             return str(config["experiment_id"]), config["model_config"]["model_base_dir"]
         except (ValueError, KeyError, TypeError) as error:  # JSON or UTF-8 errors, missing keys, not a dict
             missing = f"has no {error}" if isinstance(error, KeyError) else f"cannot be read ({error})"
-            raise ValueError(f"resume={path}: its {sacred_config} {missing}, so the experiment to continue is "
-                             "unknown. Pass the checkpoint folder instead, e.g. resume=checkpoints/<experiment_id>_sup."
-                             ) from error
+            raise ValueError(
+                f"resume={path}: its {sacred_config} {missing}, so the experiment to continue is "
+                "unknown. Pass the checkpoint folder instead, e.g. resume=checkpoints/<experiment_id>_sup."
+            ) from error
     name = os.path.basename(path)
     for phase in ("_semisup", "_sup"):
         if name.endswith(phase) and os.path.isfile(os.path.join(path, MODEL_CONFIG_FILE)):
             return name[: -len(phase)], os.path.dirname(path)
-    raise ValueError(f"resume={path}: this is neither a checkpoint folder written by Training.py "
-                     f"(<experiment_id>_sup or <experiment_id>_semisup with {MODEL_CONFIG_FILE}) "
-                     "nor a sacred run folder with config.json.")
+    raise ValueError(
+        f"resume={path}: this is neither a checkpoint folder written by Training.py "
+        f"(<experiment_id>_sup or <experiment_id>_semisup with {MODEL_CONFIG_FILE}) "
+        "nor a sacred run folder with config.json."
+    )

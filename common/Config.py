@@ -35,6 +35,7 @@ class ConfigError(ValueError):
 
 # --- Checks of single values: each returns the value as stored or raises ValueError(problem) ---
 
+
 def check_value(setting: str, value: Any, check: Callable[[Any], Any]) -> Any:
     """``check(value)``, or a :class:`ConfigError` ``"<setting>=<value>: <problem>"``."""
     try:
@@ -45,12 +46,14 @@ def check_value(setting: str, value: Any, check: Callable[[Any], Any]) -> Any:
 
 def whole(minimum: int) -> Callable[[Any], int]:
     """A check for a whole number (not a bool) of at least ``minimum``."""
+
     def check(value):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f"give a whole number >= {minimum}")
         if value < minimum:
             raise ValueError(f"must be at least {minimum}")
         return int(value)
+
     return check
 
 
@@ -64,6 +67,7 @@ def number(minimum: float, strict: bool = False) -> Callable[[Any], float]:
         if value < minimum or (strict and value == minimum):
             raise ValueError(f"must be {bound}")
         return value if isinstance(value, (int, float)) else float(value)
+
     return check
 
 
@@ -82,10 +86,12 @@ def _mono(value) -> bool:
 
 def choice(*options: str) -> Callable[[Any], str]:
     """A check for one of ``options``."""
+
     def check(value):
         if value not in options:
             raise ValueError(f"use one of {', '.join(repr(option) for option in options)}")
         return value
+
     return check
 
 
@@ -98,9 +104,12 @@ def _sources(value) -> Tuple[str, ...]:
 
 
 def _betas(value) -> Tuple[float, float]:
-    if (isinstance(value, str) or not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(isinstance(beta, numbers.Real) and not isinstance(beta, bool) and 0 <= beta < 1
-                       for beta in value)):
+    if (
+        isinstance(value, str)
+        or not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(beta, numbers.Real) and not isinstance(beta, bool) and 0 <= beta < 1 for beta in value)
+    ):
         raise ValueError("give two numbers in [0, 1), e.g. [0.5, 0.9]")
     return tuple(float(beta) for beta in value)
 
@@ -137,6 +146,7 @@ def _check_fields(group) -> None:
 
 # --- The groups ---------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Signal:
     """How audio becomes the network's input: magnitudes of a mono STFT at one sample rate."""
@@ -149,8 +159,9 @@ class Signal:
     def __post_init__(self):
         _check_fields(self)
         if self.num_hop > self.num_fft:
-            raise ConfigError(f"{SECTION}.num_hop={self.num_hop} exceeds {SECTION}.num_fft={self.num_fft}: "
-                              "frames would skip samples")
+            raise ConfigError(
+                f"{SECTION}.num_hop={self.num_hop} exceeds {SECTION}.num_fft={self.num_fft}: frames would skip samples"
+            )
 
     @property
     def bins(self) -> int:
@@ -167,13 +178,16 @@ class Network:
     ``critic_shape`` ``(num_freqs, num_frames)`` (the paper: (350, 158), (258, 66), (256, 64)).
     """
 
-    sources: Tuple[str, ...] = _setting(("accompaniment", "voice"), _sources,
-                                        "separator outputs; critics are made per source", True)
+    sources: Tuple[str, ...] = _setting(
+        ("accompaniment", "voice"), _sources, "separator outputs; critics are made per source", True
+    )
     num_layers: int = _setting(4, whole(1), "U-Net levels", True)
     num_initial_filters: int = _setting(16, whole(1), "U-Net filters of the first level (doubling per level)", True)
-    output_init: str = _setting("nonnegative", choice(*OUTPUT_INITS),
-                                'U-Net 1x1 output kernels: "nonnegative" (|Glorot|, no output starts dead) '
-                                'or "glorot" (the reference)')
+    output_init: str = _setting(
+        "nonnegative",
+        choice(*OUTPUT_INITS),
+        'U-Net 1x1 output kernels: "nonnegative" (|Glorot|, no output starts dead) or "glorot" (the reference)',
+    )
     critic_initial_filters: int = _setting(32, whole(1), "critic filters of the first convolution")
     critic_dense_units: int = _setting(32, whole(1), "critic hidden dense layer")
     num_frames: int = _setting(64, whole(1), "desired output frames of the U-Net (critic input width)", True)
@@ -207,19 +221,26 @@ class Schedule:
     beta: float = _setting(0.001, number(0), "weight of the additive penalty P")
     lam: float = _setting(10, number(0), "lambda: weight of the critics' gradient penalty")
     init_disc_lr: float = _setting(5e-5, number(0, strict=True), "Adam learning rate of the critics")
-    init_sup_sep_lr: float = _setting(5e-5, number(0, strict=True),
-                                      "Adam learning rate of the separator, supervised phase")
-    init_unsup_sep_lr: float = _setting(5e-5, number(0, strict=True),
-                                        "Adam learning rate of the separator, semi-supervised phase")
+    init_sup_sep_lr: float = _setting(
+        5e-5, number(0, strict=True), "Adam learning rate of the separator, supervised phase"
+    )
+    init_unsup_sep_lr: float = _setting(
+        5e-5, number(0, strict=True), "Adam learning rate of the separator, semi-supervised phase"
+    )
     epoch_it: int = _setting(1000, whole(1), "separator updates per epoch")
     num_disc: int = _setting(5, whole(1), "updates of each critic per separator update")
-    critic_adam_betas: Tuple[float, float] = _setting((0.9, 0.999), _betas,
-                                                      "the critics' Adam (beta1, beta2); TF's defaults, as the paper")
-    critic_warmup: int = _setting(0, whole(0),
-                                  "critic updates before the separator's first semi-supervised step (paper: 0)")
-    scale_unpaired_mixtures: bool = _setting(True, flag,
-                                             "random gain in [0.2, 1.2] on the unpaired mixtures too, as on the "
-                                             "solo sources (the reference); False only to measure the fix")
+    critic_adam_betas: Tuple[float, float] = _setting(
+        (0.9, 0.999), _betas, "the critics' Adam (beta1, beta2); TF's defaults, as the paper"
+    )
+    critic_warmup: int = _setting(
+        0, whole(0), "critic updates before the separator's first semi-supervised step (paper: 0)"
+    )
+    scale_unpaired_mixtures: bool = _setting(
+        True,
+        flag,
+        "random gain in [0.2, 1.2] on the unpaired mixtures too, as on the "
+        "solo sources (the reference); False only to measure the fix",
+    )
 
     def __post_init__(self):
         _check_fields(self)
@@ -231,8 +252,9 @@ class InputPipeline:
 
     cache_size: int = _setting(64, whole(1), "spectrogram sections kept by each batch generator")
     num_workers: int = _setting(4, whole(0), "reader processes per batch generator (0: read in this process)")
-    duration: float = _setting(10, number(0, strict=True),
-                               "seconds of audio per cached section (without input context)")
+    duration: float = _setting(
+        10, number(0, strict=True), "seconds of audio per cached section (without input context)"
+    )
     min_replacement_rate: float = _setting(8, number(0), "cache items replaced per batch, on average, at least")
 
     def __post_init__(self):
@@ -250,8 +272,7 @@ class Folders:
         _check_fields(self)
 
 
-GROUPS = {"signal": Signal, "network": Network, "training": Schedule, "pipeline": InputPipeline,
-          "folders": Folders}
+GROUPS = {"signal": Signal, "network": Network, "training": Schedule, "pipeline": InputPipeline, "folders": Folders}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,9 +288,12 @@ class ModelConfig:
     training: Schedule = dataclasses.field(default_factory=Schedule)
     pipeline: InputPipeline = dataclasses.field(default_factory=InputPipeline)
     folders: Folders = dataclasses.field(default_factory=Folders)
-    precision: str = _setting(Precision.DEFAULT_PRECISION, _precision,
-                              '"float32" (the paper) or "mixed": 16-bit convolutions where this machine runs '
-                              "them fast (Precision.py); kept in model_config.json")
+    precision: str = _setting(
+        Precision.DEFAULT_PRECISION,
+        _precision,
+        '"float32" (the paper) or "mixed": 16-bit convolutions where this machine runs '
+        "them fast (Precision.py); kept in model_config.json",
+    )
 
     def __post_init__(self):
         for name, group in GROUPS.items():
@@ -278,8 +302,7 @@ class ModelConfig:
         _check_fields(self)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = SECTION, required: Iterable[str] = ()
-                  ) -> "ModelConfig":
+    def from_dict(cls, values: Mapping[str, Any], where: str = SECTION, required: Iterable[str] = ()) -> "ModelConfig":
         """The configuration of a flat dict ``{key: value}`` (keys as in sacred's ``model_config``).
 
         Args:
@@ -297,8 +320,10 @@ class ModelConfig:
         if missing:
             raise ConfigError(f"{where} lacks {', '.join(missing)}: it must hold the full model_config of the run")
         try:
-            groups = {name: group(**{key: value for key, value in values.items() if known[key] == name})
-                      for name, group in GROUPS.items()}
+            groups = {
+                name: group(**{key: value for key, value in values.items() if known[key] == name})
+                for name, group in GROUPS.items()
+            }
             return cls(**groups, **{key: value for key, value in values.items() if known[key] is None})
         except ConfigError as error:
             if where == SECTION:
@@ -310,8 +335,9 @@ class ModelConfig:
         flat = {}
         for name in GROUPS:
             group = getattr(self, name)
-            flat.update({field.name: _plain(getattr(group, field.name)) for field in dataclasses.fields(group)
-                         if field.init})
+            flat.update(
+                {field.name: _plain(getattr(group, field.name)) for field in dataclasses.fields(group) if field.init}
+            )
         flat["precision"] = self.precision
         return flat
 
@@ -337,8 +363,10 @@ def check_known_keys(values: Iterable[str], known: Iterable[str], where: str) ->
     known = list(known)
     unknown = [key for key in values if key not in known]
     if unknown:
-        raise ConfigError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(_with_suggestion(key, known) for key in unknown)}")
+        raise ConfigError(
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(_with_suggestion(key, known) for key in unknown)}"
+        )
 
 
 def _with_suggestion(key: str, known: Iterable[str]) -> str:
@@ -347,7 +375,7 @@ def _with_suggestion(key: str, known: Iterable[str]) -> str:
 
 
 def _fields_with_metadata():
-    for name, group in GROUPS.items():
+    for group in GROUPS.values():
         yield from (field for field in dataclasses.fields(group) if field.init)
     yield from (field for field in dataclasses.fields(ModelConfig) if field.name not in GROUPS)
 

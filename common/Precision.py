@@ -41,8 +41,9 @@ Why this is numerically sound:
 
 The setting is part of the model configuration (``ModelConfig.precision``, Config.py, which
 checks it), so it is saved in ``model_config.json`` with the checkpoint and used again by
-``evaluate`` and ``separate`` (``Separation.Separator``), which may override it (``precision=``). A checkpoint does not depend on the precision: the
-variables are float32 either way.
+``evaluate`` and ``separate`` (``Separation.Separator``), which may override it
+(``precision=``). A checkpoint does not depend on the precision: the variables are float32
+either way.
 """
 
 import dataclasses
@@ -60,13 +61,15 @@ LOGGER = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "mixed")
 DEFAULT_PRECISION = "float32"
-PRECISION_USAGE = ("use 'float32' (the paper, the default) or 'mixed' (16-bit convolutions where this machine "
-                   "runs them fast; see Precision.py)")
+PRECISION_USAGE = (
+    "use 'float32' (the paper, the default) or 'mixed' (16-bit convolutions where this machine "
+    "runs them fast; see Precision.py)"
+)
 CPU_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo names; either gives native bf16
 GPU_BFLOAT16_CAPABILITY = (8, 0)
 GPU_FLOAT16_CAPABILITY = (7, 0)
 # Dynamic loss scaling (float16 only): TensorFlow's defaults.
-INITIAL_LOSS_SCALE = 2.0 ** 15
+INITIAL_LOSS_SCALE = 2.0**15
 LOSS_SCALE_GROWTH_INTERVAL = 2000
 LOSS_SCALE_COLLECTION = "loss_scale_variables"
 
@@ -110,8 +113,9 @@ def check_precision(value: object, setting: str = "model_config.precision") -> s
     return value
 
 
-def choose_policy(precision: str, gpus: Sequence[Mapping] = (), cpu_flags: Optional[Iterable[str]] = None,
-                  onednn: bool = True) -> Policy:
+def choose_policy(
+    precision: str, gpus: Sequence[Mapping] = (), cpu_flags: Optional[Iterable[str]] = None, onednn: bool = True
+) -> Policy:
     """The policy for a machine described by its devices (a pure function; see :func:`machine_policy`).
 
     Args:
@@ -140,28 +144,35 @@ def _fallback(reason):
 
 def _gpu_policy(gpu):
     capability = tuple(gpu.get("compute_capability") or (0, 0))
-    described = (f"{gpu.get('device_name') or 'GPU 0'} "
-                 f"(compute capability {'.'.join(str(part) for part in capability)})")
+    described = f"{gpu.get('device_name') or 'GPU 0'} (compute capability {'.'.join(str(part) for part in capability)})"
     if capability >= GPU_BFLOAT16_CAPABILITY:
         return Policy("mixed", "bfloat16", False, f"{described} computes in bfloat16")
     if capability >= GPU_FLOAT16_CAPABILITY:
-        return Policy("mixed", "float16", True,
-                      f"{described} has float16 tensor cores but no bfloat16: float16 with dynamic loss scaling")
-    return _fallback(f"{described} has no tensor cores (compute capability < 7.0), so 16-bit convolutions "
-                     "would not be faster")
+        return Policy(
+            "mixed",
+            "float16",
+            True,
+            f"{described} has float16 tensor cores but no bfloat16: float16 with dynamic loss scaling",
+        )
+    return _fallback(
+        f"{described} has no tensor cores (compute capability < 7.0), so 16-bit convolutions would not be faster"
+    )
 
 
 def _cpu_policy(cpu_flags, onednn):
     wanted = " or ".join(CPU_BFLOAT16_FLAGS)
     if cpu_flags is None:
-        return _fallback(f"the CPU's feature flags are unknown (no /proc/cpuinfo), so its bfloat16 support "
-                         f"({wanted}) cannot be checked")
+        return _fallback(
+            f"the CPU's feature flags are unknown (no /proc/cpuinfo), so its bfloat16 support "
+            f"({wanted}) cannot be checked"
+        )
     present = [flag for flag in CPU_BFLOAT16_FLAGS if flag in set(cpu_flags)]
     if not present:
         return _fallback(f"the CPU has neither of the flags {wanted} (native bfloat16 dot products)")
     if not onednn:
-        return _fallback("oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0), and TensorFlow's bfloat16 CPU kernels "
-                         "without it are slow")
+        return _fallback(
+            "oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0), and TensorFlow's bfloat16 CPU kernels without it are slow"
+        )
     return Policy("mixed", "bfloat16", False, f"the CPU has {' and '.join(present)}: bfloat16 on oneDNN")
 
 
@@ -187,8 +198,12 @@ def visible_gpus() -> list:
     gpus = []
     for device in tf.config.list_physical_devices("GPU"):
         details = tf.config.experimental.get_device_details(device)
-        gpus.append({"device_name": details.get("device_name", device.name),
-                     "compute_capability": details.get("compute_capability")})
+        gpus.append(
+            {
+                "device_name": details.get("device_name", device.name),
+                "compute_capability": details.get("compute_capability"),
+            }
+        )
     return gpus
 
 
@@ -197,6 +212,7 @@ def onednn_enabled() -> bool:
     Utils.use_fast_cpu_kernels sets unless the user did)."""
     try:  # TensorFlow's own runtime answer (not public API)
         from tensorflow.python.util import _pywrap_util_port
+
         return bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
@@ -223,10 +239,14 @@ def _machine_policy(precision):
     return policy
 
 
-def loss_scaled_minimize(optimiser: "tf.compat.v1.train.Optimizer", loss: "tf.Tensor",
-                         var_list: Optional[List["tf.Variable"]], global_step: Optional["tf.Variable"] = None,
-                         initial_scale: float = INITIAL_LOSS_SCALE,
-                         growth_interval: int = LOSS_SCALE_GROWTH_INTERVAL) -> "tf.Operation":
+def loss_scaled_minimize(
+    optimiser: "tf.compat.v1.train.Optimizer",
+    loss: "tf.Tensor",
+    var_list: Optional[List["tf.Variable"]],
+    global_step: Optional["tf.Variable"] = None,
+    initial_scale: float = INITIAL_LOSS_SCALE,
+    growth_interval: int = LOSS_SCALE_GROWTH_INTERVAL,
+) -> "tf.Operation":
     """``optimiser.minimize(loss, var_list, global_step)`` with dynamic loss scaling.
 
     The gradients of ``loss * scale`` are divided by ``scale``. If any of them is not finite
@@ -248,18 +268,32 @@ def loss_scaled_minimize(optimiser: "tf.compat.v1.train.Optimizer", loss: "tf.Te
     import tensorflow as tf
 
     collections = [tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, LOSS_SCALE_COLLECTION]
-    scale = tf.compat.v1.get_variable("loss_scale", [], dtype=tf.float32, trainable=False, collections=collections,
-                                      initializer=tf.compat.v1.constant_initializer(float(initial_scale)))
-    good_steps = tf.compat.v1.get_variable("loss_scale_good_steps", [], dtype=tf.int64, trainable=False,
-                                           collections=collections, initializer=tf.compat.v1.zeros_initializer())
-    grads_and_vars = [(grad, var) for grad, var in optimiser.compute_gradients(loss * scale, var_list)
-                      if grad is not None]
+    scale = tf.compat.v1.get_variable(
+        "loss_scale",
+        [],
+        dtype=tf.float32,
+        trainable=False,
+        collections=collections,
+        initializer=tf.compat.v1.constant_initializer(float(initial_scale)),
+    )
+    good_steps = tf.compat.v1.get_variable(
+        "loss_scale_good_steps",
+        [],
+        dtype=tf.int64,
+        trainable=False,
+        collections=collections,
+        initializer=tf.compat.v1.zeros_initializer(),
+    )
+    grads_and_vars = [
+        (grad, var) for grad, var in optimiser.compute_gradients(loss * scale, var_list) if grad is not None
+    ]
     grads = [grad / scale for grad, _ in grads_and_vars]
     variables = [var for _, var in grads_and_vars]
     with tf.compat.v1.init_scope():  # here: created inside the tf.cond below they would lose their scope
         optimiser._create_slots(variables)  # pylint: disable=protected-access
-    finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(grad)) for grad in grads]),
-                           name="gradients_finite")
+    finite = tf.reduce_all(
+        tf.stack([tf.reduce_all(tf.math.is_finite(grad)) for grad in grads]), name="gradients_finite"
+    )
 
     def apply():
         with tf.control_dependencies([optimiser.apply_gradients(zip(grads, variables))]):
@@ -269,8 +303,7 @@ def loss_scaled_minimize(optimiser: "tf.compat.v1.train.Optimizer", loss: "tf.Te
     with tf.control_dependencies([applied]):
         grown = tf.logical_and(finite, good_steps + 1 >= growth_interval)
         new_scale = tf.where(finite, tf.where(grown, scale * 2.0, scale), tf.maximum(scale / 2.0, 1.0))
-        new_good = tf.where(tf.logical_and(finite, tf.logical_not(grown)), good_steps + 1,
-                            tf.zeros([], tf.int64))
+        new_good = tf.where(tf.logical_and(finite, tf.logical_not(grown)), good_steps + 1, tf.zeros([], tf.int64))
         updates = [scale.assign(new_scale), good_steps.assign(new_good)]
         if global_step is not None:
             updates.append(global_step.assign_add(1))
@@ -288,5 +321,8 @@ def saved_variables(graph: Optional["tf.Graph"] = None) -> list:
 
     graph = graph or tf.compat.v1.get_default_graph()
     excluded = {id(variable) for variable in graph.get_collection(LOSS_SCALE_COLLECTION)}
-    return [variable for variable in graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
-            if id(variable) not in excluded]
+    return [
+        variable
+        for variable in graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
+        if id(variable) not in excluded
+    ]

@@ -119,17 +119,23 @@ def _stderr_descriptor_filtered(min_level: int) -> Iterator[None]:
         yield
         return
     try:
-        child = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), str(min_level)],
-                                 stdin=subprocess.PIPE, stdout=saved)
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-S", os.path.abspath(__file__), str(min_level)], stdin=subprocess.PIPE, stdout=saved
+        )
     except OSError:  # no Python executable to run the filter with (embedded interpreters)
         os.close(saved)
         yield
         return
     python_stderr = sys.stderr
     if _writes_to_descriptor_2(python_stderr):
-        sys.stderr = open(saved, "w", buffering=1, closefd=False,  # noqa: SIM115
-                          encoding=getattr(python_stderr, "encoding", None) or "utf-8",
-                          errors=getattr(python_stderr, "errors", None) or "backslashreplace")
+        sys.stderr = open(
+            saved,
+            "w",
+            buffering=1,
+            closefd=False,  # noqa: SIM115
+            encoding=getattr(python_stderr, "encoding", None) or "utf-8",
+            errors=getattr(python_stderr, "errors", None) or "backslashreplace",
+        )
     os.dup2(child.stdin.fileno(), 2)
     try:
         yield

@@ -17,8 +17,8 @@ import errno
 import io
 import json
 import logging
-import os
 import multiprocessing
+import os
 import re
 import signal
 import socket
@@ -30,10 +30,10 @@ import time
 import types
 from typing import IO, Iterator, Mapping, Optional, TextIO
 
-_UMASK_LOCK = threading.Lock()
-
 import numpy as np
 import soundfile
+
+_UMASK_LOCK = threading.Lock()
 
 
 class OutputError(OSError, ValueError):
@@ -161,8 +161,10 @@ def check_writable(folder: str, needed_bytes: int = 0) -> None:
     except OSError as error:
         raise output_error(folder, error, "write into") from error
     if usage is not None and needed_bytes > usage.f_bavail * usage.f_frsize:
-        raise OutputError(f"Cannot write into {folder}: {os.strerror(errno.ENOSPC)} ({needed_bytes / 1e6:.1f} MB "
-                          f"needed, {usage.f_bavail * usage.f_frsize / 1e6:.1f} MB free)")
+        raise OutputError(
+            f"Cannot write into {folder}: {os.strerror(errno.ENOSPC)} ({needed_bytes / 1e6:.1f} MB "
+            f"needed, {usage.f_bavail * usage.f_frsize / 1e6:.1f} MB free)"
+        )
 
 
 def _new_file_mode(path):
@@ -192,8 +194,9 @@ def _json_default(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
 
 
-def atomic_write_audio(path: str, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT",
-                       tags: Optional[Mapping[str, str]] = None) -> None:
+def atomic_write_audio(
+    path: str, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT", tags: Optional[Mapping[str, str]] = None
+) -> None:
     """Write audio to a WAV (or FLAC, by extension) file atomically.
 
     Args:
@@ -212,8 +215,9 @@ def atomic_write_audio(path: str, audio: np.ndarray, sample_rate: int, subtype: 
         handle.write(encode_audio(path, audio, sample_rate, subtype, tags))
 
 
-def encode_audio(path: str, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT",
-                 tags: Optional[Mapping[str, str]] = None) -> bytes:
+def encode_audio(
+    path: str, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT", tags: Optional[Mapping[str, str]] = None
+) -> bytes:
     """The bytes of the audio file :func:`atomic_write_audio` writes at ``path`` (format by extension).
 
     Encoding in memory lets the file itself be written with plain file I/O, whose errors (a full
@@ -222,8 +226,9 @@ def encode_audio(path: str, audio: np.ndarray, sample_rate: int, subtype: str = 
     file_format = os.path.splitext(path)[1].lstrip(".").upper() or "WAV"
     audio = np.asarray(audio)
     buffer = io.BytesIO()
-    with soundfile.SoundFile(buffer, "w", int(sample_rate), 1 if audio.ndim == 1 else audio.shape[1], subtype,
-                             format=file_format) as sound:
+    with soundfile.SoundFile(
+        buffer, "w", int(sample_rate), 1 if audio.ndim == 1 else audio.shape[1], subtype, format=file_format
+    ) as sound:
         for name, text in (tags or {}).items():
             setattr(sound, name, text)
         sound.write(audio)
@@ -258,8 +263,10 @@ def exclusive_lock(path: str, what: str) -> Iterator[None]:
         except BlockingIOError:
             holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
-            raise OutputError(f"{what} is in use by another run ({holder}; lock file {path}): wait for it to "
-                              "finish or choose another folder") from None
+            raise OutputError(
+                f"{what} is in use by another run ({holder}; lock file {path}): wait for it to "
+                "finish or choose another folder"
+            ) from None
         try:  # the holder before us may have removed the file after we opened it: lock the current one
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 break
@@ -310,8 +317,7 @@ def setup_logging(level: int = logging.INFO) -> logging.Logger:
     root = logging.getLogger()
     if not root.handlers:
         handler = CurrentStderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                               datefmt="%H:%M:%S"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
         root.addHandler(handler)
     root.setLevel(level)
     return root
@@ -339,7 +345,7 @@ class CapturedOutputFilter:
     def __call__(self, text: str) -> str:
         """The filtered output so far, given what this filter returned last plus the new output."""
         if text.startswith(self._returned):
-            new = text[len(self._returned):]
+            new = text[len(self._returned) :]
         else:  # a new run of the experiment in this process: sacred starts again from ""
             self._returned, self._unfinished, new = "", "", text
         *lines, self._unfinished = (self._unfinished + new).split("\n")

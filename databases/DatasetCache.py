@@ -36,7 +36,7 @@ CACHE_FORMAT_VERSION = 2
 LEGACY_KEYS = {"fingerprint", "format_version", "dataset"}
 MAX_HEADER_BYTES = 4096
 # A format-1 cache of every database of the paper is well under 1 MB; larger pickles are not ours.
-MAX_LEGACY_BYTES = 64 * 1024 ** 2
+MAX_LEGACY_BYTES = 64 * 1024**2
 ALLOWED_GLOBALS = {("Sample", "Sample"): Sample}
 
 
@@ -106,13 +106,13 @@ def load(path: str, fingerprint: str, validate: Callable[[object], dict]) -> Opt
     except _ForbiddenGlobal as error:
         raise _crafted_file_error(os.path.abspath(path), error) from None
     except Exception as error:  # a damaged body of our own cache (truncated, edited): rebuild
-        LOGGER.warning("Cannot read %s (%s: %s); rebuilding the dataset structure", path,
-                       type(error).__name__, error)
+        LOGGER.warning("Cannot read %s (%s: %s); rebuilding the dataset structure", path, type(error).__name__, error)
         return None
     missing = [sample.path for sample in _samples(dataset) if not os.path.isfile(sample.path)]
     if missing:
-        LOGGER.warning("%s lists %d file(s) that no longer exist (e.g. %s); rebuilding it", path,
-                       len(missing), missing[0])
+        LOGGER.warning(
+            "%s lists %d file(s) that no longer exist (e.g. %s); rebuilding it", path, len(missing), missing[0]
+        )
         return None
     LOGGER.info("Loaded the dataset structure from %s", path)
     return dataset
@@ -151,8 +151,10 @@ def _identify(path):
         return "missing", None
     path = os.path.abspath(path)
     if not os.path.isfile(path):
-        raise DatasetConfigError(f"{path} (the dataset_pkl setting) exists but is not a file: set dataset_pkl to "
-                                 "a file path, e.g. dataset.pkl")
+        raise DatasetConfigError(
+            f"{path} (the dataset_pkl setting) exists but is not a file: set dataset_pkl to "
+            "a file path, e.g. dataset.pkl"
+        )
     try:
         with open(path, "rb") as handle:
             first = handle.readline(len(MAGIC))
@@ -163,14 +165,17 @@ def _identify(path):
                 if _is_legacy_cache(handle):
                     return "legacy", None
     except OSError as error:
-        raise DatasetConfigError(f"Cannot read {path} (the dataset_pkl setting): {error}. Fix its permissions or "
-                                 "set dataset_pkl to another file") from error
+        raise DatasetConfigError(
+            f"Cannot read {path} (the dataset_pkl setting): {error}. Fix its permissions or "
+            "set dataset_pkl to another file"
+        ) from error
     except _ForbiddenGlobal as error:
         raise _crafted_file_error(path, error) from None
     raise DatasetConfigError(
         f"{path} (the dataset_pkl setting) is not a dataset cache written by this project, so it is neither read "
         "nor replaced. Move or delete it if you do not need it, or keep it and set dataset_pkl to another file "
-        "(e.g. `python Training.py with dataset_pkl=cache/dataset.pkl`)")
+        "(e.g. `python Training.py with dataset_pkl=cache/dataset.pkl`)"
+    )
 
 
 def _parse_header(line):
@@ -178,8 +183,12 @@ def _parse_header(line):
         header = json.loads(line.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         return None
-    valid = (isinstance(header, dict) and set(header) == {"format_version", "fingerprint"}
-             and isinstance(header["format_version"], int) and isinstance(header["fingerprint"], str))
+    valid = (
+        isinstance(header, dict)
+        and set(header) == {"format_version", "fingerprint"}
+        and isinstance(header["format_version"], int)
+        and isinstance(header["fingerprint"], str)
+    )
     return header if valid else None
 
 
@@ -202,14 +211,21 @@ def _crafted_file_error(path, error):
     return DatasetConfigError(
         f"{path} (the dataset_pkl setting) refers to {error}, which no dataset cache holds, so it was not written "
         "by this project (a pickle that names other code can run it when unpickled; nothing in this one was run). "
-        "It is left as it is: move or delete it, or set dataset_pkl to another file")
+        "It is left as it is: move or delete it, or set dataset_pkl to another file"
+    )
 
 
 def _check_sample_fields(dataset):
     """Raise TypeError unless every Sample field has the type Sample declares (str, int, float)."""
     for sample in _samples(dataset):
-        for name, expected in (("path", str), ("sample_rate", int), ("channels", int), ("duration", float),
-                               ("database", str), ("song", str)):
+        for name, expected in (
+            ("path", str),
+            ("sample_rate", int),
+            ("channels", int),
+            ("duration", float),
+            ("database", str),
+            ("song", str),
+        ):
             value = getattr(sample, name)
             if type(value) is not expected:
                 raise TypeError(f"a Sample's {name} is {value!r}, expected a {expected.__name__}")

@@ -28,8 +28,6 @@ class DatasetConfigError(ValueError):
     """The data is not configured or described correctly; the message says what to do."""
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class Instrument:
     """One ``instrument`` entry: an audio file of a track (path relative to the database folder)."""
@@ -108,7 +106,8 @@ class PreparedDatabase:
                 f"{self.name} track '{track.song_name}' ({self.xml_path}): relativeFilepath "
                 f"'{instrument.relative_path}' leads{link} to {resolved}, outside the database folder {root}. "
                 "Every file of a database must lie inside its folder: move or copy the file into it, fix the "
-                "relativeFilepath, or remove the track")
+                "relativeFilepath, or remove the track"
+            )
         return path
 
 
@@ -127,15 +126,20 @@ def read_database_xml(xml_path: str) -> DatabaseDescription:
     except etree.XMLSyntaxError as error:
         raise DatasetConfigError(
             f"{xml_path} is not well-formed XML (line {error.lineno}: {error.msg}). Fix the file at "
-            "that line, or restore it (`git checkout -- <file>`) and let discovery fill it") from error
+            "that line, or restore it (`git checkout -- <file>`) and let discovery fill it"
+        ) from error
     root = tree.getroot()
     if root.tag != "database":
         raise DatasetConfigError(f"{xml_path}: the root element is <{root.tag}>, expected <database>")
-    tracks = tuple(_parse_track(element, xml_path, index)
-                   for index, element in enumerate(root.iterfind("trackList/track"), start=1))
-    return DatabaseDescription(name=(root.findtext("databaseName") or "").strip(),
-                               folder=(root.findtext("databaseFolderPath") or "").strip(),
-                               tracks=tracks)
+    tracks = tuple(
+        _parse_track(element, xml_path, index)
+        for index, element in enumerate(root.iterfind("trackList/track"), start=1)
+    )
+    return DatabaseDescription(
+        name=(root.findtext("databaseName") or "").strip(),
+        folder=(root.findtext("databaseFolderPath") or "").strip(),
+        tracks=tracks,
+    )
 
 
 def _parse_track(element, xml_path, index):
@@ -144,31 +148,43 @@ def _parse_track(element, xml_path, index):
     where = f"{xml_path}: track {index} ('{f'{artist} - {title}' if artist else title}')"
     split = (element.findtext("databaseSplit") or "").strip() or None
     if split is not None and split not in SPLITS:
-        raise DatasetConfigError(f"{where} has databaseSplit '{split}'; use one of {', '.join(SPLITS)} "
-                                 "or leave the tag out")
+        raise DatasetConfigError(
+            f"{where} has databaseSplit '{split}'; use one of {', '.join(SPLITS)} or leave the tag out"
+        )
     instruments = tuple(_parse_instrument(node, where) for node in element.iterfind("instrumentList/instrument"))
     if not instruments:
         raise DatasetConfigError(f"{where} lists no instrumentList/instrument entries: add them or remove the track")
-    return Track(title=title, artist=artist, performer=(element.findtext("performer") or "").strip(),
-                 split=split, instruments=instruments)
+    return Track(
+        title=title,
+        artist=artist,
+        performer=(element.findtext("performer") or "").strip(),
+        split=split,
+        instruments=instruments,
+    )
 
 
 def _parse_instrument(node, where):
     paths = [(path.text or "").strip() for path in node.findall("relativeFilepath")]
     if len(paths) != 1 or not paths[0]:
-        raise DatasetConfigError(f"{where}: every instrument needs exactly one non-empty relativeFilepath "
-                                 f"(found {len(paths)})")
+        raise DatasetConfigError(
+            f"{where}: every instrument needs exactly one non-empty relativeFilepath (found {len(paths)})"
+        )
     name = (node.findtext("instrumentName") or "").strip()
     if name not in INSTRUMENT_NAMES:
-        raise DatasetConfigError(f"{where}: instrument {paths[0]} has unknown instrumentName '{name}'; "
-                                 f"valid names are {', '.join(INSTRUMENT_NAMES)}. Fix the name or remove the entry")
-    return Instrument(relative_path=paths[0], name=name,
-                      audio_format=(node.findtext("audioFormat") or "").strip(),
-                      sample_rate=_parse_number(node, "sampleRate", int, where),
-                      length=_parse_number(node, "length", float, where),
-                      channels=_parse_number(node, "numChannels", int, where),
-                      has_effects=_parse_bool(node, "hasEffects", True),
-                      multiple_voices=_parse_bool(node, "multipleVoices", False))
+        raise DatasetConfigError(
+            f"{where}: instrument {paths[0]} has unknown instrumentName '{name}'; "
+            f"valid names are {', '.join(INSTRUMENT_NAMES)}. Fix the name or remove the entry"
+        )
+    return Instrument(
+        relative_path=paths[0],
+        name=name,
+        audio_format=(node.findtext("audioFormat") or "").strip(),
+        sample_rate=_parse_number(node, "sampleRate", int, where),
+        length=_parse_number(node, "length", float, where),
+        channels=_parse_number(node, "numChannels", int, where),
+        has_effects=_parse_bool(node, "hasEffects", True),
+        multiple_voices=_parse_bool(node, "multipleVoices", False),
+    )
 
 
 def _parse_number(node, tag, number_type, where):
@@ -212,8 +228,7 @@ def write_empty_xml(xml_path: str, name: str, folder: Optional[str] = None) -> N
 
     ``folder`` becomes databaseFolderPath; None writes the placeholder ``/path/to/<name>``.
     """
-    write_database_xml(xml_path, DatabaseDescription(name=name, folder=folder or PLACEHOLDER_PREFIX + name,
-                                                     tracks=()))
+    write_database_xml(xml_path, DatabaseDescription(name=name, folder=folder or PLACEHOLDER_PREFIX + name, tracks=()))
 
 
 def _add_instrument(parent, instrument):

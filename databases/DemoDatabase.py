@@ -36,8 +36,18 @@ import numpy as np
 from tqdm import tqdm
 
 from common import Utils
-from databases.DemoSongs import (DATABASE_NAMES, FAMILIES, Stem, draw_song_plan, mix, peak_normalise, render_song,
-                                song_names, song_rng, song_seconds)
+from databases.DemoSongs import (
+    DATABASE_NAMES,
+    FAMILIES,
+    Stem,
+    draw_song_plan,
+    mix,
+    peak_normalise,
+    render_song,
+    song_names,
+    song_rng,
+    song_seconds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +61,16 @@ def _plan(rng, database, seconds, sample_rate):
     return draw_song_plan(rng, seconds, sample_rate, FAMILIES[database].tempo_bpm)
 
 
-def write_dsd100_song(root: str, split: str, number: int, artist: str, title: str, rng: np.random.Generator,
-                      seconds: float, sample_rate: int) -> None:
+def write_dsd100_song(
+    root: str,
+    split: str,
+    number: int,
+    artist: str,
+    title: str,
+    rng: np.random.Generator,
+    seconds: float,
+    sample_rate: int,
+) -> None:
     """Write one DSD100 song (float WAV, mixture = bass + drums + other + vocals).
 
     Files: ``<root>/Mixtures/<split>/<NNN - Artist - Title>/mixture.wav`` and
@@ -69,8 +87,16 @@ def write_dsd100_song(root: str, split: str, number: int, artist: str, title: st
     Utils.atomic_write_audio(os.path.join(root, "Mixtures", split, name, "mixture.wav"), mix(tracks), sample_rate)
 
 
-def write_medleydb_song(root: str, index: int, artist: str, title: str, rng: np.random.Generator, seconds: float,
-                        sample_rate: int, instrumental: bool) -> None:
+def write_medleydb_song(
+    root: str,
+    index: int,
+    artist: str,
+    title: str,
+    rng: np.random.Generator,
+    seconds: float,
+    sample_rate: int,
+    instrumental: bool,
+) -> None:
     """Write one MedleyDB multitrack: ``<root>/Audio/<Name>/<Name>_MIX.wav`` (= sum of stems),
     ``<Name>_STEMS/<Name>_STEM_NN.wav`` (float WAV, stereo at ``sample_rate`` Hz) and
     ``<Name>_METADATA.yaml``; the song lasts ``seconds`` +-25 %.
@@ -79,8 +105,13 @@ def write_medleydb_song(root: str, index: int, artist: str, title: str, rng: np.
     vocals ("vocalists"). Instrumental songs carry a guitar melody instead and no singer.
     """
     name = artist.replace(" ", "") + "_" + title.replace(" ", "")
-    stems = render_song(_plan(rng, "MedleyDB", song_seconds(rng, seconds), sample_rate), rng, FAMILIES["MedleyDB"],
-                        backing_vocals=index == 0 and not instrumental, instrumental=instrumental)
+    stems = render_song(
+        _plan(rng, "MedleyDB", song_seconds(rng, seconds), sample_rate),
+        rng,
+        FAMILIES["MedleyDB"],
+        backing_vocals=index == 0 and not instrumental,
+        instrumental=instrumental,
+    )
     tracks = peak_normalise([s.audio for s in stems], float(rng.uniform(0.6, 0.95)))
     folder = os.path.join(root, "Audio", name)
     stem_files = [f"{name}_STEM_{i:02d}.wav" for i in range(1, len(stems) + 1)]
@@ -92,28 +123,44 @@ def write_medleydb_song(root: str, index: int, artist: str, title: str, rng: np.
         handle.write(metadata)
 
 
-def medleydb_metadata(name: str, artist: str, title: str, stems: Sequence[Stem], stem_files: Sequence[str],
-                      instrumental: bool) -> str:
+def medleydb_metadata(
+    name: str, artist: str, title: str, stems: Sequence[Stem], stem_files: Sequence[str], instrumental: bool
+) -> str:
     """Text of a ``<Name>_METADATA.yaml`` in the style of MedleyDB v1.
 
     As in the real files, ``has_bleed``/``instrumental`` are unquoted ``yes``/``no`` (which
     YAML 1.1 loaders such as PyYAML read as booleans) and ``component`` is ``melody``,
     ``bass`` or ``''``.
     """
-    lines = ["album: Demo Sessions", f"artist: {artist}", f"composer: {artist}", "excerpt: no",
-             "genre: Pop", "has_bleed: no", f"instrumental: {'yes' if instrumental else 'no'}",
-             f"mix_filename: {name}_MIX.wav", "origin: DemoDatabase.py", "producer: DemoDatabase.py",
-             f"stem_dir: {name}_STEMS", "stems:"]
+    lines = [
+        "album: Demo Sessions",
+        f"artist: {artist}",
+        f"composer: {artist}",
+        "excerpt: no",
+        "genre: Pop",
+        "has_bleed: no",
+        f"instrumental: {'yes' if instrumental else 'no'}",
+        f"mix_filename: {name}_MIX.wav",
+        "origin: DemoDatabase.py",
+        "producer: DemoDatabase.py",
+        f"stem_dir: {name}_STEMS",
+        "stems:",
+    ]
     for i, (stem, filename) in enumerate(zip(stems, stem_files), start=1):
         component = "melody" if stem.name in ("vocals", "lead") else "bass" if stem.name == "bass" else "''"
-        lines += [f"  S{i:02d}:", f"    component: {component}", f"    filename: {filename}",
-                  f"    instrument: {stem.instrument}"]
+        lines += [
+            f"  S{i:02d}:",
+            f"    component: {component}",
+            f"    filename: {filename}",
+            f"    instrument: {stem.instrument}",
+        ]
     lines += [f"title: {title}", "version: '1.2'", "website: none"]
     return "\n".join(lines) + "\n"
 
 
-def write_ccmixter_song(root: str, artist: str, title: str, rng: np.random.Generator, seconds: float,
-                        sample_rate: int) -> None:
+def write_ccmixter_song(
+    root: str, artist: str, title: str, rng: np.random.Generator, seconds: float, sample_rate: int
+) -> None:
     """Write one CCMixter song: ``<root>/<Artist_-_Title>/mix.wav`` = ``source-01.wav``
     (instrumental) + ``source-02.wav`` (voice), float WAV stereo at ``sample_rate`` Hz, ``seconds``
     +-25 % long."""
@@ -141,13 +188,23 @@ def write_ikala_clip(root: str, index: int, rng: np.random.Generator, seconds: f
     accompaniment = sum(s.audio for s in stems if not s.is_voice).mean(axis=1)
     voice = sum(s.audio for s in stems if s.is_voice).mean(axis=1)
     channels = peak_normalise([accompaniment, voice], float(rng.uniform(0.6, 0.95)))
-    Utils.atomic_write_audio(os.path.join(root, "Wavfile", ikala_clip_name(index)), np.stack(channels, axis=1),
-                             sample_rate, subtype="PCM_16")
+    Utils.atomic_write_audio(
+        os.path.join(root, "Wavfile", ikala_clip_name(index)), np.stack(channels, axis=1), sample_rate, subtype="PCM_16"
+    )
 
-def generate_demo_database(target_dir: Union[str, os.PathLike[str]], seed: int = 0, *, dsd_songs_per_split: int = 4,
-                           medleydb_songs: int = 12, ccmixter_songs: int = 9, ikala_clips: int = 12,
-                           song_seconds: float = 16.0, ikala_clip_seconds: float = 10.0,
-                           sample_rate: int = 44100) -> Dict[str, str]:
+
+def generate_demo_database(
+    target_dir: Union[str, os.PathLike[str]],
+    seed: int = 0,
+    *,
+    dsd_songs_per_split: int = 4,
+    medleydb_songs: int = 12,
+    ccmixter_songs: int = 9,
+    ikala_clips: int = 12,
+    song_seconds: float = 16.0,
+    ikala_clip_seconds: float = 10.0,
+    sample_rate: int = 44100,
+) -> Dict[str, str]:
     """Generate the demo database into ``target_dir`` (once) and return its four roots.
 
     Layouts (all audio stereo at ``sample_rate`` Hz):
@@ -180,8 +237,16 @@ def generate_demo_database(target_dir: Union[str, os.PathLike[str]], seed: int =
         FileExistsError: ``target_dir`` holds one of the database folders but no marker of
             this generator (it would be overwritten).
     """
-    parameters = _validated_parameters(seed, dsd_songs_per_split, medleydb_songs, ccmixter_songs, ikala_clips,
-                                       song_seconds, ikala_clip_seconds, sample_rate)
+    parameters = _validated_parameters(
+        seed,
+        dsd_songs_per_split,
+        medleydb_songs,
+        ccmixter_songs,
+        ikala_clips,
+        song_seconds,
+        ikala_clip_seconds,
+        sample_rate,
+    )
     target_dir = os.path.abspath(target_dir)
     roots = {name: os.path.join(target_dir, name) for name in DATABASE_NAMES}
     marker_path = os.path.join(target_dir, MARKER_NAME)
@@ -201,11 +266,23 @@ def generate_demo_database(target_dir: Union[str, os.PathLike[str]], seed: int =
     return roots
 
 
-def _validated_parameters(seed, dsd_songs_per_split, medleydb_songs, ccmixter_songs, ikala_clips,
-                          song_seconds, ikala_clip_seconds, sample_rate):
+def _validated_parameters(
+    seed,
+    dsd_songs_per_split,
+    medleydb_songs,
+    ccmixter_songs,
+    ikala_clips,
+    song_seconds,
+    ikala_clip_seconds,
+    sample_rate,
+):
     """The generation parameters as a JSON-ready dict; ValueError naming any bad one."""
-    counts = {"dsd_songs_per_split": dsd_songs_per_split, "medleydb_songs": medleydb_songs,
-              "ccmixter_songs": ccmixter_songs, "ikala_clips": ikala_clips}
+    counts = {
+        "dsd_songs_per_split": dsd_songs_per_split,
+        "medleydb_songs": medleydb_songs,
+        "ccmixter_songs": ccmixter_songs,
+        "ikala_clips": ikala_clips,
+    }
     for key, value in {"seed": seed, **counts, "sample_rate": sample_rate}.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"Demo database setting {key}={value!r} must be an integer")
@@ -213,16 +290,25 @@ def _validated_parameters(seed, dsd_songs_per_split, medleydb_songs, ccmixter_so
         raise ValueError(f"Demo database seed={seed} must be a non-negative integer")
     for key, value in counts.items():
         if value < 1:
-            raise ValueError(f"Demo database setting {key}={value} must be at least 1 so that every "
-                             f"partition of the experiment gets songs")
+            raise ValueError(
+                f"Demo database setting {key}={value} must be at least 1 so that every "
+                f"partition of the experiment gets songs"
+            )
     for key, value in {"song_seconds": song_seconds, "ikala_clip_seconds": ikala_clip_seconds}.items():
         if not 3.0 <= float(value) <= 600.0:
-            raise ValueError(f"Demo database setting {key}={value} must be between 3 and 600 seconds "
-                             f"(shorter songs leave no room for a sung phrase)")
+            raise ValueError(
+                f"Demo database setting {key}={value} must be between 3 and 600 seconds "
+                f"(shorter songs leave no room for a sung phrase)"
+            )
     if not 16000 <= sample_rate <= 192000:
         raise ValueError(f"Demo database sample_rate={sample_rate} must be between 16000 and 192000 Hz")
-    return {"seed": int(seed), **{k: int(v) for k, v in counts.items()}, "song_seconds": float(song_seconds),
-            "ikala_clip_seconds": float(ikala_clip_seconds), "sample_rate": int(sample_rate)}
+    return {
+        "seed": int(seed),
+        **{k: int(v) for k, v in counts.items()},
+        "song_seconds": float(song_seconds),
+        "ikala_clip_seconds": float(ikala_clip_seconds),
+        "sample_rate": int(sample_rate),
+    }
 
 
 def _marker(parameters, complete):
@@ -246,7 +332,8 @@ def _refuse_foreign_folders(roots, marker_path):
         if os.path.isdir(root) and os.listdir(root):
             raise FileExistsError(
                 f"{root} exists but {marker_path} does not, so it was not made by the demo generator and "
-                f"would be overwritten; pass an empty or new target folder instead")
+                f"would be overwritten; pass an empty or new target folder instead"
+            )
 
 
 def _write_all_songs(roots, parameters):
@@ -256,27 +343,66 @@ def _write_all_songs(roots, parameters):
     per_split = parameters["dsd_songs_per_split"]
     for number, (artist, title) in enumerate(song_names(seed, "DSD100", 2 * per_split), start=1):
         split = "Dev" if number <= per_split else "Test"
-        jobs.append(functools.partial(write_dsd100_song, roots["DSD100"], split, number, artist, title,
-                                      song_rng(seed, "DSD100", number), seconds, sample_rate))
+        jobs.append(
+            functools.partial(
+                write_dsd100_song,
+                roots["DSD100"],
+                split,
+                number,
+                artist,
+                title,
+                song_rng(seed, "DSD100", number),
+                seconds,
+                sample_rate,
+            )
+        )
     count = parameters["medleydb_songs"]
     for index, (artist, title) in enumerate(song_names(seed, "MedleyDB", count)):
-        jobs.append(functools.partial(write_medleydb_song, roots["MedleyDB"], index, artist, title,
-                                      song_rng(seed, "MedleyDB", index), seconds, sample_rate,
-                                      instrumental=index == count - 1))
+        jobs.append(
+            functools.partial(
+                write_medleydb_song,
+                roots["MedleyDB"],
+                index,
+                artist,
+                title,
+                song_rng(seed, "MedleyDB", index),
+                seconds,
+                sample_rate,
+                instrumental=index == count - 1,
+            )
+        )
     for index, (artist, title) in enumerate(song_names(seed, "CCMixter", parameters["ccmixter_songs"])):
-        jobs.append(functools.partial(write_ccmixter_song, roots["CCMixter"], artist, title,
-                                      song_rng(seed, "CCMixter", index), seconds, sample_rate))
+        jobs.append(
+            functools.partial(
+                write_ccmixter_song,
+                roots["CCMixter"],
+                artist,
+                title,
+                song_rng(seed, "CCMixter", index),
+                seconds,
+                sample_rate,
+            )
+        )
     for index in range(parameters["ikala_clips"]):
-        jobs.append(functools.partial(write_ikala_clip, roots["iKala"], index, song_rng(seed, "iKala", index),
-                                      parameters["ikala_clip_seconds"], sample_rate))
+        jobs.append(
+            functools.partial(
+                write_ikala_clip,
+                roots["iKala"],
+                index,
+                song_rng(seed, "iKala", index),
+                parameters["ikala_clip_seconds"],
+                sample_rate,
+            )
+        )
     for job in tqdm(jobs, desc="demo database", unit="song", disable=None, leave=False):
         job()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line: generate the demo database into TARGET_DIR and print the four roots."""
-    parser = argparse.ArgumentParser(description="Generate the procedural demo multitrack database "
-                                                 "(DSD100, MedleyDB, CCMixter and iKala layouts).")
+    parser = argparse.ArgumentParser(
+        description="Generate the procedural demo multitrack database (DSD100, MedleyDB, CCMixter and iKala layouts)."
+    )
     parser.add_argument("target_dir", metavar="TARGET_DIR", help="folder to generate into")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--song-seconds", type=float, default=16.0, help="mean song length (default 16)")

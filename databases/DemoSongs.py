@@ -7,22 +7,75 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from databases.DemoSynthesis import (VOWEL_FORMANTS, add_at, decaying_tone, draw_voice_style, midi_to_hz, pan, render_arpeggio,
-                           render_bass, render_chords, render_drums, render_voice, sustained_tone)
+from databases.DemoSynthesis import (
+    VOWEL_FORMANTS,
+    add_at,
+    decaying_tone,
+    draw_voice_style,
+    midi_to_hz,
+    pan,
+    render_arpeggio,
+    render_bass,
+    render_chords,
+    render_drums,
+    render_voice,
+    sustained_tone,
+)
 
 DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala")
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 # Chord roots of four-bar loops as 0-based scale degrees (chords are stacked scale thirds).
-PROGRESSIONS = {"major": ((0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (0, 3, 0, 4)),
-                "minor": ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 5, 3, 4))}
+PROGRESSIONS = {
+    "major": ((0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4), (0, 3, 0, 4)),
+    "minor": ((0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 5, 3, 4)),
+}
 # Invented names, alphabetical so that folder order follows the generation order.
-ARTISTS = ("Ada Brenner", "Bruno Castell", "Clara Denholm", "Dario Ellis", "Edda Farrow",
-           "Felix Garner", "Greta Holm", "Hugo Ingram", "Iris Jansen", "Jonas Keller",
-           "Kira Lund", "Leo Marsh", "Mira Novak", "Nils Oberg", "Olga Pratt", "Paul Quist")
-TITLE_ADJECTIVES = ("Silver", "Quiet", "Golden", "Hollow", "Paper", "Velvet", "Distant",
-                    "Electric", "Winter", "Crimson", "Gentle", "Northern")
-TITLE_NOUNS = ("Morning", "Harbour", "Lanterns", "River", "Echoes", "Garden", "Satellite",
-               "Window", "Tide", "Meadow", "Signal", "Streets")
+ARTISTS = (
+    "Ada Brenner",
+    "Bruno Castell",
+    "Clara Denholm",
+    "Dario Ellis",
+    "Edda Farrow",
+    "Felix Garner",
+    "Greta Holm",
+    "Hugo Ingram",
+    "Iris Jansen",
+    "Jonas Keller",
+    "Kira Lund",
+    "Leo Marsh",
+    "Mira Novak",
+    "Nils Oberg",
+    "Olga Pratt",
+    "Paul Quist",
+)
+TITLE_ADJECTIVES = (
+    "Silver",
+    "Quiet",
+    "Golden",
+    "Hollow",
+    "Paper",
+    "Velvet",
+    "Distant",
+    "Electric",
+    "Winter",
+    "Crimson",
+    "Gentle",
+    "Northern",
+)
+TITLE_NOUNS = (
+    "Morning",
+    "Harbour",
+    "Lanterns",
+    "River",
+    "Echoes",
+    "Garden",
+    "Satellite",
+    "Window",
+    "Tide",
+    "Meadow",
+    "Signal",
+    "Streets",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,23 +112,53 @@ class Family:
 
 FAMILIES = {
     # The paired set: male singers in a low register, piano or guitar chords, no lead melody.
-    "DSD100": Family(singers={"male singer": (48, 55)}, vibrato_cents=(15.0, 35.0), breathiness=(0.02, 0.04),
-                     tempo_bpm=(84.0, 110.0), chords=("piano", "acoustic guitar"), arpeggio_probability=0.0,
-                     lead=None, lead_probability=0.0, voice_level_db=(-1.0, 1.0)),
+    "DSD100": Family(
+        singers={"male singer": (48, 55)},
+        vibrato_cents=(15.0, 35.0),
+        breathiness=(0.02, 0.04),
+        tempo_bpm=(84.0, 110.0),
+        chords=("piano", "acoustic guitar"),
+        arpeggio_probability=0.0,
+        lead=None,
+        lead_probability=0.0,
+        voice_level_db=(-1.0, 1.0),
+    ),
     # A band: female singers, guitar strums with a guitar counter-melody, the voice further back.
-    "MedleyDB": Family(singers={"female singer": (64, 71)}, vibrato_cents=(30.0, 60.0), breathiness=(0.04, 0.07),
-                       tempo_bpm=(96.0, 128.0), chords=("acoustic guitar", "synthesizer"), arpeggio_probability=0.3,
-                       lead="clean electric guitar", lead_probability=0.6, voice_level_db=(-4.0, -1.0)),
+    "MedleyDB": Family(
+        singers={"female singer": (64, 71)},
+        vibrato_cents=(30.0, 60.0),
+        breathiness=(0.04, 0.07),
+        tempo_bpm=(96.0, 128.0),
+        chords=("acoustic guitar", "synthesizer"),
+        arpeggio_probability=0.3,
+        lead="clean electric guitar",
+        lead_probability=0.6,
+        voice_level_db=(-4.0, -1.0),
+    ),
     # Electronic remixes: high, breathy voices over synthesizer pads, arpeggios and leads, voice upfront.
-    "CCMixter": Family(singers={"female singer": (67, 74), "male singer": (57, 64)}, vibrato_cents=(40.0, 70.0),
-                       breathiness=(0.06, 0.1), tempo_bpm=(110.0, 130.0), chords=("synthesizer",),
-                       arpeggio_probability=1.0, lead="synthesizer lead", lead_probability=0.5,
-                       voice_level_db=(0.0, 3.0)),
+    "CCMixter": Family(
+        singers={"female singer": (67, 74), "male singer": (57, 64)},
+        vibrato_cents=(40.0, 70.0),
+        breathiness=(0.06, 0.1),
+        tempo_bpm=(110.0, 130.0),
+        chords=("synthesizer",),
+        arpeggio_probability=1.0,
+        lead="synthesizer lead",
+        lead_probability=0.5,
+        voice_level_db=(0.0, 3.0),
+    ),
     # Karaoke ballads: high voices with a wide vibrato, piano or pads, a sustained lead now and then.
-    "iKala": Family(singers={"female singer": (65, 72), "male singer": (55, 62)}, vibrato_cents=(50.0, 80.0),
-                    breathiness=(0.03, 0.06), tempo_bpm=(70.0, 96.0), chords=("piano", "synthesizer"),
-                    arpeggio_probability=0.5, lead="synthesizer lead", lead_probability=0.4,
-                    voice_level_db=(-1.0, 2.0)),
+    "iKala": Family(
+        singers={"female singer": (65, 72), "male singer": (55, 62)},
+        vibrato_cents=(50.0, 80.0),
+        breathiness=(0.03, 0.06),
+        tempo_bpm=(70.0, 96.0),
+        chords=("piano", "synthesizer"),
+        arpeggio_probability=0.5,
+        lead="synthesizer lead",
+        lead_probability=0.4,
+        voice_level_db=(-1.0, 2.0),
+    ),
 }
 
 
@@ -152,20 +235,21 @@ class Stem:
     is_voice: bool
 
 
-
-
-def draw_song_plan(rng: np.random.Generator, seconds: float, sample_rate: int,
-                   tempo_bpm: Tuple[float, float] = (84.0, 128.0)) -> SongPlan:
+def draw_song_plan(
+    rng: np.random.Generator, seconds: float, sample_rate: int, tempo_bpm: Tuple[float, float] = (84.0, 128.0)
+) -> SongPlan:
     """Random key, scale, tempo (in the ``tempo_bpm`` range) and chord loop for a song of
     ``seconds`` at ``sample_rate`` Hz."""
     mode = str(rng.choice(sorted(SCALES)))
     progressions = PROGRESSIONS[mode]
-    return SongPlan(sample_rate=sample_rate,
-                    num_samples=int(round(seconds * sample_rate)),
-                    tempo_bpm=float(rng.uniform(*tempo_bpm)),
-                    tonic=int(rng.integers(12)),
-                    scale=SCALES[mode],
-                    progression=progressions[int(rng.integers(len(progressions)))])
+    return SongPlan(
+        sample_rate=sample_rate,
+        num_samples=int(round(seconds * sample_rate)),
+        tempo_bpm=float(rng.uniform(*tempo_bpm)),
+        tonic=int(rng.integers(12)),
+        scale=SCALES[mode],
+        progression=progressions[int(rng.integers(len(progressions)))],
+    )
 
 
 def compose_melody(plan: SongPlan, rng: np.random.Generator, centre_midi: int, span: int = 8) -> List[Note]:
@@ -189,10 +273,17 @@ def compose_melody(plan: SongPlan, rng: np.random.Generator, centre_midi: int, s
             index = int(np.clip(index + rng.choice([-2, -1, -1, 0, 1, 1, 2, 3, -3]), 0, len(pitches) - 1))
             if position % 2 == 0 and rng.random() < 0.6:
                 index = _nearest_chord_tone(pitches, index, plan.chord_pitch_classes(int(position // 4)))
-            notes.append(Note(start=position * beat, duration=duration * beat, midi=float(pitches[index]),
-                              vowel=str(rng.choice(sorted(VOWEL_FORMANTS))),
-                              velocity=float(rng.uniform(0.7, 1.0)), legato=bool(rng.random() < 0.7),
-                              phrase=phrase))
+            notes.append(
+                Note(
+                    start=position * beat,
+                    duration=duration * beat,
+                    midi=float(pitches[index]),
+                    vowel=str(rng.choice(sorted(VOWEL_FORMANTS))),
+                    velocity=float(rng.uniform(0.7, 1.0)),
+                    legato=bool(rng.random() < 0.7),
+                    phrase=phrase,
+                )
+            )
             position += duration
         position += float(rng.choice([1.5, 2.0, 3.0, 4.0]))
         phrase += 1
@@ -213,12 +304,22 @@ def harmony_line(notes: Sequence[Note], plan: SongPlan, every_other_phrase: bool
         if every_other_phrase and note.phrase % 2 == 0:
             continue
         upper = pitches[min(pitches.index(int(note.midi)) + 2, len(pitches) - 1)]
-        harmony.append(dataclasses.replace(note, midi=float(upper), vowel="u" if note.phrase % 4 == 1 else "a",
-                                           velocity=0.8 * note.velocity))
+        harmony.append(
+            dataclasses.replace(
+                note, midi=float(upper), vowel="u" if note.phrase % 4 == 1 else "a", velocity=0.8 * note.velocity
+            )
+        )
     return harmony
 
-def render_song(plan: SongPlan, rng: np.random.Generator, family: Family, *, backing_vocals: bool = False,
-                instrumental: bool = False) -> List[Stem]:
+
+def render_song(
+    plan: SongPlan,
+    rng: np.random.Generator,
+    family: Family,
+    *,
+    backing_vocals: bool = False,
+    instrumental: bool = False,
+) -> List[Stem]:
     """All stems of one song of ``family``, mixed to plausible relative levels.
 
     Args:
@@ -233,9 +334,11 @@ def render_song(plan: SongPlan, rng: np.random.Generator, family: Family, *, bac
         peak-normalised (see :func:`peak_normalise`).
     """
     chords = str(rng.choice(family.chords))
-    stems = [Stem("bass", "electric bass", pan(render_bass(plan, rng), float(rng.uniform(-0.05, 0.05))), False),
-             Stem("drums", "drum set", render_drums(plan, rng), False),
-             Stem("chords", chords, render_chords(plan, rng, chords), False)]
+    stems = [
+        Stem("bass", "electric bass", pan(render_bass(plan, rng), float(rng.uniform(-0.05, 0.05))), False),
+        Stem("drums", "drum set", render_drums(plan, rng), False),
+        Stem("chords", chords, render_chords(plan, rng, chords), False),
+    ]
     side = float(rng.choice([-1.0, 1.0]))
     if rng.random() < family.arpeggio_probability:
         stems.append(Stem("arpeggio", "synthesizer", pan(render_arpeggio(plan, rng), -0.5 * side), False))
@@ -268,11 +371,20 @@ def render_lead(notes: Sequence[Note], plan: SongPlan, instrument: str) -> np.nd
     for note in notes:
         frequency = float(midi_to_hz(note.midi))
         if instrument == "synthesizer lead":
-            tone = sustained_tone(frequency, note.duration, plan.sample_rate, num_partials=10, tilt=1.0,
-                                  detune_cents=10.0, attack_seconds=0.03, release_seconds=0.08)
+            tone = sustained_tone(
+                frequency,
+                note.duration,
+                plan.sample_rate,
+                num_partials=10,
+                tilt=1.0,
+                detune_cents=10.0,
+                attack_seconds=0.03,
+                release_seconds=0.08,
+            )
         else:
-            tone = decaying_tone(frequency, note.duration, plan.sample_rate, num_partials=10, tilt=1.1,
-                                 decay_seconds=0.8)
+            tone = decaying_tone(
+                frequency, note.duration, plan.sample_rate, num_partials=10, tilt=1.1, decay_seconds=0.8
+            )
         add_at(lead, int(note.start * plan.sample_rate), note.velocity * tone)
     return lead
 
@@ -281,14 +393,21 @@ def _set_levels(stems, rng, voice_db, lead_db):
     """Scale each stem to a typical level relative to the others (RMS in dB, +-1.5 dB random;
     the voices ``voice_db`` and a lead instrument ``lead_db``) and fade the last 2000 samples
     out, so songs end without a click."""
-    levels_db = {"vocals": voice_db, "backing vocals": voice_db - 9.0, "bass": -4.0, "drums": -3.0,
-                 "chords": -7.0, "arpeggio": -12.0, "lead": lead_db}
+    levels_db = {
+        "vocals": voice_db,
+        "backing vocals": voice_db - 9.0,
+        "bass": -4.0,
+        "drums": -3.0,
+        "chords": -7.0,
+        "arpeggio": -12.0,
+        "lead": lead_db,
+    }
     leveled = []
     for stem in stems:
         rms = np.sqrt(np.mean(np.square(stem.audio)))
         audio = stem.audio * (10 ** ((levels_db[stem.name] + rng.uniform(-1.5, 1.5)) / 20) / max(rms, 1e-9))
         fade = min(2000, len(audio))
-        audio[len(audio) - fade:] *= np.linspace(1.0, 0.0, fade)[:, None]
+        audio[len(audio) - fade :] *= np.linspace(1.0, 0.0, fade)[:, None]
         leveled.append(dataclasses.replace(stem, audio=audio))
     return leveled
 
@@ -321,7 +440,8 @@ def song_names(seed: int, database: str, count: int) -> List[Tuple[str, str]]:
     index (so folder order is generation order, for up to 16 songs), titles are distinct within
     the database."""
     combinations = np.random.default_rng([seed, DATABASE_NAMES.index(database)]).permutation(
-        len(TITLE_ADJECTIVES) * len(TITLE_NOUNS))
+        len(TITLE_ADJECTIVES) * len(TITLE_NOUNS)
+    )
     names = []
     for index in range(count):
         artist = ARTISTS[index % len(ARTISTS)] + ("" if index < len(ARTISTS) else f" {index // len(ARTISTS) + 1}")

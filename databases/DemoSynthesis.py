@@ -99,18 +99,24 @@ def add_at(buffer: np.ndarray, start: int, segment: np.ndarray) -> None:
     if start >= len(buffer):
         return
     length = min(len(segment), len(buffer) - start)
-    buffer[start:start + length] += segment[:length]
+    buffer[start : start + length] += segment[:length]
 
 
-def band_noise(rng: np.random.Generator, num_samples: int, sample_rate: int, low_hz: Optional[float] = None,
-               high_hz: Optional[float] = None) -> np.ndarray:
+def band_noise(
+    rng: np.random.Generator,
+    num_samples: int,
+    sample_rate: int,
+    low_hz: Optional[float] = None,
+    high_hz: Optional[float] = None,
+) -> np.ndarray:
     """Gaussian noise [samples] at ``sample_rate`` Hz filtered by a 4th-order Butterworth band/high/low
     pass (Hz); one of ``low_hz`` and ``high_hz`` must be given."""
     noise = rng.standard_normal(num_samples)
     nyquist_limit = 0.45 * sample_rate
     if low_hz is not None and high_hz is not None:
-        sos = scipy.signal.butter(2, [low_hz, min(high_hz, nyquist_limit)], btype="bandpass",
-                                  fs=sample_rate, output="sos")
+        sos = scipy.signal.butter(
+            2, [low_hz, min(high_hz, nyquist_limit)], btype="bandpass", fs=sample_rate, output="sos"
+        )
     elif low_hz is not None:
         sos = scipy.signal.butter(4, min(low_hz, nyquist_limit), btype="highpass", fs=sample_rate, output="sos")
     else:
@@ -123,9 +129,19 @@ def band_noise(rng: np.random.Generator, num_samples: int, sample_rate: int, low
 # They are computed in float32, whose sine/exp are several times faster than float64's;
 # the phase error stays below a few hundredths of a radian for tones of a few seconds.
 @functools.lru_cache(maxsize=128)
-def decaying_tone(frequency: float, seconds: float, sample_rate: int, *, num_partials: int = 8, tilt: float = 1.0,
-                  decay_seconds: float = 1.0, attack_seconds: float = 0.003, release_seconds: float = 0.03,
-                  inharmonicity: float = 0.0, max_frequency: float = 10000.0) -> np.ndarray:
+def decaying_tone(
+    frequency: float,
+    seconds: float,
+    sample_rate: int,
+    *,
+    num_partials: int = 8,
+    tilt: float = 1.0,
+    decay_seconds: float = 1.0,
+    attack_seconds: float = 0.003,
+    release_seconds: float = 0.03,
+    inharmonicity: float = 0.0,
+    max_frequency: float = 10000.0,
+) -> np.ndarray:
     """A plucked/struck harmonic tone [samples] (float32, read-only) at ``sample_rate`` Hz: ``seconds``
     plus a release; ``frequency`` and ``max_frequency`` in Hz.
 
@@ -138,18 +154,28 @@ def decaying_tone(frequency: float, seconds: float, sample_rate: int, *, num_par
     num_samples = int((seconds + release_seconds) * sample_rate)
     t = _time_axis(num_samples, sample_rate)
     k = np.arange(1, num_partials + 1, dtype=np.float32)[:, None]
-    partial_hz = frequency * k * np.sqrt(1.0 + inharmonicity * k ** 2)
-    amplitudes = k ** -tilt * (partial_hz < min(max_frequency, 0.45 * sample_rate))
+    partial_hz = frequency * k * np.sqrt(1.0 + inharmonicity * k**2)
+    amplitudes = k**-tilt * (partial_hz < min(max_frequency, 0.45 * sample_rate))
     envelopes = np.exp(t * (-np.sqrt(k) / decay_seconds))
     tone = np.sum(amplitudes * envelopes * np.sin((2 * np.pi * partial_hz) * t), axis=0)
-    return _read_only((tone * _attack_release(num_samples, sample_rate, attack_seconds, release_seconds))
-                      .astype(np.float32))
+    return _read_only(
+        (tone * _attack_release(num_samples, sample_rate, attack_seconds, release_seconds)).astype(np.float32)
+    )
 
 
 @functools.lru_cache(maxsize=32)
-def sustained_tone(frequency: float, seconds: float, sample_rate: int, *, num_partials: int = 6, tilt: float = 1.5,
-                   detune_cents: float = 7.0, attack_seconds: float = 0.2, release_seconds: float = 0.3,
-                   max_frequency: float = 8000.0) -> np.ndarray:
+def sustained_tone(
+    frequency: float,
+    seconds: float,
+    sample_rate: int,
+    *,
+    num_partials: int = 6,
+    tilt: float = 1.5,
+    detune_cents: float = 7.0,
+    attack_seconds: float = 0.2,
+    release_seconds: float = 0.3,
+    max_frequency: float = 8000.0,
+) -> np.ndarray:
     """A pad-like tone [samples] (float32, read-only) at ``sample_rate`` Hz: two detuned harmonic
     oscillators around ``frequency`` Hz, partials up to ``max_frequency`` Hz.
 
@@ -162,10 +188,11 @@ def sustained_tone(frequency: float, seconds: float, sample_rate: int, *, num_pa
     tone = np.zeros(num_samples, dtype=np.float32)
     for cents in (-detune_cents / 2, detune_cents / 2):
         partial_hz = frequency * 2.0 ** (cents / 1200.0) * k
-        amplitudes = k ** -tilt * (partial_hz < min(max_frequency, 0.45 * sample_rate))
+        amplitudes = k**-tilt * (partial_hz < min(max_frequency, 0.45 * sample_rate))
         tone += np.sum(amplitudes * np.sin((2 * np.pi * partial_hz) * t), axis=0)
-    return _read_only((tone * _attack_release(num_samples, sample_rate, attack_seconds, release_seconds))
-                      .astype(np.float32))
+    return _read_only(
+        (tone * _attack_release(num_samples, sample_rate, attack_seconds, release_seconds)).astype(np.float32)
+    )
 
 
 def _time_axis(num_samples, sample_rate):
@@ -184,7 +211,7 @@ def _attack_release(num_samples, sample_rate, attack_seconds, release_seconds):
     attack = min(num_samples, max(1, int(attack_seconds * sample_rate)))
     gain[:attack] = np.linspace(0.0, 1.0, attack)
     release = min(num_samples, max(1, int(release_seconds * sample_rate)))
-    gain[num_samples - release:] *= 0.5 * (1 + np.cos(np.linspace(0, np.pi, release)))
+    gain[num_samples - release :] *= 0.5 * (1 + np.cos(np.linspace(0, np.pi, release)))
     return gain
 
 
@@ -192,28 +219,41 @@ def _attack_release(num_samples, sample_rate, attack_seconds, release_seconds):
 class VoiceStyle:
     """Timbre and expression of a singer (all drawn per song)."""
 
-    formant_scale: float      # 1.0 for male, ~1.15 for female formant frequencies
-    vibrato_hz: float         # vibrato rate
-    vibrato_cents: float      # vibrato depth (peak deviation)
-    glide_seconds: float      # portamento time constant between notes
-    tilt: float               # source spectral slope: partial k has amplitude k^-tilt
-    breathiness: float        # level of breath noise relative to the voiced peak
+    formant_scale: float  # 1.0 for male, ~1.15 for female formant frequencies
+    vibrato_hz: float  # vibrato rate
+    vibrato_cents: float  # vibrato depth (peak deviation)
+    glide_seconds: float  # portamento time constant between notes
+    tilt: float  # source spectral slope: partial k has amplitude k^-tilt
+    breathiness: float  # level of breath noise relative to the voiced peak
 
 
-def draw_voice_style(rng: np.random.Generator, singer: str, vibrato_cents: Tuple[float, float] = (20.0, 60.0),
-                     breathiness: Tuple[float, float] = (0.03, 0.07)) -> VoiceStyle:
+def draw_voice_style(
+    rng: np.random.Generator,
+    singer: str,
+    vibrato_cents: Tuple[float, float] = (20.0, 60.0),
+    breathiness: Tuple[float, float] = (0.03, 0.07),
+) -> VoiceStyle:
     """Random :class:`VoiceStyle` for a ``"female singer"`` or ``"male singer"``; vibrato depth
     (cents) and breathiness are drawn uniformly from the given ``(low, high)`` ranges."""
-    return VoiceStyle(formant_scale=float(rng.uniform(1.1, 1.2)) if singer == "female singer" else 1.0,
-                      vibrato_hz=float(rng.uniform(5.0, 6.5)),
-                      vibrato_cents=float(rng.uniform(*vibrato_cents)),
-                      glide_seconds=float(rng.uniform(0.025, 0.06)),
-                      tilt=float(rng.uniform(0.9, 1.3)),
-                      breathiness=float(rng.uniform(*breathiness)))
+    return VoiceStyle(
+        formant_scale=float(rng.uniform(1.1, 1.2)) if singer == "female singer" else 1.0,
+        vibrato_hz=float(rng.uniform(5.0, 6.5)),
+        vibrato_cents=float(rng.uniform(*vibrato_cents)),
+        glide_seconds=float(rng.uniform(0.025, 0.06)),
+        tilt=float(rng.uniform(0.9, 1.3)),
+        breathiness=float(rng.uniform(*breathiness)),
+    )
 
 
-def render_voice(notes: Sequence[MelodyNote], plan: SongTiming, style: VoiceStyle, rng: np.random.Generator,
-                 num_partials: int = 24, max_frequency: float = 8000.0, hop: int = 64) -> np.ndarray:
+def render_voice(
+    notes: Sequence[MelodyNote],
+    plan: SongTiming,
+    style: VoiceStyle,
+    rng: np.random.Generator,
+    num_partials: int = 24,
+    max_frequency: float = 8000.0,
+    hop: int = 64,
+) -> np.ndarray:
     """Sung-like voice [samples] (mono, float64, ``plan.sample_rate`` Hz) singing ``notes``.
 
     Harmonic partials of a continuous pitch contour (portamento, occasional scoops, vibrato
@@ -233,8 +273,9 @@ def render_voice(notes: Sequence[MelodyNote], plan: SongTiming, style: VoiceStyl
     # Partial amplitudes change slowly: compute them once per block of `hop` samples.
     control = np.minimum(np.arange(-(-num_samples // hop)) * hop + hop // 2, num_samples - 1)
     formants = _formant_tracks(notes, held[control], style.formant_scale, sample_rate / hop)
-    partial_amplitudes = _partial_amplitudes(f0[control], formants, style.tilt, sample_rate, num_partials,
-                                             max_frequency)
+    partial_amplitudes = _partial_amplitudes(
+        f0[control], formants, style.tilt, sample_rate, num_partials, max_frequency
+    )
     voiced = _harmonic_sum(phase, partial_amplitudes, hop)
     amplitude = _voice_amplitude(notes, note_index, sample_rate)
     voiced *= amplitude / max(np.max(np.abs(voiced * amplitude)), 1e-9)
@@ -245,7 +286,7 @@ def _note_index_per_sample(notes, num_samples, sample_rate):
     """Index of the sounding note per sample [samples] (int), -1 in rests."""
     index = np.full(num_samples, -1, dtype=np.int64)
     for i, note in enumerate(notes):
-        index[int(note.start * sample_rate):int((note.start + note.duration) * sample_rate)] = i
+        index[int(note.start * sample_rate) : int((note.start + note.duration) * sample_rate)] = i
     return index
 
 
@@ -262,9 +303,9 @@ def _pitch_contour(notes, held, plan, style, rng):
     sample_rate, num_samples = plan.sample_rate, len(held)
     target = np.array([note.midi for note in notes])[held]
     onsets = np.array([int(note.start * sample_rate) for note in notes])
-    for note, onset in zip(notes, onsets):
+    for onset in onsets:
         if rng.random() < 0.25:  # scoop: start a semitone low and slide up
-            target[onset:onset + int(0.08 * sample_rate)] -= 1.0
+            target[onset : onset + int(0.08 * sample_rate)] -= 1.0
     pitch = smooth(smooth(target, style.glide_seconds, sample_rate), style.glide_seconds, sample_rate)
     seconds_into_note = (np.arange(num_samples) - onsets[held]) / sample_rate
     vibrato_depth = style.vibrato_cents / 100.0 * np.clip((seconds_into_note - 0.15) / 0.35, 0.0, 1.0)
@@ -283,8 +324,10 @@ def _formant_tracks(notes, held, formant_scale, frame_rate):
     frequencies = np.array([VOWEL_FORMANTS[note.vowel][0] for note in notes]).T * formant_scale
     gains = np.array([VOWEL_FORMANTS[note.vowel][1] for note in notes]).T
     glide = 0.04
-    return (np.stack([smooth(row[held], glide, frame_rate) for row in frequencies]),
-            np.stack([smooth(row[held], glide, frame_rate) for row in gains]))
+    return (
+        np.stack([smooth(row[held], glide, frame_rate) for row in frequencies]),
+        np.stack([smooth(row[held], glide, frame_rate) for row in gains]),
+    )
 
 
 def _formant_gain(frequency, formants):
@@ -307,7 +350,7 @@ def _partial_amplitudes(f0, formants, tilt, sample_rate, num_partials, max_frequ
     limit = min(max_frequency, 0.45 * sample_rate)
     partial_hz = np.arange(1, num_partials + 1)[:, None] * f0
     k = np.arange(1, num_partials + 1)[:, None]
-    return k ** -tilt * _formant_gain(partial_hz, formants) * (partial_hz < limit)
+    return k**-tilt * _formant_gain(partial_hz, formants) * (partial_hz < limit)
 
 
 def _harmonic_sum(phase, partial_amplitudes, hop):
@@ -338,7 +381,7 @@ def _voice_amplitude(notes, note_index, sample_rate):
         next_is_adjacent = i + 1 < len(notes) and notes[i + 1].phrase == note.phrase
         if not note.legato and next_is_adjacent:
             end = int((note.start + note.duration) * sample_rate)
-            gate[max(0, end - int(0.04 * sample_rate)):end] = 0.0
+            gate[max(0, end - int(0.04 * sample_rate)) : end] = 0.0
     return smooth(smooth(gate, 0.02, sample_rate), 0.02, sample_rate)
 
 
@@ -352,8 +395,9 @@ def _breath_noise(notes, amplitude, rng, num_samples, sample_rate):
         length = int(rng.uniform(0.2, 0.35) * sample_rate)
         end = int((start - 0.05) * sample_rate)
         if end - length > 0:
-            envelope[end - length:end] += 0.6 * np.hanning(length)
+            envelope[end - length : end] += 0.6 * np.hanning(length)
     return noise * envelope
+
 
 def render_bass(plan: SongTiming, rng: np.random.Generator) -> np.ndarray:
     """Bass line [samples] (mono, float64, ``plan.sample_rate`` Hz): chord roots (sometimes fifths)
@@ -369,8 +413,15 @@ def render_bass(plan: SongTiming, rng: np.random.Generator) -> np.ndarray:
             next_step = pattern[i + 1] if i + 1 < len(pattern) else 8
             pitch_class = fifth if i > 0 and rng.random() < 0.2 else root
             midi = 36 + (pitch_class - 36) % 12  # C2..B2
-            tone = decaying_tone(float(midi_to_hz(midi)), 0.9 * (next_step - step) * eighth, plan.sample_rate,
-                                 num_partials=8, tilt=1.4, decay_seconds=decay, attack_seconds=0.005)
+            tone = decaying_tone(
+                float(midi_to_hz(midi)),
+                0.9 * (next_step - step) * eighth,
+                plan.sample_rate,
+                num_partials=8,
+                tilt=1.4,
+                decay_seconds=decay,
+                attack_seconds=0.005,
+            )
             start = int((bar * plan.bar_seconds + step * eighth) * plan.sample_rate)
             add_at(bass, start, float(rng.uniform(0.8, 1.0)) * tone)
     return bass
@@ -404,10 +455,12 @@ def _chord_tone(kind, frequency, seconds, sample_rate):
     if kind == "synthesizer":
         return sustained_tone(frequency, seconds, sample_rate, num_partials=6, tilt=1.6)
     if kind == "acoustic guitar":
-        return decaying_tone(frequency, seconds, sample_rate, num_partials=10, tilt=0.9,
-                             decay_seconds=0.7, inharmonicity=1e-4)
-    return decaying_tone(frequency, seconds, sample_rate, num_partials=8, tilt=1.2,
-                         decay_seconds=1.2, inharmonicity=4e-4)
+        return decaying_tone(
+            frequency, seconds, sample_rate, num_partials=10, tilt=0.9, decay_seconds=0.7, inharmonicity=1e-4
+        )
+    return decaying_tone(
+        frequency, seconds, sample_rate, num_partials=8, tilt=1.2, decay_seconds=1.2, inharmonicity=4e-4
+    )
 
 
 def render_arpeggio(plan: SongTiming, rng: np.random.Generator) -> np.ndarray:
@@ -421,8 +474,9 @@ def render_arpeggio(plan: SongTiming, rng: np.random.Generator) -> np.ndarray:
         chord.append(chord[0] + 12)
         for step in range(8):
             midi = chord[order[step % len(order)]]
-            tone = decaying_tone(float(midi_to_hz(midi)), 0.9 * eighth, plan.sample_rate,
-                                 num_partials=5, tilt=1.0, decay_seconds=0.25)
+            tone = decaying_tone(
+                float(midi_to_hz(midi)), 0.9 * eighth, plan.sample_rate, num_partials=5, tilt=1.0, decay_seconds=0.25
+            )
             add_at(arpeggio, int((bar * plan.bar_seconds + step * eighth) * plan.sample_rate), tone)
     return arpeggio
 
@@ -434,6 +488,7 @@ def make_drum_kit(sample_rate: int, rng: np.random.Generator) -> Dict[str, np.nd
     Kick: sine with a falling pitch (150 -> 45 Hz) plus a click; snare: band-passed noise
     plus a 190 Hz body; hi-hats: high-passed noise with short/long decays.
     """
+
     def seconds(duration):
         return np.arange(int(duration * sample_rate)) / sample_rate
 

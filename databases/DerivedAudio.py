@@ -64,12 +64,19 @@ def load_database_songs(database: PreparedDatabase, cache_dir: str) -> list:
         DatasetConfigError: a track lacks an instrument its database needs.
         ValueError: a file cannot be read or decoded (the message names it).
     """
-    builders = {"DSD100": _multitrack_song, "MUSDB18HQ": _multitrack_song, "MUSDB18": _musdb18_song,
-                "MedleyDB": _medleydb_song, "CCMixter": _ccmixter_song, "iKala": _ikala_song,
-                "SongFolders": _song_folder_song}
+    builders = {
+        "DSD100": _multitrack_song,
+        "MUSDB18HQ": _multitrack_song,
+        "MUSDB18": _musdb18_song,
+        "MedleyDB": _medleydb_song,
+        "CCMixter": _ccmixter_song,
+        "iKala": _ikala_song,
+        "SongFolders": _song_folder_song,
+    }
     songs = []
-    for track in tqdm(database.description.tracks, desc=f"Preparing {database.name}", unit="song",
-                      leave=False, disable=None):
+    for track in tqdm(
+        database.description.tracks, desc=f"Preparing {database.name}", unit="song", leave=False, disable=None
+    ):
         context = _SongContext(database, track, os.path.abspath(cache_dir))
         songs.append(LabelledSong(triple=builders[database.name](context), split=track.split))
     return songs
@@ -91,8 +98,10 @@ class _SongContext:
     def single_path(self, instrument_name):
         paths = self.paths(instrument_name)
         if len(paths) != 1:
-            raise DatasetConfigError(f"{self.where} needs exactly one instrument named {instrument_name} for a "
-                                     f"{self.database.name} song, found {len(paths)}")
+            raise DatasetConfigError(
+                f"{self.where} needs exactly one instrument named {instrument_name} for a "
+                f"{self.database.name} song, found {len(paths)}"
+            )
         return paths[0]
 
     def sample(self, path):
@@ -115,11 +124,20 @@ def _multitrack_song(context):
     mixture, voice = context.sample(mixture_path), context.sample(voice_path)
     inputs = [("mixture", mixture_path), ("voice", voice_path)]
     if _same_format([mixture, voice]):
-        derived = _derived_samples(context, inputs, ("accompaniment",),
-                                   lambda audio: {"accompaniment": audio["mixture"] - audio["voice"]})
+        derived = _derived_samples(
+            context, inputs, ("accompaniment",), lambda audio: {"accompaniment": audio["mixture"] - audio["voice"]}
+        )
         return mixture, derived["accompaniment"], voice
-    derived = _derived_samples(context, inputs, SOURCE_ORDER, lambda audio: {
-        "mixture": audio["mixture"], "accompaniment": audio["mixture"] - audio["voice"], "voice": audio["voice"]})
+    derived = _derived_samples(
+        context,
+        inputs,
+        SOURCE_ORDER,
+        lambda audio: {
+            "mixture": audio["mixture"],
+            "accompaniment": audio["mixture"] - audio["voice"],
+            "voice": audio["voice"],
+        },
+    )
     return tuple(derived[role] for role in SOURCE_ORDER)
 
 
@@ -130,9 +148,17 @@ def _musdb18_song(context):
     accompaniment differs slightly from musdb's drums + bass + other).
     """
     path = context.single_path("Mix")
-    derived = _derived_samples(context, [("stems", path)], SOURCE_ORDER, lambda audio: {
-        "mixture": audio["mixture"], "accompaniment": audio["mixture"] - audio["voice"], "voice": audio["voice"]},
-        reader=_read_musdb18_stems)
+    derived = _derived_samples(
+        context,
+        [("stems", path)],
+        SOURCE_ORDER,
+        lambda audio: {
+            "mixture": audio["mixture"],
+            "accompaniment": audio["mixture"] - audio["voice"],
+            "voice": audio["voice"],
+        },
+        reader=_read_musdb18_stems,
+    )
     return tuple(derived[role] for role in SOURCE_ORDER)
 
 
@@ -170,11 +196,16 @@ def _song_folder_song(context):
     """SongFolders: two or three of Mix, Instrumental, Voice; a missing one is derived
     (accompaniment = mixture - voice, voice = mixture - accompaniment, mixture = accompaniment +
     voice). Files as they are when all three are there in one format, else re-cut into the cache."""
-    present = {role: context.single_path(name) for role, name in zip(SOURCE_ORDER, ("Mix", "Instrumental", "Voice"))
-               if context.paths(name)}
+    present = {
+        role: context.single_path(name)
+        for role, name in zip(SOURCE_ORDER, ("Mix", "Instrumental", "Voice"))
+        if context.paths(name)
+    }
     if len(present) < 2:
-        raise DatasetConfigError(f"{context.where} needs two or three of the instruments Mix, Instrumental and "
-                                 f"Voice, found {', '.join(present) or 'none'}")
+        raise DatasetConfigError(
+            f"{context.where} needs two or three of the instruments Mix, Instrumental and "
+            f"Voice, found {', '.join(present) or 'none'}"
+        )
     samples = {role: context.sample(path) for role, path in present.items()}
 
     def complete(audio):
@@ -199,8 +230,10 @@ def _ikala_song(context):
     """iKala: accompaniment = left channel, voice = right channel, mixture = their sum (mono)."""
     path = context.single_path("Mix")
     if context.sample(path).channels != 2:
-        raise DatasetConfigError(f"{path} ({context.where}) is not stereo: iKala clips hold the accompaniment "
-                                 "on the left and the voice on the right channel")
+        raise DatasetConfigError(
+            f"{path} ({context.where}) is not stereo: iKala clips hold the accompaniment "
+            "on the left and the voice on the right channel"
+        )
 
     def split_channels(audio):
         accompaniment, voice = audio["stereo"][:, :1], audio["stereo"][:, 1:2]
@@ -212,8 +245,9 @@ def _ikala_song(context):
 
 def _same_format(samples):
     """True if all samples share sample rate, channel count and number of frames."""
-    signatures = {(sample.sample_rate, sample.channels, round(sample.duration * sample.sample_rate))
-                  for sample in samples}
+    signatures = {
+        (sample.sample_rate, sample.channels, round(sample.duration * sample.sample_rate)) for sample in samples
+    }
     return len(signatures) == 1
 
 
@@ -281,12 +315,14 @@ def _read_musdb18_stems(inputs, reference_rate, where):
         ValueError: the file cannot be decoded, or decodes to much less audio than it declares.
         DatasetConfigError: the file lacks one of the 5 MUSDB18 streams.
     """
-    (_, path), = inputs
+    ((_, path),) = inputs
     info = stem_file_info(path)
     sample_rate = info.sample_rate(0)
     declared = int(round(info.duration(0) * sample_rate))
-    audio = {label: _decode_stem_stream(path, info, MUSDB18_STREAMS.index(stream), sample_rate, declared, where)
-             for label, stream in (("mixture", "mixture"), ("voice", "vocals"))}
+    audio = {
+        label: _decode_stem_stream(path, info, MUSDB18_STREAMS.index(stream), sample_rate, declared, where)
+        for label, stream in (("mixture", "mixture"), ("voice", "vocals"))
+    }
     shortest = min(len(signal) for signal in audio.values())
     return {label: np.ascontiguousarray(signal[:shortest]) for label, signal in audio.items()}, sample_rate
 
@@ -297,22 +333,33 @@ def _decode_stem_stream(path, info, stream, sample_rate, declared, where):
     name = MUSDB18_STREAMS[stream]
     stempeg = import_stempeg()
     try:
-        audio, _ = stempeg.read_stems(path, stem_id=info.audio_stream_idx()[stream], info=info,
-                                      sample_rate=sample_rate, dtype=np.float32, ffmpeg_format="f32le",
-                                      always_3d=True)
+        audio, _ = stempeg.read_stems(
+            path,
+            stem_id=info.audio_stream_idx()[stream],
+            info=info,
+            sample_rate=sample_rate,
+            dtype=np.float32,
+            ffmpeg_format="f32le",
+            always_3d=True,
+        )
     except FileNotFoundError as error:  # the ffmpeg program itself
-        raise AudioDecoderError(f"ffmpeg is needed to decode the MUSDB18 stem file {path} but was not found: "
-                                f"{FFMPEG_INSTALL_HINT}") from error
+        raise AudioDecoderError(
+            f"ffmpeg is needed to decode the MUSDB18 stem file {path} but was not found: {FFMPEG_INSTALL_HINT}"
+        ) from error
     except (Warning, RuntimeError, ValueError, ffmpeg.Error) as error:
-        raise ValueError(f"Cannot decode the {name} stream (stream {stream}) of the MUSDB18 stem file {path} "
-                         f"({where}): {type(error).__name__}: {error}. Replace the file with the original "
-                         "or remove its track") from error
+        raise ValueError(
+            f"Cannot decode the {name} stream (stream {stream}) of the MUSDB18 stem file {path} "
+            f"({where}): {type(error).__name__}: {error}. Replace the file with the original "
+            "or remove its track"
+        ) from error
     audio = np.asarray(audio[0], dtype=np.float32)
     shortfall = declared - len(audio)
     if shortfall > MUSDB18_LENGTH_TOLERANCE_FRAMES * AAC_FRAME_SAMPLES:
-        raise ValueError(f"The {name} stream of the MUSDB18 stem file {path} ({where}) decodes to "
-                         f"{len(audio) / sample_rate:.3f} s but the file declares {declared / sample_rate:.3f} s: "
-                         "it is truncated or damaged. Replace it with the original or remove its track")
+        raise ValueError(
+            f"The {name} stream of the MUSDB18 stem file {path} ({where}) decodes to "
+            f"{len(audio) / sample_rate:.3f} s but the file declares {declared / sample_rate:.3f} s: "
+            "it is truncated or damaged. Replace it with the original or remove its track"
+        )
     Input.check_finite(audio, path, sample_rate)
     return audio[:declared]
 
@@ -328,16 +375,25 @@ def _read_aligned(paths, reference_rate, where):
     durations = [len(signal) / rate for signal, rate in zip(audio, rates)]
     target_rate = reference_rate or rates[0]
     if any(rate != target_rate for rate in rates):
-        LOGGER.warning("%s: resampling to %d Hz, the mixture's rate: %s", where, target_rate,
-                       ", ".join(f"{path} ({rate} Hz)" for path, rate in zip(paths, rates) if rate != target_rate))
-        audio = [soxr.resample(signal, rate, target_rate) if rate != target_rate else signal
-                 for signal, rate in zip(audio, rates)]
+        LOGGER.warning(
+            "%s: resampling to %d Hz, the mixture's rate: %s",
+            where,
+            target_rate,
+            ", ".join(f"{path} ({rate} Hz)" for path, rate in zip(paths, rates) if rate != target_rate),
+        )
+        audio = [
+            soxr.resample(signal, rate, target_rate) if rate != target_rate else signal
+            for signal, rate in zip(audio, rates)
+        ]
     audio = _match_channels(list(audio), paths)
     shortest = min(len(signal) for signal in audio)
     if max(durations) - min(durations) > 1.0 / max(rates):
-        LOGGER.warning("%s: files have different lengths, using the common %.3f s: %s", where,
-                       shortest / target_rate, ", ".join(f"{path} ({duration:.3f} s)"
-                                                         for path, duration in zip(paths, durations)))
+        LOGGER.warning(
+            "%s: files have different lengths, using the common %.3f s: %s",
+            where,
+            shortest / target_rate,
+            ", ".join(f"{path} ({duration:.3f} s)" for path, duration in zip(paths, durations)),
+        )
     return [np.ascontiguousarray(signal[:shortest], dtype=np.float32) for signal in audio], target_rate
 
 
@@ -349,6 +405,7 @@ def _read_audio(path):
         Input.check_finite(audio, path, rate)
         return audio, rate
     import librosa  # only for formats libsndfile cannot read; librosa falls back to audioread
+
     audio, rate = librosa.load(path, sr=None, mono=False)
     return np.atleast_2d(audio).T.astype(np.float32), rate
 
@@ -360,7 +417,9 @@ def _match_channels(audio, paths):
         if signal.shape[1] == 1 and channels > 1:
             signal = np.repeat(signal, channels, axis=1)
         elif signal.shape[1] != channels:
-            raise ValueError(f"{path} has {signal.shape[1]} channels but the other files of its song have "
-                             f"{channels}: convert it to mono or {channels} channels")
+            raise ValueError(
+                f"{path} has {signal.shape[1]} channels but the other files of its song have "
+                f"{channels}: convert it to mono or {channels} channels"
+            )
         matched.append(signal)
     return matched

@@ -37,8 +37,22 @@ LOGGER = logging.getLogger(__name__)
 UNPAIRED_LISTS = ("mixtures", "accompaniment", "voice")
 FOLDER_DATABASE = "folders"
 SETTING = "unpaired_folders"
-GENERIC_FILE_NAMES = frozenset({"mixture", "mix", "vocals", "voice", "vocal", "accompaniment", "instrumental",
-                                "source-01", "source-02", "bass", "drums", "other"})
+GENERIC_FILE_NAMES = frozenset(
+    {
+        "mixture",
+        "mix",
+        "vocals",
+        "voice",
+        "vocal",
+        "accompaniment",
+        "instrumental",
+        "source-01",
+        "source-02",
+        "bass",
+        "drums",
+        "other",
+    }
+)
 MAX_NAMED_FILES = 5
 _TRACK_NUMBER = re.compile(r"^\d+\s*-\s*")
 
@@ -54,8 +68,9 @@ class FolderFile:
     mtime_ns: int
 
 
-def check_unpaired_folders(unpaired_folders: object, sources: Sequence[str] = ("accompaniment", "voice")
-                           ) -> Dict[str, Tuple[str, ...]]:
+def check_unpaired_folders(
+    unpaired_folders: object, sources: Sequence[str] = ("accompaniment", "voice")
+) -> Dict[str, Tuple[str, ...]]:
     """Validate the ``unpaired_folders`` setting before any work.
 
     Args:
@@ -74,17 +89,21 @@ def check_unpaired_folders(unpaired_folders: object, sources: Sequence[str] = ("
     if not unpaired_folders:
         return {}
     if not isinstance(unpaired_folders, dict):
-        raise DatasetConfigError(f"{SETTING}={unpaired_folders!r} must be a dict such as "
-                                 '{"mixtures": ["/data/songs"], "voice": ["/data/acapellas"]}')
+        raise DatasetConfigError(
+            f"{SETTING}={unpaired_folders!r} must be a dict such as "
+            '{"mixtures": ["/data/songs"], "voice": ["/data/acapellas"]}'
+        )
     checked = {}
     for key, value in unpaired_folders.items():
         if key != "mixtures" and key not in sources:
             raise DatasetConfigError(
                 f"{SETTING}.{key} names a source the model does not have (model_config.sources = {list(sources)}): "
-                f"use mixtures or one of the model's sources ({', '.join(source for source in sources)})")
+                f"use mixtures or one of the model's sources ({', '.join(source for source in sources)})"
+            )
         if key not in UNPAIRED_LISTS:
-            raise DatasetConfigError(f"{SETTING}.{key}: train_unsup holds only the lists {', '.join(UNPAIRED_LISTS)}; "
-                                     f"remove {SETTING}.{key}")
+            raise DatasetConfigError(
+                f"{SETTING}.{key}: train_unsup holds only the lists {', '.join(UNPAIRED_LISTS)}; remove {SETTING}.{key}"
+            )
         folders = [value] if isinstance(value, (str, os.PathLike)) else value
         if folders is None:
             continue
@@ -95,8 +114,9 @@ def check_unpaired_folders(unpaired_folders: object, sources: Sequence[str] = ("
             path = os.path.abspath(os.path.expanduser(os.fspath(folder)))
             if not os.path.isdir(path):
                 state = "is not a folder" if os.path.exists(path) else "does not exist"
-                raise DatasetConfigError(f"{SETTING}.{key}: the folder {path} {state}; fix the path or remove it "
-                                         f"from {SETTING}.{key}")
+                raise DatasetConfigError(
+                    f"{SETTING}.{key}: the folder {path} {state}; fix the path or remove it from {SETTING}.{key}"
+                )
             if path not in absolute:
                 absolute.append(path)
         if absolute:
@@ -119,14 +139,16 @@ def list_unpaired_files(folders: Dict[str, Sequence[str]]) -> List[FolderFile]:
             if not everything:
                 raise DatasetConfigError(
                     f"{SETTING}.{role}: the folder {folder} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}), "
-                    f"neither in it nor in its sub-folders; add files or remove it from {SETTING}.{role}")
+                    f"neither in it nor in its sub-folders; add files or remove it from {SETTING}.{role}"
+                )
             for path in everything:
                 if os.path.realpath(path) in seen:
                     continue
                 seen.add(os.path.realpath(path))
                 status = os.stat(path)
-                files.append(FolderFile(role=role, folder=folder, path=path, size=status.st_size,
-                                        mtime_ns=status.st_mtime_ns))
+                files.append(
+                    FolderFile(role=role, folder=folder, path=path, size=status.st_size, mtime_ns=status.st_mtime_ns)
+                )
     return files
 
 
@@ -134,8 +156,11 @@ def _audio_files(folder):
     paths = []
     for parent, subfolders, names in os.walk(folder, followlinks=True):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        paths += [os.path.join(parent, name) for name in sorted(names)
-                  if not name.startswith(".") and name.lower().endswith(AUDIO_EXTENSIONS)]
+        paths += [
+            os.path.join(parent, name)
+            for name in sorted(names)
+            if not name.startswith(".") and name.lower().endswith(AUDIO_EXTENSIONS)
+        ]
     return sorted(paths, key=lambda path: os.path.relpath(path, folder).split(os.sep))
 
 
@@ -166,8 +191,10 @@ def read_unpaired_samples(files: Sequence[FolderFile]) -> Dict[str, List[Sample]
         samples[item.role].append(sample)
     if unreadable:
         more = f" and {len(unreadable) - MAX_NAMED_FILES} more" if len(unreadable) > MAX_NAMED_FILES else ""
-        raise DatasetConfigError(f"{len(unreadable)} file(s) in the {SETTING} folders cannot be read; replace or "
-                                 f"remove them:\n  " + "\n  ".join(unreadable[:MAX_NAMED_FILES]) + more)
+        raise DatasetConfigError(
+            f"{len(unreadable)} file(s) in the {SETTING} folders cannot be read; replace or "
+            f"remove them:\n  " + "\n  ".join(unreadable[:MAX_NAMED_FILES]) + more
+        )
     return samples
 
 
@@ -202,15 +229,26 @@ def add_to_dataset(dataset: dict, samples: Dict[str, List[Sample]]) -> Tuple[dic
                 unpaired[index].append(sample)
                 continue
             partition, database = kept_by_identity[found]
-            decisions.append(SharedSongDecision(identity=found, song=f"{sample.song} ({sample.path})",
-                                                database=FOLDER_DATABASE, action="dropped",
-                                                source_partition="train_unsup", kept_partition=partition,
-                                                kept_database=database))
+            decisions.append(
+                SharedSongDecision(
+                    identity=found,
+                    song=f"{sample.song} ({sample.path})",
+                    database=FOLDER_DATABASE,
+                    action="dropped",
+                    source_partition="train_unsup",
+                    kept_partition=partition,
+                    kept_database=database,
+                )
+            )
     for decision in decisions:
         LOGGER.info("Shared song: %s", decision.describe())
     if decisions:
-        LOGGER.warning("%d file(s) of the %s folders are songs of train_sup, valid or test and were left out of "
-                       "training (SharedSongs.py; details at INFO level)", len(decisions), SETTING)
+        LOGGER.warning(
+            "%d file(s) of the %s folders are songs of train_sup, valid or test and were left out of "
+            "training (SharedSongs.py; details at INFO level)",
+            len(decisions),
+            SETTING,
+        )
     return dict(dataset, train_unsup=unpaired), decisions
 
 

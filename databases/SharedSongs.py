@@ -65,9 +65,9 @@ class SharedSongDecision:
     def describe(self) -> str:
         """One log line, e.g. "'A - B' (MedleyDB) is also in train_sup (MUSDB18): dropped from test"."""
         where = ("moved from {0} to {1}" if self.action == "moved" else "dropped from {0}").format(
-            self.source_partition, self.kept_partition)
-        return (f"{self.song!r} ({self.database}) is also in {self.kept_partition} ({self.kept_database}): "
-                f"{where}")
+            self.source_partition, self.kept_partition
+        )
+        return f"{self.song!r} ({self.database}) is also in {self.kept_partition} ({self.kept_database}): {where}"
 
 
 def song_identity(sample: Sample) -> str:
@@ -114,17 +114,28 @@ def keep_each_song_in_one_partition(dataset: dict) -> Tuple[dict, List[SharedSon
                 continue  # another clip of the song in the same partition: nothing is shared
             action = "moved" if same_database else "dropped"
             new_partition[position] = kept_partition if same_database else None
-            decisions.append(SharedSongDecision(identity=identity, song=triple[0].song or triple[0].path,
-                                                database=triple[0].database, action=action,
-                                                source_partition=partition, kept_partition=kept_partition,
-                                                kept_database=kept_database))
+            decisions.append(
+                SharedSongDecision(
+                    identity=identity,
+                    song=triple[0].song or triple[0].path,
+                    database=triple[0].database,
+                    action=action,
+                    source_partition=partition,
+                    kept_partition=kept_partition,
+                    kept_database=kept_database,
+                )
+            )
     for decision in decisions:
         LOGGER.info("Shared song: %s", decision.describe())
     if decisions:
         moved = sum(decision.action == "moved" for decision in decisions)
-        LOGGER.warning("%d song(s) were found in more than one partition: %d entries moved, %d dropped so that "
-                       "each song is in one partition only (SharedSongs.py; details at INFO level)",
-                       len({decision.identity for decision in decisions}), moved, len(decisions) - moved)
+        LOGGER.warning(
+            "%d song(s) were found in more than one partition: %d entries moved, %d dropped so that "
+            "each song is in one partition only (SharedSongs.py; details at INFO level)",
+            len({decision.identity for decision in decisions}),
+            moved,
+            len(decisions) - moved,
+        )
     return _rebuild(entries, new_partition), decisions
 
 
@@ -132,10 +143,16 @@ def _entries(dataset):
     """``[(partition, triple)]`` in partition priority order (unpaired lists zipped by index)."""
     unpaired = dataset["train_unsup"]
     if len({len(samples) for samples in unpaired}) > 1:
-        raise ValueError("train_unsup's three lists have different lengths; shared songs can only be resolved "
-                         "for a dataset built by Datasets.partition_dataset")
-    triples = {"train_sup": dataset["train_sup"], "train_unsup": list(zip(*unpaired)),
-               "valid": dataset["valid"], "test": dataset["test"]}
+        raise ValueError(
+            "train_unsup's three lists have different lengths; shared songs can only be resolved "
+            "for a dataset built by Datasets.partition_dataset"
+        )
+    triples = {
+        "train_sup": dataset["train_sup"],
+        "train_unsup": list(zip(*unpaired)),
+        "valid": dataset["valid"],
+        "test": dataset["test"],
+    }
     return [(partition, tuple(triple)) for partition in PARTITION_PRIORITY for triple in triples[partition]]
 
 

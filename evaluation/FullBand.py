@@ -80,8 +80,9 @@ def shares(magnitudes: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return result
 
 
-def transfer_masks(estimates: Mapping[str, np.ndarray], signal: Signal, sample_rate: int,
-                   num_bins: int, num_frames: int) -> Dict[str, np.ndarray]:
+def transfer_masks(
+    estimates: Mapping[str, np.ndarray], signal: Signal, sample_rate: int, num_bins: int, num_frames: int
+) -> Dict[str, np.ndarray]:
     """Soft masks on the input's STFT grid from the model's source magnitudes.
 
     Args:
@@ -102,9 +103,13 @@ def transfer_masks(estimates: Mapping[str, np.ndarray], signal: Signal, sample_r
     nyquist = model_sr / 2.0
     reliable = RELIABLE_FRACTION * nyquist
     model_masks = shares(estimates)
-    band = _band_rows(model_bins, model_sr / model_fft, reliable * 2.0 ** -EXTENSION_OCTAVES, reliable)
-    high_masks = shares({name: np.sum(np.asarray(estimate, np.float32)[band], axis=0, keepdims=True)
-                         for name, estimate in estimates.items()})
+    band = _band_rows(model_bins, model_sr / model_fft, reliable * 2.0**-EXTENSION_OCTAVES, reliable)
+    high_masks = shares(
+        {
+            name: np.sum(np.asarray(estimate, np.float32)[band], axis=0, keepdims=True)
+            for name, estimate in estimates.items()
+        }
+    )
     blend = np.clip((frequencies - reliable) / (nyquist - reliable), 0.0, 1.0).astype(np.float32)[:, np.newaxis]
     frame_positions = np.arange(num_frames) * (input_hop / sample_rate) * (model_sr / model_hop)
     bin_positions = frequencies * (model_fft / model_sr)
@@ -137,8 +142,9 @@ def _interpolate(values, positions, axis):
     return np.take(values, below, axis=axis) * (1.0 - weight) + np.take(values, above, axis=axis) * weight
 
 
-def apply_masks(audio: np.ndarray, sample_rate: int, estimates: Mapping[str, np.ndarray],
-                signal: Signal) -> Dict[str, np.ndarray]:
+def apply_masks(
+    audio: np.ndarray, sample_rate: int, estimates: Mapping[str, np.ndarray], signal: Signal
+) -> Dict[str, np.ndarray]:
     """Split ``audio`` ``[channels, samples]`` at ``sample_rate`` Hz with the model's estimates.
 
     Args:

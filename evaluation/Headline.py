@@ -22,21 +22,34 @@ import textwrap
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from common import Utils
-from evaluation import Comparison
-from evaluation import Results
+from evaluation import Comparison, Results
 from evaluation.Metrics import METRICS_V4
 
 HEADLINE_METRICS = {"v3": ("SDR", "SIR", "SAR"), "v4": ("SDR_v4", "SIR_v4", "SAR_v4")}
 VERSION_NOTES = {
     "v3": "BSS Eval v3 (mir_eval, the paper's, over the whole song)",
-    "v4": "BSS Eval v4 (museval, SiSEC 2018's convention): per song the median over its 1-s frames; "
-          + Results.V4_NOTE,
+    "v4": "BSS Eval v4 (museval, SiSEC 2018's convention): per song the median over its 1-s frames; " + Results.V4_NOTE,
 }
-FILE_NAMES = {"markdown": "headline.md", "latex": "headline.tex", "gain_json": "gain.json",
-              "gain_text": "gain.txt", "full_table": "full_table.txt"}
+FILE_NAMES = {
+    "markdown": "headline.md",
+    "latex": "headline.tex",
+    "gain_json": "gain.json",
+    "gain_text": "gain.txt",
+    "full_table": "full_table.txt",
+}
 _MARKDOWN_SPECIAL = "\\`*_|<>[]#"
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 class HeadlineOutput(NamedTuple):
@@ -77,24 +90,31 @@ def headline_rows(results_by_model: Mapping[str, Sequence[dict]]) -> List[dict]:
     for row in Results.summarise(results_by_model):
         if row["metric"] in metrics:
             cells.setdefault((row["database"], row["source"], row["metric"]), {})[row["model"]] = {
-                "mean": row["mean"], "median": row["median"], "defined": row["num_defined"],
-                "total": row["num_defined"] + row["num_undefined"]}
+                "mean": row["mean"],
+                "median": row["median"],
+                "defined": row["num_defined"],
+                "total": row["num_defined"] + row["num_undefined"],
+            }
     databases = list(dict.fromkeys(database for database, _, _ in cells))  # summarise's order: all, then sorted
     sources = list(dict.fromkeys(source for _, source, _ in cells))
     keys = sorted(cells, key=lambda key: (databases.index(key[0]), sources.index(key[1]), metrics.index(key[2])))
-    return [{"database": database, "source": source, "metric": metric, "cells": cells[(database, source, metric)]}
-            for database, source, metric in keys]
+    return [
+        {"database": database, "source": source, "metric": metric, "cells": cells[(database, source, metric)]}
+        for database, source, metric in keys
+    ]
 
 
 def _title(version: str) -> str:
     """What the headline table's numbers are, in two sentences."""
-    return (f"{VERSION_NOTES[version]}. Mean and median in dB over the songs where the metric is defined; "
-            "songs = defined/total (a silent reference leaves a metric undefined).")
+    return (
+        f"{VERSION_NOTES[version]}. Mean and median in dB over the songs where the metric is defined; "
+        "songs = defined/total (a silent reference leaves a metric undefined)."
+    )
 
 
 def _metric_label(metric: str) -> str:
     """``SDR_v4`` -> ``SDR``: the table's title names the version."""
-    return metric[:-len("_v4")] if metric in METRICS_V4 else metric
+    return metric[: -len("_v4")] if metric in METRICS_V4 else metric
 
 
 def _number(value: Optional[float], style: str) -> str:
@@ -137,17 +157,22 @@ def format_markdown(results_by_model: Mapping[str, Sequence[dict]]) -> str:
     if not rows:
         return ""
     models = _models(rows)
-    header = ["database", "source", "metric"] + [f"{model} {column}" for model in models
-                                                 for column in ("mean", "median", "songs")]
-    lines = [escape_markdown(_title(headline_version(results_by_model))), "",
-             "| " + " | ".join(escape_markdown(name) for name in header) + " |",
-             "| " + " | ".join(["---"] * 3 + ["---:"] * 3 * len(models)) + " |"]
+    header = ["database", "source", "metric"] + [
+        f"{model} {column}" for model in models for column in ("mean", "median", "songs")
+    ]
+    lines = [
+        escape_markdown(_title(headline_version(results_by_model))),
+        "",
+        "| " + " | ".join(escape_markdown(name) for name in header) + " |",
+        "| " + " | ".join(["---"] * 3 + ["---:"] * 3 * len(models)) + " |",
+    ]
     for row in rows:
         values = [row["database"], row["source"], _metric_label(row["metric"])]
         for model in models:
             cell = row["cells"].get(model)
-            values += ([_number(cell["mean"], "text"), _number(cell["median"], "text"), _songs(cell)]
-                       if cell else ["", "", ""])
+            values += (
+                [_number(cell["mean"], "text"), _number(cell["median"], "text"), _songs(cell)] if cell else ["", "", ""]
+            )
         lines.append("| " + " | ".join(escape_markdown(value) for value in values) + " |")
     return "\n".join(lines) + "\n"
 
@@ -162,13 +187,15 @@ def format_latex(results_by_model: Mapping[str, Sequence[dict]]) -> str:
         return ""
     models = _models(rows)
     lines = [f"% {line}" for line in textwrap.wrap(_title(headline_version(results_by_model)), 96)]
-    lines += ["% Written by evaluation/Headline.py; needs \\usepackage{booktabs}.",
-              r"\begin{tabular}{lll" + "rrr" * len(models) + "}", r"\toprule",
-              " & & & " + " & ".join(rf"\multicolumn{{3}}{{c}}{{{escape_latex(model)}}}" for model in models)
-              + r" \\",
-              " ".join(rf"\cmidrule(lr){{{4 + 3 * index}-{6 + 3 * index}}}" for index in range(len(models))),
-              "Database & Source & Metric & " + " & ".join(["Mean & Median & Songs"] * len(models)) + r" \\",
-              r"\midrule"]
+    lines += [
+        "% Written by evaluation/Headline.py; needs \\usepackage{booktabs}.",
+        r"\begin{tabular}{lll" + "rrr" * len(models) + "}",
+        r"\toprule",
+        " & & & " + " & ".join(rf"\multicolumn{{3}}{{c}}{{{escape_latex(model)}}}" for model in models) + r" \\",
+        " ".join(rf"\cmidrule(lr){{{4 + 3 * index}-{6 + 3 * index}}}" for index in range(len(models))),
+        "Database & Source & Metric & " + " & ".join(["Mean & Median & Songs"] * len(models)) + r" \\",
+        r"\midrule",
+    ]
     previous = (None, None)
     for row in rows:
         if previous[0] is not None and row["database"] != previous[0]:
@@ -179,8 +206,11 @@ def format_latex(results_by_model: Mapping[str, Sequence[dict]]) -> str:
         values = [database, source, escape_latex(_metric_label(row["metric"]))]
         for model in models:
             cell = row["cells"].get(model)
-            values += ([_number(cell["mean"], "latex"), _number(cell["median"], "latex"), _songs(cell)]
-                       if cell else ["", "", ""])
+            values += (
+                [_number(cell["mean"], "latex"), _number(cell["median"], "latex"), _songs(cell)]
+                if cell
+                else ["", "", ""]
+            )
         lines.append(" & ".join(values) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -189,15 +219,17 @@ def format_latex(results_by_model: Mapping[str, Sequence[dict]]) -> str:
 def format_short_table(results_by_model: Mapping[str, Sequence[dict]]) -> str:
     """The headline table as plain text for the terminal: one line per database, source and
     metric (``5 x 2 x 3 = 30`` for the paper's four databases; metrics named by their column,
-    ``SDR_v4`` for v4), models side by side, a blank line between databases; with v4 (v3 off) the lines on undefined 1-s frames follow. Empty string if
-    no row has SDR/SIR/SAR."""
+    ``SDR_v4`` for v4), models side by side, a blank line between databases; with v4 (v3 off)
+    the lines on undefined 1-s frames follow. Empty string if no row has SDR/SIR/SAR."""
     rows = headline_rows(results_by_model)
     if not rows:
         return ""
     models = _models(rows)
     labels = [(row["database"], row["source"], row["metric"]) for row in rows]  # SDR_v4 as in the gain lines
-    widths = [max([len(header)] + [len(str(label[index])) for label in labels])
-              for index, header in enumerate(("database", "source", "metric"))]
+    widths = [
+        max([len(header)] + [len(str(label[index])) for label in labels])
+        for index, header in enumerate(("database", "source", "metric"))
+    ]
     songs_width = max([len("songs")] + [len(_songs(cell)) for row in rows for cell in row["cells"].values()])
     cell_width = 7 + 1 + 7 + 2 + songs_width
     group_widths = [max(cell_width, len(model)) for model in models]
@@ -206,31 +238,42 @@ def format_short_table(results_by_model: Mapping[str, Sequence[dict]]) -> str:
         return "  ".join(f"{value:<{width}}" for value, width in zip(values, widths))
 
     lines = textwrap.wrap(_title(headline_version(results_by_model)), 100)
-    lines.append(labels_text(("", "", "")) + "".join(f"  {model:>{width}}" for model, width in zip(models, group_widths)))
-    lines.append(labels_text(("database", "source", "metric"))
-                 + "".join(f"  {'mean':>{width - 8 - 2 - songs_width}} {'median':>7}  {'songs':>{songs_width}}"
-                           for width in group_widths))
+    lines.append(
+        labels_text(("", "", "")) + "".join(f"  {model:>{width}}" for model, width in zip(models, group_widths))
+    )
+    lines.append(
+        labels_text(("database", "source", "metric"))
+        + "".join(
+            f"  {'mean':>{width - 8 - 2 - songs_width}} {'median':>7}  {'songs':>{songs_width}}"
+            for width in group_widths
+        )
+    )
     previous = (None, None)
     for row, label in zip(rows, labels):
         if previous[0] is not None and row["database"] != previous[0]:
             lines.append("")
-        shown = (label[0] if row["database"] != previous[0] else "",
-                 label[1] if (row["database"], row["source"]) != previous else "", label[2])
+        shown = (
+            label[0] if row["database"] != previous[0] else "",
+            label[1] if (row["database"], row["source"]) != previous else "",
+            label[2],
+        )
         previous = (row["database"], row["source"])
         line = labels_text(shown)
         for model, width in zip(models, group_widths):
             cell = row["cells"].get(model)
-            line += (f"  {_number(cell['mean'], 'text'):>{width - 8 - 2 - songs_width}} "
-                     f"{_number(cell['median'], 'text'):>7}  {_songs(cell):>{songs_width}}"
-                     if cell else f"  {'-':>{width}}")
+            line += (
+                f"  {_number(cell['mean'], 'text'):>{width - 8 - 2 - songs_width}} "
+                f"{_number(cell['median'], 'text'):>7}  {_songs(cell):>{songs_width}}"
+                if cell
+                else f"  {'-':>{width}}"
+            )
         lines.append(line.rstrip())
     if headline_version(results_by_model) == "v4":
         lines += [""] + Results.v4_frame_lines(results_by_model)
     return "\n".join(lines)
 
 
-def gain_document(gains: Sequence[dict], metric: str, model: str, baseline: str,
-                  confidence: float = 0.95) -> dict:
+def gain_document(gains: Sequence[dict], metric: str, model: str, baseline: str, confidence: float = 0.95) -> dict:
     """``gain.json``'s content: what was compared and one entry per row of Comparison.gain_table.
 
     Returns:
@@ -238,20 +281,39 @@ def gain_document(gains: Sequence[dict], metric: str, model: str, baseline: str,
         "source", "metric", "mean", "interval": [low, high], "songs", "seeds"}]}``; dB, and
         ``null`` where a value is undefined (no song with a defined difference).
     """
-    return {"metric": metric, "unit": "dB", "model": model, "baseline": baseline, "confidence": confidence,
-            "method": f"{metric} of the {model} model minus that of the {baseline} model per test song (and "
-                      "seed), averaged; percentile bootstrap interval resampling songs and seeds independently; "
-                      "'all' pools every database",
-            "rows": [{"database": row["database"], "source": row["source"], "metric": metric,
-                      "mean": Results.json_value(row["mean"]),
-                      "interval": [Results.json_value(row["low"]), Results.json_value(row["high"])],
-                      "songs": int(row["songs"]), "seeds": int(row["seeds"])} for row in gains]}
+    return {
+        "metric": metric,
+        "unit": "dB",
+        "model": model,
+        "baseline": baseline,
+        "confidence": confidence,
+        "method": f"{metric} of the {model} model minus that of the {baseline} model per test song (and "
+        "seed), averaged; percentile bootstrap interval resampling songs and seeds independently; "
+        "'all' pools every database",
+        "rows": [
+            {
+                "database": row["database"],
+                "source": row["source"],
+                "metric": metric,
+                "mean": Results.json_value(row["mean"]),
+                "interval": [Results.json_value(row["low"]), Results.json_value(row["high"])],
+                "songs": int(row["songs"]),
+                "seeds": int(row["seeds"]),
+            }
+            for row in gains
+        ],
+    }
 
 
-def write_headline(results_by_model: Mapping[str, Sequence[dict]], out_dir: str,
-                   gains: Optional[Sequence[dict]] = None, gain_metric: str = "SDR",
-                   model: str = "semi-supervised", baseline: str = "supervised",
-                   confidence: float = 0.95) -> HeadlineOutput:
+def write_headline(
+    results_by_model: Mapping[str, Sequence[dict]],
+    out_dir: str,
+    gains: Optional[Sequence[dict]] = None,
+    gain_metric: str = "SDR",
+    model: str = "semi-supervised",
+    baseline: str = "supervised",
+    confidence: float = 0.95,
+) -> HeadlineOutput:
     """Write the headline table, the long table and (given ``gains``) the gain files into
     ``out_dir``, atomically, and return the text to print.
 
@@ -271,8 +333,11 @@ def write_headline(results_by_model: Mapping[str, Sequence[dict]], out_dir: str,
     """
     paths = {key: os.path.join(out_dir, name) for key, name in FILE_NAMES.items()}
     written = []
-    contents = {"markdown": format_markdown(results_by_model), "latex": format_latex(results_by_model),
-                "full_table": Results.format_results_table(results_by_model) + "\n"}
+    contents = {
+        "markdown": format_markdown(results_by_model),
+        "latex": format_latex(results_by_model),
+        "full_table": Results.format_results_table(results_by_model) + "\n",
+    }
     parts = [format_short_table(results_by_model)]
     if gains is not None:
         gain_lines = Comparison.format_gain_lines(gains, gain_metric, model=model, baseline=baseline)
@@ -285,9 +350,13 @@ def write_headline(results_by_model: Mapping[str, Sequence[dict]], out_dir: str,
             with Utils.atomic_write(paths[key], "w", encoding="utf-8") as handle:
                 handle.write(text)
             written.append(paths[key])
-    files = sorted(name for name in os.listdir(out_dir) if not name.startswith(".")
-                   and os.path.isfile(os.path.join(out_dir, name)))
+    files = sorted(
+        name for name in os.listdir(out_dir) if not name.startswith(".") and os.path.isfile(os.path.join(out_dir, name))
+    )
     folders = sorted(name + "/" for name in os.listdir(out_dir) if os.path.isdir(os.path.join(out_dir, name)))
-    parts.append(f"The full table of every metric is in {paths['full_table']}; the files in {out_dir}: "
-                 + ", ".join(files + folders) + ".")
+    parts.append(
+        f"The full table of every metric is in {paths['full_table']}; the files in {out_dir}: "
+        + ", ".join(files + folders)
+        + "."
+    )
     return HeadlineOutput("\n\n".join(part for part in parts if part), written)

@@ -92,7 +92,8 @@ def check_bss_eval(value: Union[str, Sequence[str]]) -> Tuple[str, ...]:
         raise BssEvalSettingError(
             f"bss_eval={value!r}: use a list of 'v3' (the paper's BSS Eval, mir_eval, whole song) and/or 'v4' "
             "(museval, SiSEC 2018: 1-s frames, median), e.g. bss_eval=['v3', 'v4'] (the default) or "
-            "bss_eval=['v3']" + (f"; unknown: {', '.join(map(repr, wrong))}" if wrong else "; it is empty") + ".")
+            "bss_eval=['v3']" + (f"; unknown: {', '.join(map(repr, wrong))}" if wrong else "; it is empty") + "."
+        )
     if "v4" in versions:
         museval_module()
     return tuple(version for version in BSS_EVAL_VERSIONS if version in versions)
@@ -115,7 +116,8 @@ def museval_module() -> types.ModuleType:
         raise BssEvalSettingError(
             f"BSS Eval v4 (bss_eval includes 'v4') needs museval ({error}). Install the requirements "
             "(pip install -r requirements.txt) and ffmpeg/ffprobe (museval's musdb/stempeg need them on PATH), "
-            "or evaluate with bss_eval=['v3'] only.") from error
+            "or evaluate with bss_eval=['v3'] only."
+        ) from error
     return museval
 
 
@@ -152,7 +154,7 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
         return math.nan
     target = (np.dot(estimate, reference) / reference_power) * reference
     error_power = float(np.sum((target - estimate) ** 2))
-    target_power = float(np.sum(target ** 2))
+    target_power = float(np.sum(target**2))
     if error_power == 0.0:
         return math.inf
     if target_power == 0.0:
@@ -160,9 +162,13 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return 10.0 * math.log10(target_power / error_power)
 
 
-def compute_song_metrics(references: np.ndarray, estimates: np.ndarray, mixture: np.ndarray,
-                         versions: Sequence[str] = DEFAULT_BSS_EVAL,
-                         sample_rate: int = MODEL_SAMPLE_RATE) -> List[dict]:
+def compute_song_metrics(
+    references: np.ndarray,
+    estimates: np.ndarray,
+    mixture: np.ndarray,
+    versions: Sequence[str] = DEFAULT_BSS_EVAL,
+    sample_rate: int = MODEL_SAMPLE_RATE,
+) -> List[dict]:
     """All metrics of one song, per source.
 
     Args:
@@ -208,33 +214,44 @@ def compute_song_metrics(references: np.ndarray, estimates: np.ndarray, mixture:
     estimates = np.asarray(estimates, np.float64)
     mixture = np.asarray(mixture, np.float64)
     if references.shape != estimates.shape or references.ndim != 2 or mixture.shape != references.shape[1:]:
-        raise ValueError(f"Shapes do not match: references {references.shape}, estimates {estimates.shape}, "
-                         f"mixture {mixture.shape}")
+        raise ValueError(
+            f"Shapes do not match: references {references.shape}, estimates {estimates.shape}, mixture {mixture.shape}"
+        )
     metrics = metrics_of(versions)
     num_sources = references.shape[0]
-    results = [{**{metric: math.nan for metric in metrics}, "undefined_metrics": [], "undefined_reason": []}
-               for _ in range(num_sources)]
-    silent_reference = np.mean(references ** 2, axis=1) <= SILENCE_MEAN_SQUARE
+    results = [
+        {**{metric: math.nan for metric in metrics}, "undefined_metrics": [], "undefined_reason": []}
+        for _ in range(num_sources)
+    ]
+    silent_reference = np.mean(references**2, axis=1) <= SILENCE_MEAN_SQUARE
     silent_estimate = ~np.any(estimates, axis=1)
     active = np.flatnonzero(~silent_reference)
     # Stand-ins for all-zero estimates keep mir_eval's and museval's input valid (results thrown away).
     valid_estimates = np.where(silent_estimate[active, None], references[active], estimates[active])
     if "v3" in versions:
-        _add_v3_metrics(results, references, estimates, valid_estimates, mixture, silent_reference,
-                        silent_estimate, active)
+        _add_v3_metrics(
+            results, references, estimates, valid_estimates, mixture, silent_reference, silent_estimate, active
+        )
     v4_notes = [[] for _ in results]
     if "v4" in versions:
         v4_notes = _add_v4_metrics(results, references, valid_estimates, silent_estimate, active, sample_rate)
     for source, result in enumerate(results):
         result["undefined_metrics"] = [metric for metric in metrics if math.isnan(result[metric])]
-        result["undefined_reason"] = _undefined_reasons(source, silent_reference, silent_estimate, active.size,
-                                                        np.any(mixture), result["undefined_metrics"],
-                                                        v4_notes[source])
+        result["undefined_reason"] = _undefined_reasons(
+            source,
+            silent_reference,
+            silent_estimate,
+            active.size,
+            np.any(mixture),
+            result["undefined_metrics"],
+            v4_notes[source],
+        )
     return results
 
 
-def _add_v3_metrics(results, references, estimates, valid_estimates, mixture, silent_reference, silent_estimate,
-                    active):
+def _add_v3_metrics(
+    results, references, estimates, valid_estimates, mixture, silent_reference, silent_estimate, active
+):
     """The paper's metrics (:data:`METRICS`) into ``results``, by the rules of :func:`compute_song_metrics`."""
     from mir_eval.separation import bss_eval_sources
 
@@ -246,8 +263,9 @@ def _add_v3_metrics(results, references, estimates, valid_estimates, mixture, si
         sdr, sir, sar, _ = bss_eval_sources(active_references, valid_estimates, compute_permutation=False)
         mixture_scores = None
         if not silent_reference.any() and np.any(mixture):
-            mixture_scores = bss_eval_sources(active_references, np.tile(mixture, (active.size, 1)),
-                                              compute_permutation=False)
+            mixture_scores = bss_eval_sources(
+                active_references, np.tile(mixture, (active.size, 1)), compute_permutation=False
+            )
     for index, source in enumerate(active):
         if silent_estimate[source]:
             continue
@@ -281,11 +299,19 @@ def bss_eval_v4(references: np.ndarray, estimates: np.ndarray, sample_rate: int)
     references = np.asarray(references, np.float64)
     window = int(V4_WINDOW_SECONDS * sample_rate)
     sdr, isr, sir, sar, _ = museval.metrics.bss_eval(
-        references[..., None], np.asarray(estimates, np.float64)[..., None], window=window, hop=window,
-        compute_permutation=False, filters_len=v4_filter_taps(sample_rate), framewise_filters=False,
-        bsseval_sources_version=False)
-    scores = {name: np.asarray(values, np.float64) for name, values in
-              (("SDR", sdr), ("SIR", sir), ("SAR", sar), ("ISR", isr))}
+        references[..., None],
+        np.asarray(estimates, np.float64)[..., None],
+        window=window,
+        hop=window,
+        compute_permutation=False,
+        filters_len=v4_filter_taps(sample_rate),
+        framewise_filters=False,
+        bsseval_sources_version=False,
+    )
+    scores = {
+        name: np.asarray(values, np.float64)
+        for name, values in (("SDR", sdr), ("SIR", sir), ("SAR", sar), ("ISR", isr))
+    }
     silent_frames = _silent_reference_frames(references, window, museval)
     for values in scores.values():
         values[:, silent_frames] = math.nan
@@ -302,8 +328,10 @@ def _silent_reference_frames(references: np.ndarray, window: int, museval) -> np
     """``bool [frames]``: frames (museval's framing) in which any reference is silent by
     :data:`SILENCE_MEAN_SQUARE`."""
     framing = museval.metrics.Framing(window, window, references.shape[1])
-    return np.array([bool(np.any(np.mean(references[:, frame] ** 2, axis=1) <= SILENCE_MEAN_SQUARE))
-                     for frame in framing], dtype=bool)
+    return np.array(
+        [bool(np.any(np.mean(references[:, frame] ** 2, axis=1) <= SILENCE_MEAN_SQUARE)) for frame in framing],
+        dtype=bool,
+    )
 
 
 def v4_frame_count(num_samples: int, sample_rate: int) -> int:
@@ -332,8 +360,9 @@ def _add_v4_metrics(results, references, valid_estimates, silent_estimate, activ
                     continue
                 values = scores[name][index]
                 framewise[name][source] = np.where(np.isfinite(values), values, math.nan)
-            notes[source] = _frameless_notes({name: scores[name][index] for name in MUSEVAL_METRICS
-                                              if name != "SIR" or active.size > 1})
+            notes[source] = _frameless_notes(
+                {name: scores[name][index] for name in MUSEVAL_METRICS if name != "SIR" or active.size > 1}
+            )
     # SIR without interference to measure is undefined for the whole song (in undefined_metrics), so
     # its frames do not count; a silent reference or estimate leaves every frame undefined.
     counted = [name for name in MUSEVAL_METRICS if name != "SIR" or active.size > 1]
@@ -356,13 +385,15 @@ def _frameless_notes(scores):
     values = np.stack([scores[name] for name in frameless])
     silent, infinite = int(np.isnan(values).any(axis=0).sum()), int(np.isinf(values).any(axis=0).sum())
     causes = ([f"{silent} with a silent reference or an all-zero estimate"] if silent else []) + (
-        [f"{infinite} infinite (an exactly zero error, e.g. a perfect estimate)"] if infinite else [])
-    return [f"no 1-s frame with a finite {'/'.join(name + '_v4' for name in frameless)} "
-            f"(BSS Eval v4 frames: {', '.join(causes)})"]
+        [f"{infinite} infinite (an exactly zero error, e.g. a perfect estimate)"] if infinite else []
+    )
+    return [
+        f"no 1-s frame with a finite {'/'.join(name + '_v4' for name in frameless)} "
+        f"(BSS Eval v4 frames: {', '.join(causes)})"
+    ]
 
 
-def _undefined_reasons(source, silent_reference, silent_estimate, num_active, mixture_nonzero, undefined,
-                       v4_notes=()):
+def _undefined_reasons(source, silent_reference, silent_estimate, num_active, mixture_nonzero, undefined, v4_notes=()):
     if not undefined:
         return []
     if silent_reference[source]:

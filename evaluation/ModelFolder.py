@@ -51,15 +51,19 @@ def find_checkpoint(model_path: str) -> Tuple[str, str]:
     if os.path.exists(model_path) and not (os.path.isdir(model_path) or is_prefix):
         raise ValueError(
             f"Model path {model_path} is a file, not a checkpoint folder: pass a folder written by Training.py "
-            "(e.g. checkpoints/<id>_semisup/best) or a checkpoint prefix (e.g. checkpoints/<id>_sup/model-3000).")
+            "(e.g. checkpoints/<id>_semisup/best) or a checkpoint prefix (e.g. checkpoints/<id>_sup/model-3000)."
+        )
     if not (os.path.isdir(model_path) or is_prefix):
         raise FileNotFoundError(
             f"Model path {model_path} does not exist: pass a checkpoint folder written by Training.py "
-            "(e.g. checkpoints/<id>_semisup/best) or a checkpoint prefix (e.g. checkpoints/<id>_sup/model-3000).")
+            "(e.g. checkpoints/<id>_semisup/best) or a checkpoint prefix (e.g. checkpoints/<id>_sup/model-3000)."
+        )
     folder = os.path.dirname(os.path.abspath(model_path)) if is_prefix else model_path
     if not os.path.isfile(os.path.join(folder, MODEL_CONFIG_FILE)):
-        raise FileNotFoundError(f"Model folder {folder} has no {MODEL_CONFIG_FILE}: it is needed to rebuild the "
-                                "separator. Pass a folder written by Training.py, e.g. checkpoints/<id>_sup/best.")
+        raise FileNotFoundError(
+            f"Model folder {folder} has no {MODEL_CONFIG_FILE}: it is needed to rebuild the "
+            "separator. Pass a folder written by Training.py, e.g. checkpoints/<id>_sup/best."
+        )
     if is_prefix:
         return model_path, folder
     # The folder's own files first: a copied folder's state file may still name the original's.
@@ -67,7 +71,8 @@ def find_checkpoint(model_path: str) -> Tuple[str, str]:
     if checkpoint is None:
         raise FileNotFoundError(
             f"Model folder {folder} holds no TensorFlow checkpoint (no 'checkpoint' state file, or the "
-            "files it names are missing). Pass a folder written by Training.py, e.g. checkpoints/<id>_sup/best.")
+            "files it names are missing). Pass a folder written by Training.py, e.g. checkpoints/<id>_sup/best."
+        )
     return checkpoint, folder
 
 
@@ -132,8 +137,9 @@ def restore_separator(model_path: str, precision: Optional[str] = None) -> Resto
     input_shape, output_shape = network.input_shape, network.output_shape
     graph = tf.Graph()
     with graph.as_default():
-        unet = Unet(network.num_layers, network.num_initial_filters, network.sources,
-                    compute_dtype=policy.compute_dtype)
+        unet = Unet(
+            network.num_layers, network.num_initial_filters, network.sources, compute_dtype=policy.compute_dtype
+        )
         inference = Inference.build_inference(unet, input_shape, reuse=False, name="mixture_magnitudes")
         variables = Inference.separator_variables(graph, trainable_only=False)
         _check_checkpoint_variables(checkpoint, variables)
@@ -143,13 +149,22 @@ def restore_separator(model_path: str, precision: Optional[str] = None) -> Resto
             saver.restore(session, checkpoint)
         except tf.errors.OpError as error:
             session.close()
-            raise ValueError(f"Cannot restore checkpoint {checkpoint}: {error.message}. "
-                             "Is it complete? Use a checkpoint written by Training.py.") from error
+            raise ValueError(
+                f"Cannot restore checkpoint {checkpoint}: {error.message}. "
+                "Is it complete? Use a checkpoint written by Training.py."
+            ) from error
     graph.finalize()
     LOGGER.info("Restored the separator from %s", checkpoint)
-    return RestoredSeparator(checkpoint=checkpoint, model_config=model_config, policy=policy,
-                             input_shape=input_shape, output_shape=output_shape, graph=graph, session=session,
-                             inference=inference)
+    return RestoredSeparator(
+        checkpoint=checkpoint,
+        model_config=model_config,
+        policy=policy,
+        input_shape=input_shape,
+        output_shape=output_shape,
+        graph=graph,
+        session=session,
+        inference=inference,
+    )
 
 
 def _check_checkpoint_variables(checkpoint, variables):
@@ -159,7 +174,9 @@ def _check_checkpoint_variables(checkpoint, variables):
 
     problems = variable_mismatches(checkpoint, variables, SCOPE + "/")
     if problems:
-        raise ValueError(f"Checkpoint {checkpoint} does not match its model_config.json: "
-                         f"{'; '.join(problems[:4])}{' ...' if len(problems) > 4 else ''} "
-                         f"({len(problems)} difference(s)). Use the model_config.json written together with "
-                         "the checkpoint.")
+        raise ValueError(
+            f"Checkpoint {checkpoint} does not match its model_config.json: "
+            f"{'; '.join(problems[:4])}{' ...' if len(problems) > 4 else ''} "
+            f"({len(problems)} difference(s)). Use the model_config.json written together with "
+            "the checkpoint."
+        )

@@ -36,8 +36,15 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from common import Utils
-from evaluation.Metrics import (ALL_METRICS, FRAMEWISE_V4, METRICS_V4, MUSEVAL_METRICS, V4_FRAME_COUNTS, V4_WINDOW_SECONDS,
-                     museval_module)
+from evaluation.Metrics import (
+    ALL_METRICS,
+    FRAMEWISE_V4,
+    METRICS_V4,
+    MUSEVAL_METRICS,
+    V4_FRAME_COUNTS,
+    V4_WINDOW_SECONDS,
+    museval_module,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -48,8 +55,10 @@ PER_SONG_COLUMNS = _ROW_KEYS + ALL_METRICS + V4_FRAME_COUNTS + _ROW_FLAGS  # wit
 MUSEVAL_FOLDER = "museval"
 # Our source names -> SiSEC 2018's target names (MUSDB18's vocals/accompaniment task); others are kept.
 SISEC_TARGET_NAMES = {"voice": "vocals", "accompaniment": "accompaniment"}
-V4_NOTE = ("at the model's rate (8192 Hz) and mono, while SiSEC 2018 evaluated 44.1 kHz stereo: "
-           "comparable with its results in method, not directly in value")
+V4_NOTE = (
+    "at the model's rate (8192 Hz) and mono, while SiSEC 2018 evaluated 44.1 kHz stereo: "
+    "comparable with its results in method, not directly in value"
+)
 SUMMARY_COLUMNS = ("model", "database", "source", "metric", "mean", "median", "num_defined", "num_undefined")
 ALL_DATABASES = "all"
 COLUMN_DESCRIPTIONS = {
@@ -66,14 +75,14 @@ COLUMN_DESCRIPTIONS = {
     "NSNR": "SNR minus the SNR of the mixture used as estimate, dB",
     "SI_SDR": "scale-invariant SDR 10 log10(|a r|^2 / |a r - e|^2), a = <e,r>/<r,r>, dB",
     "SDR_v4": "signal to distortion ratio, dB (BSS Eval v4, museval, the SiSEC 2018 convention: bss_eval_images, "
-              "1-s windows and hops, median over the song's defined frames); " + V4_NOTE,
+    "1-s windows and hops, median over the song's defined frames); " + V4_NOTE,
     "SIR_v4": "signal to interference ratio, dB (BSS Eval v4, as SDR_v4)",
     "SAR_v4": "signal to artefacts ratio, dB (BSS Eval v4, as SDR_v4)",
     "ISR_v4": "source image to spatial distortion ratio, dB (BSS Eval v4, as SDR_v4)",
     "frames_v4": "the song's 1-s BSS Eval v4 frames (a trailing part shorter than 1 s is not evaluated)",
     "undefined_frames_v4": "v4 frames left out of at least one of the row's v4 medians (museval gives NaN for a "
-                           "frame with an all-zero reference or estimate, or +-inf); all frames if the row's "
-                           "v4 metrics are undefined",
+    "frame with an all-zero reference or estimate, or +-inf); all frames if the row's "
+    "v4 metrics are undefined",
     "undefined": "True if any metric of the row is undefined (NaN / null / empty)",
     "undefined_metrics": "';'-separated names of the undefined metrics",
     "undefined_reason": "';'-separated reasons (silent reference, silent estimate, ...)",
@@ -103,18 +112,26 @@ def summarise(results_by_model: Mapping[str, Sequence[dict]]) -> List[dict]:
     for model, rows in results_by_model.items():
         for database in _databases(rows):
             for source in _sources(rows):
-                selected = [row for row in rows if row["source"] == source
-                            and database in (ALL_DATABASES, row["database"])]
+                selected = [
+                    row for row in rows if row["source"] == source and database in (ALL_DATABASES, row["database"])
+                ]
                 for metric in metrics:
                     values = np.array([row[metric] for row in selected if metric in row], dtype=np.float64)
                     if not values.size:
                         continue
                     defined = values[~np.isnan(values)]
-                    summary.append({"model": model, "database": database, "source": source, "metric": metric,
-                                    "mean": float(np.mean(defined)) if defined.size else None,
-                                    "median": _median(defined) if defined.size else None,
-                                    "num_defined": int(defined.size),
-                                    "num_undefined": int(values.size - defined.size)})
+                    summary.append(
+                        {
+                            "model": model,
+                            "database": database,
+                            "source": source,
+                            "metric": metric,
+                            "mean": float(np.mean(defined)) if defined.size else None,
+                            "median": _median(defined) if defined.size else None,
+                            "num_defined": int(defined.size),
+                            "num_undefined": int(values.size - defined.size),
+                        }
+                    )
     return summary
 
 
@@ -128,9 +145,11 @@ def per_song_columns(metrics: Sequence[str]) -> Tuple[str, ...]:
     """The per-song columns for these metric columns: :data:`PER_SONG_COLUMNS` without the metrics
     (and, without v4, the frame counts) of a BSS Eval version that did not run."""
     with_v4 = any(metric in METRICS_V4 for metric in metrics)
-    return tuple(column for column in PER_SONG_COLUMNS
-                 if column in metrics or column not in ALL_METRICS + V4_FRAME_COUNTS
-                 or (with_v4 and column in V4_FRAME_COUNTS))
+    return tuple(
+        column
+        for column in PER_SONG_COLUMNS
+        if column in metrics or column not in ALL_METRICS + V4_FRAME_COUNTS or (with_v4 and column in V4_FRAME_COUNTS)
+    )
 
 
 def _median(values):
@@ -150,8 +169,9 @@ def _sources(rows):
     return list(dict.fromkeys(row["source"] for row in rows))
 
 
-def format_results_table(results_by_model: Mapping[str, Sequence[dict]],
-                         metrics: Optional[Sequence[str]] = None) -> str:
+def format_results_table(
+    results_by_model: Mapping[str, Sequence[dict]], metrics: Optional[Sequence[str]] = None
+) -> str:
     """A plain-text table: database, source and metric rows; per model mean, median, n, undefined.
 
     Args:
@@ -169,16 +189,22 @@ def format_results_table(results_by_model: Mapping[str, Sequence[dict]],
     cells = {(row["model"], row["database"], row["source"], row["metric"]): row for row in summary}
     databases = [ALL_DATABASES] + sorted({row["database"] for row in summary} - {ALL_DATABASES})
     sources = _sources(summary)
-    keys = sorted({(row["database"], row["source"], row["metric"]) for row in summary if row["metric"] in metrics},
-                  key=lambda key: (databases.index(key[0]), sources.index(key[1]), list(metrics).index(key[2])))
-    label_widths = [max([len(header)] + [len(str(key[i])) for key in keys])
-                    for i, header in enumerate(("database", "source", "metric"))]
+    keys = sorted(
+        {(row["database"], row["source"], row["metric"]) for row in summary if row["metric"] in metrics},
+        key=lambda key: (databases.index(key[0]), sources.index(key[1]), list(metrics).index(key[2])),
+    )
+    label_widths = [
+        max([len(header)] + [len(str(key[i])) for key in keys])
+        for i, header in enumerate(("database", "source", "metric"))
+    ]
     cell_width = 30
-    lines = ["BSS Eval results in dB: mean and median over songs; n = songs with a defined value, "
-             "undef = songs where it is undefined (e.g. a silent reference), left out.",
-             _join_labels(("", "", ""), label_widths) + "".join(f"  {model:>{cell_width}}" for model in models),
-             _join_labels(("database", "source", "metric"), label_widths)
-             + "".join(f"  {'mean':>8} {'median':>8} {'n':>5} {'undef':>6}" for _ in models)]
+    lines = [
+        "BSS Eval results in dB: mean and median over songs; n = songs with a defined value, "
+        "undef = songs where it is undefined (e.g. a silent reference), left out.",
+        _join_labels(("", "", ""), label_widths) + "".join(f"  {model:>{cell_width}}" for model in models),
+        _join_labels(("database", "source", "metric"), label_widths)
+        + "".join(f"  {'mean':>8} {'median':>8} {'n':>5} {'undef':>6}" for _ in models),
+    ]
     previous_database = None
     for database, source, metric in keys:
         if previous_database is not None and database != previous_database:
@@ -202,8 +228,10 @@ def v4_frame_lines(results_by_model: Mapping[str, Sequence[dict]]) -> List[str]:
         if counted:
             frames = sum(int(row["frames_v4"]) for row in counted)
             undefined = sum(int(row["undefined_frames_v4"]) for row in counted)
-            lines.append(f"  {model}: {undefined} of {frames} 1-s frames (of all songs and sources) undefined, "
-                         "left out of the medians")
+            lines.append(
+                f"  {model}: {undefined} of {frames} 1-s frames (of all songs and sources) undefined, "
+                "left out of the medians"
+            )
     return lines
 
 
@@ -218,8 +246,9 @@ def _format_cell(row):
     return f"{number(row['mean'])} {number(row['median'])} {row['num_defined']:5d} {row['num_undefined']:6d}"
 
 
-def write_results(results_by_model: Mapping[str, Sequence[dict]], out_dir: str,
-                  museval_subset: str = "test") -> List[str]:
+def write_results(
+    results_by_model: Mapping[str, Sequence[dict]], out_dir: str, museval_subset: str = "test"
+) -> List[str]:
     """Write ``results.json``, ``per_song.csv``, ``summary.csv``, ``sdr_boxplot.png`` and, for rows
     with BSS Eval v4, museval's per-track JSON (:func:`write_museval_json`).
 
@@ -244,20 +273,27 @@ def write_results(results_by_model: Mapping[str, Sequence[dict]], out_dir: str,
     per_song = [dict(row, model=model) for model, rows in results_by_model.items() for row in rows]
     summary = summarise(results_by_model)
     columns = per_song_columns(present_metrics(results_by_model))
-    paths = [os.path.join(out_dir, name) for name in ("results.json", "per_song.csv", "summary.csv",
-                                                       "sdr_boxplot.png")]
+    paths = [os.path.join(out_dir, name) for name in ("results.json", "per_song.csv", "summary.csv", "sdr_boxplot.png")]
     museval_paths = []
     writers = [
-        lambda: Utils.atomic_write_json(paths[0], {
-            "columns": {name: text for name, text in COLUMN_DESCRIPTIONS.items()
-                        if name in columns or name in SUMMARY_COLUMNS},
-            "per_song": [{key: json_value(row.get(key, math.nan)) for key in columns} for row in per_song],
-            "summary": [{key: json_value(row[key]) for key in SUMMARY_COLUMNS} for row in summary],
-            "undefined_counts": _undefined_counts(summary)}),
+        lambda: Utils.atomic_write_json(
+            paths[0],
+            {
+                "columns": {
+                    name: text
+                    for name, text in COLUMN_DESCRIPTIONS.items()
+                    if name in columns or name in SUMMARY_COLUMNS
+                },
+                "per_song": [{key: json_value(row.get(key, math.nan)) for key in columns} for row in per_song],
+                "summary": [{key: json_value(row[key]) for key in SUMMARY_COLUMNS} for row in summary],
+                "undefined_counts": _undefined_counts(summary),
+            },
+        ),
         lambda: _write_csv(paths[1], columns, per_song),
         lambda: _write_csv(paths[2], SUMMARY_COLUMNS, summary),
         lambda: _write_sdr_boxplot(paths[3], results_by_model),
-        lambda: museval_paths.extend(write_museval_json(results_by_model, out_dir, museval_subset))]
+        lambda: museval_paths.extend(write_museval_json(results_by_model, out_dir, museval_subset)),
+    ]
     failures = []
     for write in writers:
         try:
@@ -266,13 +302,21 @@ def write_results(results_by_model: Mapping[str, Sequence[dict]], out_dir: str,
             failures.append(Utils.output_error(out_dir, error))
     if failures:
         kept = [path for path in paths if os.path.isfile(path)]
-        LOGGER.error("Not every result file could be written (%s); the results:\n%s", failures[0],
-                     format_results_table(results_by_model))
-        raise Utils.OutputError(f"{failures[0]} ({len(failures)} of {len(writers)} result writes failed; "
-                                f"kept: {', '.join(os.path.basename(path) for path in kept) or 'none'}; the "
-                                "results table is logged above)") from failures[0]
-    LOGGER.info("Wrote results to %s%s", out_dir,
-                f" (museval JSON of {len(museval_paths)} tracks in {museval_dir(out_dir)})" if museval_paths else "")
+        LOGGER.error(
+            "Not every result file could be written (%s); the results:\n%s",
+            failures[0],
+            format_results_table(results_by_model),
+        )
+        raise Utils.OutputError(
+            f"{failures[0]} ({len(failures)} of {len(writers)} result writes failed; "
+            f"kept: {', '.join(os.path.basename(path) for path in kept) or 'none'}; the "
+            "results table is logged above)"
+        ) from failures[0]
+    LOGGER.info(
+        "Wrote results to %s%s",
+        out_dir,
+        f" (museval JSON of {len(museval_paths)} tracks in {museval_dir(out_dir)})" if museval_paths else "",
+    )
     return paths
 
 
@@ -286,8 +330,7 @@ def sisec_target_name(source: str) -> str:
     return SISEC_TARGET_NAMES.get(source, source)
 
 
-def write_museval_json(results_by_model: Mapping[str, Sequence[dict]], out_dir: str,
-                       subset: str = "test") -> List[str]:
+def write_museval_json(results_by_model: Mapping[str, Sequence[dict]], out_dir: str, subset: str = "test") -> List[str]:
     """museval's per-track JSON of every song with BSS Eval v4 frames, written atomically.
 
     Layout: ``<out_dir>/museval/<model>/<subset>/<database>/<song>.json``, one
@@ -313,12 +356,16 @@ def write_museval_json(results_by_model: Mapping[str, Sequence[dict]], out_dir: 
         for (database, song), stem in _track_stems(model, tracks).items():
             store = museval.TrackStore(win=V4_WINDOW_SECONDS, hop=V4_WINDOW_SECONDS, track_name=stem)
             for row in tracks[(database, song)]:
-                store.add_target(sisec_target_name(row["source"]),
-                                 values={name: [_frame_value(value) for value in row[FRAMEWISE_V4][name]]
-                                         for name in MUSEVAL_METRICS})
+                store.add_target(
+                    sisec_target_name(row["source"]),
+                    values={
+                        name: [_frame_value(value) for value in row[FRAMEWISE_V4][name]] for name in MUSEVAL_METRICS
+                    },
+                )
             store.validate()
-            path = os.path.join(museval_dir(out_dir), _file_name(model), subset, _file_name(database),
-                                _file_name(stem) + ".json")
+            path = os.path.join(
+                museval_dir(out_dir), _file_name(model), subset, _file_name(database), _file_name(stem) + ".json"
+            )
             with Utils.atomic_write(path, "w", encoding="utf-8") as handle:
                 handle.write(store.json)
             paths.append(path)
@@ -336,8 +383,11 @@ def _track_stems(model, tracks):
         stems[(database, song)] = song if len(databases_of[song]) == 1 else f"{database} - {song}"
     clashes = sorted(song for song, databases in databases_of.items() if len(databases) > 1)
     if clashes:
-        LOGGER.warning("Model %s: songs named alike in several databases (%s) get museval track names "
-                       "'<database> - <song>'", model, ", ".join(clashes[:3]))
+        LOGGER.warning(
+            "Model %s: songs named alike in several databases (%s) get museval track names '<database> - <song>'",
+            model,
+            ", ".join(clashes[:3]),
+        )
     return stems
 
 
@@ -367,8 +417,9 @@ def json_value(value: object) -> object:
 def _undefined_counts(summary):
     counts = {}
     for row in summary:
-        counts.setdefault(row["model"], {}).setdefault(row["database"], {}).setdefault(
-            row["source"], {})[row["metric"]] = row["num_undefined"]
+        counts.setdefault(row["model"], {}).setdefault(row["database"], {}).setdefault(row["source"], {})[
+            row["metric"]
+        ] = row["num_undefined"]
     return counts
 
 
@@ -411,15 +462,25 @@ def _write_sdr_boxplot(path, results_by_model):
         for index, model in enumerate(models):
             data, positions = [], []
             for group, database in enumerate(databases):
-                values = [row[metric] for row in results_by_model[model] if row["source"] == source
-                          and database in (ALL_DATABASES, row["database"])
-                          and math.isfinite(row.get(metric, math.nan))]
+                values = [
+                    row[metric]
+                    for row in results_by_model[model]
+                    if row["source"] == source
+                    and database in (ALL_DATABASES, row["database"])
+                    and math.isfinite(row.get(metric, math.nan))
+                ]
                 if values:
                     data.append(values)
                     positions.append(group + (index - (len(models) - 1) / 2) * width)
             if data:
-                boxes = axes.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True,
-                                     manage_ticks=False, medianprops={"color": "black"})
+                boxes = axes.boxplot(
+                    data,
+                    positions=positions,
+                    widths=width * 0.9,
+                    patch_artist=True,
+                    manage_ticks=False,
+                    medianprops={"color": "black"},
+                )
                 colour = f"C{index}"
                 for box in boxes["boxes"]:
                     box.set_facecolor(colour)

@@ -36,9 +36,15 @@ LOCK_FILE = ".separate.lock"  # in the output folder while a run writes into it
 WAV_HEADER_BYTES = 100  # per output file, for the free-space estimate
 
 
-def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: bool = False,
-                  batch_size: int = DEFAULT_BATCH_SIZE, precision: Optional[str] = None,
-                  mode: str = "fullband") -> List[str]:
+def separate_path(
+    model_path: str,
+    input_path: str,
+    output_dir: str,
+    overwrite: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: Optional[str] = None,
+    mode: str = "fullband",
+) -> List[str]:
     """Separate an audio file, or every audio file in a folder, into one WAV per source.
 
     ``<name>.<ext>`` gives ``<output_dir>/<name>_<source>.wav`` for each of the model's sources
@@ -95,8 +101,11 @@ def separate_path(model_path: str, input_path: str, output_dir: str, overwrite: 
                 try:
                     written += _write_song(plan[path], estimates, samples[path].sample_rate, tags)
                 except Utils.OutputError as error:
-                    done = f"; the outputs of the {len(written) // len(sources)} file(s) before are complete" \
-                        if written else ""
+                    done = (
+                        f"; the outputs of the {len(written) // len(sources)} file(s) before are complete"
+                        if written
+                        else ""
+                    )
                     raise Utils.OutputError(f"{error}. No output of {path} was written{done}") from error
                 LOGGER.info("Separated %s", path)
     return written
@@ -116,17 +125,26 @@ def list_audio_files(input_path: str) -> List[str]:
         return [input_path]
     if not os.path.isdir(input_path):
         raise FileNotFoundError(f"Input {input_path} does not exist: pass an audio file or a folder of audio files.")
-    files = sorted(os.path.join(input_path, name) for name in os.listdir(input_path)
-                   if not name.startswith(".") and name.lower().endswith(AUDIO_EXTENSIONS)
-                   and os.path.isfile(os.path.join(input_path, name)))
+    files = sorted(
+        os.path.join(input_path, name)
+        for name in os.listdir(input_path)
+        if not name.startswith(".")
+        and name.lower().endswith(AUDIO_EXTENSIONS)
+        and os.path.isfile(os.path.join(input_path, name))
+    )
     outputs = [path for path in files if is_separate_output(path)]
     if outputs:
-        LOGGER.info("Leaving out %d file(s) of %s written by separate (e.g. %s)", len(outputs), input_path,
-                    os.path.basename(outputs[0]))
+        LOGGER.info(
+            "Leaving out %d file(s) of %s written by separate (e.g. %s)",
+            len(outputs),
+            input_path,
+            os.path.basename(outputs[0]),
+        )
         files = [path for path in files if path not in outputs]
     if not files:
-        raise ValueError(f"Folder {input_path} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}); "
-                         "sub-folders are not searched.")
+        raise ValueError(
+            f"Folder {input_path} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}); sub-folders are not searched."
+        )
     return files
 
 
@@ -147,8 +165,10 @@ def _output_plan(inputs, sources, output_dir):
     for path in inputs:
         name = os.path.splitext(os.path.basename(path))[0]
         if name in owners:
-            raise ValueError(f"{owners[name]} and {path} would write the same outputs ({name}_<source>.wav): "
-                             "rename one of them or separate them one at a time into different folders.")
+            raise ValueError(
+                f"{owners[name]} and {path} would write the same outputs ({name}_<source>.wav): "
+                "rename one of them or separate them one at a time into different folders."
+            )
         owners[name] = path
         plan[path] = {source: os.path.join(output_dir, f"{name}_{source}.wav") for source in sources}
     return plan
@@ -165,26 +185,35 @@ def _refuse_protected(plan: Dict[str, Dict[str, str]], overwrite: bool) -> None:
                 raise FileExistsError(
                     f"Output file {output} is one of the inputs ({inputs[os.path.realpath(output)]}): the {source} "
                     f"estimate of {path} would replace it. Inputs are never overwritten, not even with "
-                    "overwrite=True: choose another output_dir or rename the file.")
+                    "overwrite=True: choose another output_dir or rename the file."
+                )
             if os.path.lexists(output):
                 if overwrite and not is_separate_output(output):
                     raise FileExistsError(
                         f"Output file {output} exists and was not written by separate: overwrite=True only "
-                        "replaces earlier outputs of separate. Move it away or choose another output_dir.")
+                        "replaces earlier outputs of separate. Move it away or choose another output_dir."
+                    )
                 existing.append(output)
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise FileExistsError(f"Output file {existing[0]} already exists{more}; not overwriting it. "
-                              "Pass overwrite=True (command line: `with overwrite=True`) to replace it, "
-                              "or choose another output_dir.")
+        raise FileExistsError(
+            f"Output file {existing[0]} already exists{more}; not overwriting it. "
+            "Pass overwrite=True (command line: `with overwrite=True`) to replace it, "
+            "or choose another output_dir."
+        )
 
 
 def _output_bytes(samples, num_sources, mode):
     """Bytes of the outputs of these inputs (32-bit float WAV at the input's rate, per source; with
     the input's channels in the full-band mode, mono in the model mode)."""
-    return sum(num_sources * (4 * (sample.channels if mode == "fullband" else 1)
-                              * int(round(sample.duration * sample.sample_rate)) + WAV_HEADER_BYTES)
-               for sample in samples)
+    return sum(
+        num_sources
+        * (
+            4 * (sample.channels if mode == "fullband" else 1) * int(round(sample.duration * sample.sample_rate))
+            + WAV_HEADER_BYTES
+        )
+        for sample in samples
+    )
 
 
 @contextlib.contextmanager
@@ -263,8 +292,9 @@ def _check_finite_input(path):
 def _separate_file(separator, sample, mode):
     """``{source: float32 audio}`` at the file's sample rate and exact length: ``[samples, channels]``
     with the file's channels (``mode="fullband"``) or mono ``[samples]`` (``mode="model"``)."""
-    import Input
     import soxr
+
+    import Input
 
     length = int(round(sample.duration * sample.sample_rate))
     try:
@@ -275,8 +305,10 @@ def _separate_file(separator, sample, mode):
     except Input.UnreadableAudioError as error:
         raise ValueError(str(error)) from error
     if mode == "fullband":
-        return {source: Input.fit_length(np.ascontiguousarray(estimate.T), length)
-                for source, estimate in separator.separate_fullband(mixture, sample.sample_rate).items()}
+        return {
+            source: Input.fit_length(np.ascontiguousarray(estimate.T), length)
+            for source, estimate in separator.separate_fullband(mixture, sample.sample_rate).items()
+        }
     outputs = {}
     for source, estimate in separator.separate(mixture).items():
         if sample.sample_rate != separator.sample_rate:

@@ -36,7 +36,7 @@ DEFAULT_BATCH_SIZE = 32
 # What the ``separate`` command writes (setting ``separate_mode``), the default first.
 SEPARATE_MODES = {
     "fullband": "the input's rate, channels and whole band: the model's estimates as soft masks on the "
-                "input's STFT, sources adding up to the input",
+    "input's STFT, sources adding up to the input",
     "model": "mono, only the model's band (up to expected_sr / 2), resampled to the input's rate",
 }
 
@@ -59,8 +59,9 @@ def chunk_starts(num_frames: int, output_frames: int) -> List[int]:
     return starts
 
 
-def separate_spectrogram(magnitude: np.ndarray, predict_fn: PredictFn, model_config: ModelConfig,
-                         batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
+def separate_spectrogram(
+    magnitude: np.ndarray, predict_fn: PredictFn, model_config: ModelConfig, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Dict[str, np.ndarray]:
     """Separate a whole song's magnitude spectrogram by sliding the U-Net over it.
 
     Args:
@@ -77,8 +78,13 @@ def separate_spectrogram(magnitude: np.ndarray, predict_fn: PredictFn, model_con
     return slide_separator(magnitude, predict_fn, network.input_shape, network.output_shape, batch_size)
 
 
-def slide_separator(magnitude: np.ndarray, predict_fn: PredictFn, input_shape: Tuple[int, int],
-                    output_shape: Tuple[int, int], batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
+def slide_separator(
+    magnitude: np.ndarray,
+    predict_fn: PredictFn,
+    input_shape: Tuple[int, int],
+    output_shape: Tuple[int, int],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Dict[str, np.ndarray]:
     """:func:`separate_spectrogram` with explicit network shapes ``(F_in, T_in)``, ``(F_out, T_out)``.
 
     Output chunks of ``T_out`` frames start at :func:`chunk_starts`; each input chunk adds
@@ -98,16 +104,19 @@ def slide_separator(magnitude: np.ndarray, predict_fn: PredictFn, input_shape: T
     num_freqs, num_frames = magnitude.shape
     context = (frames_in - frames_out) // 2
     if freqs_out < num_freqs or freqs_in < freqs_out or 2 * context != frames_in - frames_out:
-        raise ValueError(f"Network shapes input {input_shape} / output {output_shape} cannot separate "
-                         f"{num_freqs} frequency bins: check num_freqs and num_fft in the model_config.")
-    padded = Input.pad_freqs(np.pad(magnitude, ((0, 0), (context, context + max(frames_out - num_frames, 0)))),
-                             freqs_in)
+        raise ValueError(
+            f"Network shapes input {input_shape} / output {output_shape} cannot separate "
+            f"{num_freqs} frequency bins: check num_freqs and num_fft in the model_config."
+        )
+    padded = Input.pad_freqs(
+        np.pad(magnitude, ((0, 0), (context, context + max(frames_out - num_frames, 0)))), freqs_in
+    )
     estimates = {}
     written_until = 0
     starts = chunk_starts(num_frames, frames_out)
     for offset in range(0, len(starts), batch_size):
-        batch_starts = starts[offset:offset + batch_size]
-        batch = np.stack([padded[:, start:start + frames_in] for start in batch_starts])[..., np.newaxis]
+        batch_starts = starts[offset : offset + batch_size]
+        batch = np.stack([padded[:, start : start + frames_in] for start in batch_starts])[..., np.newaxis]
         outputs = {}
         for name, output in predict_fn(batch).items():
             _check_output(name, output, len(batch_starts), output_shape)
@@ -116,7 +125,7 @@ def slide_separator(magnitude: np.ndarray, predict_fn: PredictFn, input_shape: T
         for index, start in enumerate(batch_starts):
             first = max(start, written_until)
             for name, output in outputs.items():
-                estimates[name][:, first:start + frames_out] = output[index, :, first - start:]
+                estimates[name][:, first : start + frames_out] = output[index, :, first - start :]
             written_until = start + frames_out
     return {name: estimate[:, :num_frames] for name, estimate in estimates.items()}
 
@@ -124,12 +133,12 @@ def slide_separator(magnitude: np.ndarray, predict_fn: PredictFn, input_shape: T
 def _check_output(name, output, batch_len, output_shape):
     expected = (batch_len,) + tuple(output_shape) + (1,)
     if tuple(np.shape(output)) != expected:
-        raise ValueError(f"predict_fn returned shape {np.shape(output)} for source {name!r}, "
-                         f"expected {expected}")
+        raise ValueError(f"predict_fn returned shape {np.shape(output)} for source {name!r}, expected {expected}")
 
 
-def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: ModelConfig,
-                   batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
+def separate_audio(
+    audio: np.ndarray, predict_fn: PredictFn, model_config: ModelConfig, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Dict[str, np.ndarray]:
     """Separate mono audio at ``model_config.signal.expected_sr`` into one signal per source.
 
     STFT (``num_fft``, ``num_hop``), :func:`separate_spectrogram`, then inverse STFT with the
@@ -151,8 +160,10 @@ def separate_audio(audio: np.ndarray, predict_fn: PredictFn, model_config: Model
     spectrogram = Input.stft(audio, signal.num_fft, signal.num_hop)
     magnitudes = separate_spectrogram(np.abs(spectrogram), predict_fn, model_config, batch_size)
     phase = Input.unit_phasors(spectrogram)
-    return {name: np.asarray(Input.istft(magnitude, phase, signal.num_hop, len(audio)), np.float32)
-            for name, magnitude in magnitudes.items()}
+    return {
+        name: np.asarray(Input.istft(magnitude, phase, signal.num_hop, len(audio)), np.float32)
+        for name, magnitude in magnitudes.items()
+    }
 
 
 def check_separate_mode(mode: str, setting: str = "separate_mode") -> str:
@@ -163,8 +174,13 @@ def check_separate_mode(mode: str, setting: str = "separate_mode") -> str:
     return mode
 
 
-def separate_fullband(audio: np.ndarray, sample_rate: int, predict_fn: PredictFn, model_config: ModelConfig,
-                      batch_size: int = DEFAULT_BATCH_SIZE) -> Dict[str, np.ndarray]:
+def separate_fullband(
+    audio: np.ndarray,
+    sample_rate: int,
+    predict_fn: PredictFn,
+    model_config: ModelConfig,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Dict[str, np.ndarray]:
     """Separate audio at its own rate and with its channels, over its whole band.
 
     The model separates the mono down-mix at ``model_config.signal.expected_sr``

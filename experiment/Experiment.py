@@ -6,23 +6,29 @@ import logging
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import Evaluate
 from common import Checkpoints
 from common.Config import ModelConfig
 from evaluation.Metrics import DEFAULT_BSS_EVAL
 from experiment import Trainer
 from experiment.Settings import PhaseSettings
 from experiment.TrainingData import TrainingData
-import Evaluate
 
 LOGGER = logging.getLogger("Training")
 
 PhaseCallback = Callable[[str, Checkpoints.PhaseState], None]
 
 
-def run_experiment(data: TrainingData, config: ModelConfig, settings: PhaseSettings, semisup_init: str = "scratch",
-                   eval_workers: int = Evaluate.DEFAULT_NUM_WORKERS, eval_batch_size: int = Evaluate.DEFAULT_BATCH_SIZE,
-                   bss_eval: Sequence[str] = DEFAULT_BSS_EVAL, phase_done: Optional[PhaseCallback] = None
-                   ) -> Tuple[Dict[str, Checkpoints.PhaseState], Dict[str, List[dict]]]:
+def run_experiment(
+    data: TrainingData,
+    config: ModelConfig,
+    settings: PhaseSettings,
+    semisup_init: str = "scratch",
+    eval_workers: int = Evaluate.DEFAULT_NUM_WORKERS,
+    eval_batch_size: int = Evaluate.DEFAULT_BATCH_SIZE,
+    bss_eval: Sequence[str] = DEFAULT_BSS_EVAL,
+    phase_done: Optional[PhaseCallback] = None,
+) -> Tuple[Dict[str, Checkpoints.PhaseState], Dict[str, List[dict]]]:
     """Train the supervised and then the semi-supervised phase, and evaluate both best models.
 
     Args:
@@ -50,7 +56,12 @@ def run_experiment(data: TrainingData, config: ModelConfig, settings: PhaseSetti
     results = {}
     for name, state in states.items():
         LOGGER.info("Evaluating the %s model on %d test songs", name, len(data["test"]))
-        results[name] = Evaluate.evaluate_model(os.path.dirname(state.best_checkpoint), data["test"],
-                                                num_workers=eval_workers, batch_size=eval_batch_size,
-                                                model_name=name, bss_eval=bss_eval)
+        results[name] = Evaluate.evaluate_model(
+            os.path.dirname(state.best_checkpoint),
+            data["test"],
+            num_workers=eval_workers,
+            batch_size=eval_batch_size,
+            model_name=name,
+            bss_eval=bss_eval,
+        )
     return states, results

@@ -51,9 +51,15 @@ class PhaseSettings:
     deterministic: bool = False
 
     def __post_init__(self):
-        checks = {"experiment_id": _experiment_id, "seed": whole(0), "patience": whole(1),
-                  "max_epochs": _optional(whole(1)), "summary_every": whole(1), "image_every": whole(1),
-                  "deterministic": flag}
+        checks = {
+            "experiment_id": _experiment_id,
+            "seed": whole(0),
+            "patience": whole(1),
+            "max_epochs": _optional(whole(1)),
+            "summary_every": whole(1),
+            "image_every": whole(1),
+            "deterministic": flag,
+        }
         for name, check in checks.items():
             object.__setattr__(self, name, check_value(name, getattr(self, name), check))
 
@@ -86,9 +92,15 @@ def check_settings(config: Mapping[str, Any], known: Optional[Iterable[str]] = N
         raise ConfigError(f"model_config={config.get('model_config')!r}: give a dict of model settings")
     model_config = ModelConfig.from_dict(config["model_config"])
     PhaseSettings.from_config(config)
-    checks = {"semisup_init": choice(*SEMISUP_INITS), "partition": choice(*PARTITIONS),
-              "eval_workers": whole(0), "eval_batch_size": whole(1), "spectrogram_cache": flag,
-              "use_demo": flag, "overwrite": flag}
+    checks = {
+        "semisup_init": choice(*SEMISUP_INITS),
+        "partition": choice(*PARTITIONS),
+        "eval_workers": whole(0),
+        "eval_batch_size": whole(1),
+        "spectrogram_cache": flag,
+        "use_demo": flag,
+        "overwrite": flag,
+    }
     for name, check in checks.items():
         check_value(name, config[name], check)
     Precision.check_precision(config["eval_precision"], setting="eval_precision")  # None: the checkpoint's own
@@ -105,12 +117,16 @@ def warn_about_process_counts(num_workers: int, eval_workers: int, cpus: int) ->
     """
     warnings = []
     if num_workers > 2 * cpus:
-        warnings.append(f"model_config.num_workers={num_workers} starts {num_workers} reader processes per batch "
-                        f"generator (up to {4 * num_workers} in the semi-supervised phase) on a machine with "
-                        f"{cpus} CPU(s); a few per generator keep a GPU fed, see docs/training.md.")
+        warnings.append(
+            f"model_config.num_workers={num_workers} starts {num_workers} reader processes per batch "
+            f"generator (up to {4 * num_workers} in the semi-supervised phase) on a machine with "
+            f"{cpus} CPU(s); a few per generator keep a GPU fed, see docs/training.md."
+        )
     if eval_workers > 2 * cpus:
-        warnings.append(f"eval_workers={eval_workers} starts {eval_workers} BSS Eval processes on a machine with "
-                        f"{cpus} CPU(s); more than the CPUs do not evaluate faster.")
+        warnings.append(
+            f"eval_workers={eval_workers} starts {eval_workers} BSS Eval processes on a machine with "
+            f"{cpus} CPU(s); more than the CPUs do not evaluate faster."
+        )
     for warning in warnings:
         LOGGER.warning(warning)
     return warnings

@@ -23,13 +23,9 @@ from typing import Dict, Optional, Tuple
 import tensorflow as tf
 from tqdm import tqdm
 
-from common import Checkpoints
-from common import Precision
-from common import TensorFlowSetup
-from common import Utils
+from common import Checkpoints, Precision, TensorFlowSetup, Utils
 from common.Config import ModelConfig
-from experiment import Summaries
-from experiment import TrainingData
+from experiment import Summaries, TrainingData
 from experiment.Settings import PhaseSettings
 from Models.TrainingGraph import build_training_graph
 
@@ -80,8 +76,14 @@ class Trainer:
     The graph, session, saver, writer and batch generators exist while :meth:`run` runs.
     """
 
-    def __init__(self, phase: str, config: ModelConfig, data: TrainingData.TrainingData,
-                 settings: PhaseSettings, init_checkpoint: Optional[str] = None):
+    def __init__(
+        self,
+        phase: str,
+        config: ModelConfig,
+        data: TrainingData.TrainingData,
+        settings: PhaseSettings,
+        init_checkpoint: Optional[str] = None,
+    ):
         if phase not in PHASES:
             raise ValueError(f"phase={phase!r}: use one of {sorted(PHASES)}")
         self.phase, self.name = phase, PHASES[phase]
@@ -107,25 +109,33 @@ class Trainer:
         """
         Checkpoints.check_same_network(self.folder, self.config)  # a resume, before anything is written
         if self.state.finished and self.state.test_loss is not None:
-            LOGGER.info("%s phase already finished (%s); best model %s", self.name, self.state.stop_reason,
-                        self.state.best_checkpoint)
+            LOGGER.info(
+                "%s phase already finished (%s); best model %s",
+                self.name,
+                self.state.stop_reason,
+                self.state.best_checkpoint,
+            )
             return self.state
         os.makedirs(self.folder, exist_ok=True)
         Checkpoints.write_model_config(self.folder, self.config)
         tf_graph = tf.Graph()
         with tf_graph.as_default():
             tf.compat.v1.set_random_seed(self.settings.seed)
-            self.graph = build_training_graph(self.config, semi_supervised=self.semi_supervised,
-                                              seed=self.settings.seed)
-            self.summaries = {"scalars": Summaries.scalar_summaries(self.graph.summary_scalars),
-                              "images": Summaries.spectrogram_image_summaries(self.graph.summary_images)}
+            self.graph = build_training_graph(
+                self.config, semi_supervised=self.semi_supervised, seed=self.settings.seed
+            )
+            self.summaries = {
+                "scalars": Summaries.scalar_summaries(self.graph.summary_scalars),
+                "images": Summaries.spectrogram_image_summaries(self.graph.summary_images),
+            }
             # Everything but the loss scale of float16 training: checkpoints do not depend on the dtype (Precision.py).
             self.saver = tf.compat.v1.train.Saver(var_list=Precision.saved_variables(), max_to_keep=2)
             with open_session(self.settings.deterministic) as self.session:
                 self.session.run(tf.compat.v1.global_variables_initializer())
                 self.restore_or_initialise()
                 self.writer = tf.compat.v1.summary.FileWriter(
-                    self.log_folder, graph=tf_graph if self.state.epoch == 0 else None)
+                    self.log_folder, graph=tf_graph if self.state.epoch == 0 else None
+                )
                 try:
                     if not self.state.finished:
                         self.train()
@@ -159,8 +169,13 @@ class Trainer:
                 best_step = Checkpoints.checkpoint_step(state.best_checkpoint) if state.best_checkpoint else None
                 self.state = state = state.rewound(step, best_step)
                 state.save(self.folder)
-                LOGGER.warning("Continuing from the older checkpoint %s: the %s phase is rewound to step %d "
-                               "(%d epoch(s) done).", prefix, self.name, step, state.epoch)
+                LOGGER.warning(
+                    "Continuing from the older checkpoint %s: the %s phase is rewound to step %d (%d epoch(s) done).",
+                    prefix,
+                    self.name,
+                    step,
+                    state.epoch,
+                )
             LOGGER.info("Resuming %s phase from %s (step %d, epoch %d)", self.name, prefix, step, state.epoch + 1)
             return
         if damaged or state.epoch > 0:
@@ -168,10 +183,12 @@ class Trainer:
             raise Checkpoints.CheckpointError(
                 f"{self.folder} records {state.epoch} finished epoch(s) of the {self.name} phase, but none of its "
                 f"checkpoints can be restored ({found}). Restore the files from a backup, or move the folder away "
-                "to train this phase again from the start.")
+                "to train this phase again from the start."
+            )
         if self.init_checkpoint:
-            tf.compat.v1.train.Saver(var_list=self.graph.separator_variables()).restore(self.session,
-                                                                                        self.init_checkpoint)
+            tf.compat.v1.train.Saver(var_list=self.graph.separator_variables()).restore(
+                self.session, self.init_checkpoint
+            )
             LOGGER.info("Separator initialised from %s", self.init_checkpoint)
 
     def train(self) -> None:
@@ -184,8 +201,9 @@ class Trainer:
         its interrupted epoch had started with.
         """
         state, max_epochs = self.state, self.settings.max_epochs
-        with self.data.batch_generators(self.config, self.semi_supervised,
-                                        [self.settings.seed, self.global_step()]) as generators:
+        with self.data.batch_generators(
+            self.config, self.semi_supervised, [self.settings.seed, self.global_step()]
+        ) as generators:
             self.paired, self.mixtures, self.sources = generators
             while not state.finished:
                 if max_epochs is not None and state.epoch >= max_epochs:
@@ -208,14 +226,20 @@ class Trainer:
     def test_best_model(self) -> float:
         """Restore the best checkpoint and compute its supervised loss on the test partition."""
         if self.state.best_checkpoint is None:
-            raise RuntimeError(f"The {self.name} phase stopped ({self.state.stop_reason}) "
-                               "before any epoch finished, so there is no model to test.")
+            raise RuntimeError(
+                f"The {self.name} phase stopped ({self.state.stop_reason}) "
+                "before any epoch finished, so there is no model to test."
+            )
         self.saver.restore(self.session, self.state.best_checkpoint)
         self.state.test_loss = TrainingData.partition_loss(self.session, self.graph, self.data["test"], self.config)
         self.writer.add_summary(Summaries.scalar_summary({"test_loss": self.state.test_loss}), self.global_step())
         self.state.save(self.folder)
-        LOGGER.info("%s phase: test loss %.5f with the best model (%s)", self.name, self.state.test_loss,
-                    self.state.best_checkpoint)
+        LOGGER.info(
+            "%s phase: test loss %.5f with the best model (%s)",
+            self.name,
+            self.state.test_loss,
+            self.state.best_checkpoint,
+        )
         return self.state.test_loss
 
     # -- one epoch -----------------------------------------------------------------------
@@ -236,9 +260,15 @@ class Trainer:
         scalars = {}
         if self.semi_supervised and step == 0 and schedule.critic_warmup > 0:
             self.warm_up_critics()
-        with tqdm(total=schedule.epoch_it, initial=schedule.epoch_it - remaining,
-                  desc=f"{self.name} epoch {self.state.epoch + 1}", unit="step",
-                  leave=False, dynamic_ncols=True, disable=None) as progress:
+        with tqdm(
+            total=schedule.epoch_it,
+            initial=schedule.epoch_it - remaining,
+            desc=f"{self.name} epoch {self.state.epoch + 1}",
+            unit="step",
+            leave=False,
+            dynamic_ncols=True,
+            disable=None,
+        ) as progress:
             for _ in range(remaining):
                 critic_scalars = self.train_critics(schedule.num_disc, step) if self.semi_supervised else {}
                 scalars = self.train_separator(step, critic_scalars)
@@ -246,8 +276,14 @@ class Trainer:
                     self.writer.add_summary(Summaries.scalar_summary(critic_scalars), step)
                 step += 1
                 progress.update(1)
-                progress.set_postfix({name: f"{value:.4g}" for name, value in scalars.items()
-                                      if name in ("supervised_loss", "separator_loss")}, refresh=False)
+                progress.set_postfix(
+                    {
+                        name: f"{value:.4g}"
+                        for name, value in scalars.items()
+                        if name in ("supervised_loss", "separator_loss")
+                    },
+                    refresh=False,
+                )
         elapsed = time.perf_counter() - start
         wait_fraction = self.data_timer.seconds / elapsed if elapsed > 0 else 0.0
         self.writer.add_summary(Summaries.scalar_summary({"data_wait_fraction": wait_fraction}), step)
@@ -276,8 +312,9 @@ class Trainer:
         for _ in range(updates):
             with self.data_timer.measure():
                 feed = self.graph.feed_unpaired(self.mixtures.get_batch(), [gen.get_batch() for gen in self.sources])
-            fetched = self.session.run({"finite": self.graph.critic_weights_finite,
-                                        "critic": self.graph.critic_scalars}, feed)
+            fetched = self.session.run(
+                {"finite": self.graph.critic_weights_finite, "critic": self.graph.critic_scalars}, feed
+            )
             check_weights(fetched["finite"], "critics'", step)
         return fetched["critic"]
 
@@ -321,24 +358,42 @@ class Trainer:
             state.best_checkpoint = Checkpoints.keep_best(self.folder, checkpoint, self.config)
         state.epoch_start_step = step
         state.save(self.folder)
-        self.writer.add_summary(Summaries.scalar_summary({"valid_loss": valid_loss, "best_valid_loss": state.best_loss}),
-                                step)
+        self.writer.add_summary(
+            Summaries.scalar_summary({"valid_loss": valid_loss, "best_valid_loss": state.best_loss}), step
+        )
         if valid:
-            self.writer.add_summary(Summaries.audio_summary(
-                TrainingData.validation_clips(self.session, self.graph, valid[0], self.config),
-                self.config.signal.expected_sr), step)
+            self.writer.add_summary(
+                Summaries.audio_summary(
+                    TrainingData.validation_clips(self.session, self.graph, valid[0], self.config),
+                    self.config.signal.expected_sr,
+                ),
+                step,
+            )
         self.writer.flush()
         losses = ", ".join(f"{name} {value:.4g}" for name, value in sorted(scalars.items()))
-        LOGGER.info("%s epoch %d (step %d): %s | valid %.5f (best %.5f) | %.0f s, %.0f%% waiting for data",
-                    self.name, state.epoch, step, losses, valid_loss, state.best_loss, seconds, 100 * wait)
+        LOGGER.info(
+            "%s epoch %d (step %d): %s | valid %.5f (best %.5f) | %.0f s, %.0f%% waiting for data",
+            self.name,
+            state.epoch,
+            step,
+            losses,
+            valid_loss,
+            state.best_loss,
+            seconds,
+            100 * wait,
+        )
 
     def save_interrupted(self) -> str:
         """Save a checkpoint and the state when Ctrl-C or SIGTERM stops the phase mid-epoch."""
         step = self.global_step()
         path = Checkpoints.save_checkpoint(self.saver, self.session, self.folder, step)
         self.state.save(self.folder)
-        LOGGER.warning("Interrupted at step %d: saved %s. Continue with: python Training.py with resume=%s",
-                       step, path, self.folder)
+        LOGGER.warning(
+            "Interrupted at step %d: saved %s. Continue with: python Training.py with resume=%s",
+            step,
+            path,
+            self.folder,
+        )
         return path
 
     def global_step(self) -> int:
@@ -346,8 +401,12 @@ class Trainer:
         return int(self.session.run(self.graph.global_step))
 
 
-def optimise(phase: str, data: TrainingData.TrainingData, config: ModelConfig, settings: PhaseSettings,
-             init_checkpoint: Optional[str] = None) -> Checkpoints.PhaseState:
+def optimise(
+    phase: str,
+    data: TrainingData.TrainingData,
+    config: ModelConfig,
+    settings: PhaseSettings,
+    init_checkpoint: Optional[str] = None,
+) -> Checkpoints.PhaseState:
     """Train one phase with early stopping, then compute the test loss of its best model (:meth:`Trainer.run`)."""
     return Trainer(phase, config, data, settings, init_checkpoint).run()
-

@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
-from common.Config import ModelConfig, Signal
-from databases import DatasetXML
-from databases import DemoDatabase
-from evaluation import Separation
-from pipeline import AudioCache
-from pipeline import BatchGenerators
 import Datasets
 import Input
+from common.Config import ModelConfig, Signal
+from databases import DatasetXML, DemoDatabase
+from evaluation import Separation
+from pipeline import AudioCache, BatchGenerators
 
 if TYPE_CHECKING:  # TensorFlow is imported by the trainer, through TensorFlowSetup
     import tensorflow as tf
@@ -30,10 +28,19 @@ UNPAIRED_GAIN = (0.2, 1.2)
 TRAINING_PARTITIONS = ("train_sup", "train_unsup")
 
 
-def load_dataset(dataset_xmls: Mapping[str, str], dataset_roots: Mapping[str, Optional[str]], cache_dir: str,
-                 dataset_pkl: str, partition_config: Mapping, custom_dataset: Optional[str], use_demo: bool,
-                 demo_database: Mapping, unpaired_folders: Optional[Mapping[str, Sequence[str]]] = None,
-                 sources: Sequence[str] = ("accompaniment", "voice"), need_unpaired: bool = False) -> dict:
+def load_dataset(
+    dataset_xmls: Mapping[str, str],
+    dataset_roots: Mapping[str, Optional[str]],
+    cache_dir: str,
+    dataset_pkl: str,
+    partition_config: Mapping,
+    custom_dataset: Optional[str],
+    use_demo: bool,
+    demo_database: Mapping,
+    unpaired_folders: Optional[Mapping[str, Sequence[str]]] = None,
+    sources: Sequence[str] = ("accompaniment", "voice"),
+    need_unpaired: bool = False,
+) -> dict:
     """The dataset dictionary (train_sup, train_unsup, valid, test) for this configuration.
 
     With ``use_demo`` the demo database is generated once into ``<cache_dir>/demo`` and its
@@ -52,9 +59,16 @@ def load_dataset(dataset_xmls: Mapping[str, str], dataset_roots: Mapping[str, Op
             if not os.path.exists(xml_path):
                 DatasetXML.write_empty_xml(xml_path, name)
         dataset_pkl = os.path.join(demo_dir, "dataset.pkl")
-    dataset = Datasets.get_dataset(xml_paths=xmls, dataset_roots=roots, cache_dir=cache_dir,
-                                   pkl_path=dataset_pkl, custom_dataset=custom_dataset,
-                                   unpaired_folders=unpaired_folders, sources=tuple(sources), **partition_config)
+    dataset = Datasets.get_dataset(
+        xml_paths=xmls,
+        dataset_roots=roots,
+        cache_dir=cache_dir,
+        pkl_path=dataset_pkl,
+        custom_dataset=custom_dataset,
+        unpaired_folders=unpaired_folders,
+        sources=tuple(sources),
+        **partition_config,
+    )
     if need_unpaired:
         Datasets.check_unpaired_lists(dataset)
     return dataset
@@ -75,16 +89,22 @@ class TrainingData:
         self.magnitudes = magnitudes
 
     @classmethod
-    def prepare(cls, dataset: Mapping, cache_dir: str, signal: Signal, spectrogram_cache: bool = True
-                ) -> "TrainingData":
+    def prepare(
+        cls, dataset: Mapping, cache_dir: str, signal: Signal, spectrogram_cache: bool = True
+    ) -> "TrainingData":
         """Copies of every file at the model's rate (once, into ``<cache_dir>/model_rate``) and, with
         ``spectrogram_cache``, the training files' magnitude spectrograms (``<cache_dir>/magnitudes``)."""
         # Reader processes then read audio at the model's rate instead of resampling every section.
         dataset = AudioCache.model_rate_dataset(dataset, cache_dir, signal.expected_sr, signal.mono_downmix)
         magnitudes = None
         if spectrogram_cache:
-            magnitudes = AudioCache.magnitude_store({key: dataset[key] for key in TRAINING_PARTITIONS}, cache_dir,
-                                                    signal.expected_sr, signal.num_fft, signal.num_hop)
+            magnitudes = AudioCache.magnitude_store(
+                {key: dataset[key] for key in TRAINING_PARTITIONS},
+                cache_dir,
+                signal.expected_sr,
+                signal.num_fft,
+                signal.num_hop,
+            )
         return cls(dataset, magnitudes)
 
     def __getitem__(self, partition: str):
@@ -92,10 +112,15 @@ class TrainingData:
         return self.dataset[partition]
 
     @contextlib.contextmanager
-    def batch_generators(self, config: ModelConfig, semi_supervised: bool, seed: Sequence[int]
-                         ) -> Iterator[Tuple[BatchGenerators.PairedBatchGenerator,
-                                             Optional[BatchGenerators.SingleSourceBatchGenerator],
-                                             List[BatchGenerators.SingleSourceBatchGenerator]]]:
+    def batch_generators(
+        self, config: ModelConfig, semi_supervised: bool, seed: Sequence[int]
+    ) -> Iterator[
+        Tuple[
+            BatchGenerators.PairedBatchGenerator,
+            Optional[BatchGenerators.SingleSourceBatchGenerator],
+            List[BatchGenerators.SingleSourceBatchGenerator],
+        ]
+    ]:
         """Start the batch generators of a phase; stop them (and their processes) on exit.
 
         ``seed``: an int or a sequence of ints (``[seed, step]`` when a phase starts or resumes at
@@ -110,36 +135,66 @@ class TrainingData:
             one real-source generator per source (``None`` and ``[]`` when supervised).
         """
         network = config.network
-        settings = dict(_signal_settings(config), duration=config.pipeline.duration,
-                        cache_size=config.pipeline.cache_size, num_workers=config.pipeline.num_workers,
-                        min_replacement_rate=config.pipeline.min_replacement_rate, magnitudes=self.magnitudes)
+        settings = dict(
+            _signal_settings(config),
+            duration=config.pipeline.duration,
+            cache_size=config.pipeline.cache_size,
+            num_workers=config.pipeline.num_workers,
+            min_replacement_rate=config.pipeline.min_replacement_rate,
+            magnitudes=self.magnitudes,
+        )
         seeds = np.random.SeedSequence(seed).generate_state(2 + len(network.sources))
         with contextlib.ExitStack() as stack:
-            paired = stack.enter_context(BatchGenerators.PairedBatchGenerator(
-                self.dataset["train_sup"], network.input_shape, network.output_shape, seed=int(seeds[0]), **settings))
+            paired = stack.enter_context(
+                BatchGenerators.PairedBatchGenerator(
+                    self.dataset["train_sup"], network.input_shape, network.output_shape, seed=int(seeds[0]), **settings
+                )
+            )
             mixtures, sources = None, []
             if semi_supervised:
                 mixture_list, *source_lists = self.dataset["train_unsup"]
                 mixture_gain = UNPAIRED_GAIN if config.training.scale_unpaired_mixtures else None
-                mixtures = stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
-                    mixture_list, network.input_shape, context_frames=network.context_frames,
-                    random_gain=mixture_gain, seed=int(seeds[1]), **settings))
+                mixtures = stack.enter_context(
+                    BatchGenerators.SingleSourceBatchGenerator(
+                        mixture_list,
+                        network.input_shape,
+                        context_frames=network.context_frames,
+                        random_gain=mixture_gain,
+                        seed=int(seeds[1]),
+                        **settings,
+                    )
+                )
                 for index, samples in enumerate(source_lists):
-                    sources.append(stack.enter_context(BatchGenerators.SingleSourceBatchGenerator(
-                        samples, network.output_shape, context_frames=0, random_gain=UNPAIRED_GAIN,
-                        seed=int(seeds[2 + index]), **settings)))
+                    sources.append(
+                        stack.enter_context(
+                            BatchGenerators.SingleSourceBatchGenerator(
+                                samples,
+                                network.output_shape,
+                                context_frames=0,
+                                random_gain=UNPAIRED_GAIN,
+                                seed=int(seeds[2 + index]),
+                                **settings,
+                            )
+                        )
+                    )
             yield paired, mixtures, sources
 
 
 def _signal_settings(config: ModelConfig) -> dict:
     """The batch generators' batch size and signal keyword arguments."""
     signal = config.signal
-    return dict(batch_size=config.training.batch_size, expected_sr=signal.expected_sr,
-                mono_downmix=signal.mono_downmix, num_fft=signal.num_fft, num_hop=signal.num_hop)
+    return dict(
+        batch_size=config.training.batch_size,
+        expected_sr=signal.expected_sr,
+        mono_downmix=signal.mono_downmix,
+        num_fft=signal.num_fft,
+        num_hop=signal.num_hop,
+    )
 
 
-def partition_loss(session: "tf.compat.v1.Session", graph: "TrainingGraph", songs: Sequence, config: ModelConfig
-                   ) -> float:
+def partition_loss(
+    session: "tf.compat.v1.Session", graph: "TrainingGraph", songs: Sequence, config: ModelConfig
+) -> float:
     """The supervised loss averaged over all non-overlapping excerpts of ``songs``.
 
     Only the frames inside the songs count (as in the reference): the zero padding of a song's
@@ -147,8 +202,9 @@ def partition_loss(session: "tf.compat.v1.Session", graph: "TrainingGraph", song
     """
     network = config.network
     total, count = 0.0, 0
-    for batch, valid_frames in BatchGenerators.validation_batches(songs, network.input_shape, network.output_shape,
-                                                                  **_signal_settings(config)):
+    for batch, valid_frames in BatchGenerators.validation_batches(
+        songs, network.input_shape, network.output_shape, **_signal_settings(config)
+    ):
         frames = int(valid_frames.sum())
         total += float(session.run(graph.validation_loss, graph.feed_validation(batch, valid_frames))) * frames
         count += frames
@@ -157,8 +213,9 @@ def partition_loss(session: "tf.compat.v1.Session", graph: "TrainingGraph", song
     return total / count
 
 
-def validation_clips(session: "tf.compat.v1.Session", graph: "TrainingGraph", song: Sequence, config: ModelConfig,
-                     seconds: float = 10.0) -> Dict[str, np.ndarray]:
+def validation_clips(
+    session: "tf.compat.v1.Session", graph: "TrainingGraph", song: Sequence, config: ModelConfig, seconds: float = 10.0
+) -> Dict[str, np.ndarray]:
     """Separate the first ``seconds`` of one validation song for TensorBoard audio.
 
     Returns:
@@ -167,9 +224,12 @@ def validation_clips(session: "tf.compat.v1.Session", graph: "TrainingGraph", so
     """
     sr, mono = config.signal.expected_sr, config.signal.mono_downmix
     mixture = Input.read_audio(song[0].path, sr, mono, offset=0.0, duration=seconds)
-    audios = [mixture] + [np.zeros_like(mixture) if Input.is_silent(sample) else
-                          Input.read_audio(sample.path, sr, mono, offset=0.0, duration=seconds)
-                          for sample in song[1:]]
+    audios = [mixture] + [
+        np.zeros_like(mixture)
+        if Input.is_silent(sample)
+        else Input.read_audio(sample.path, sr, mono, offset=0.0, duration=seconds)
+        for sample in song[1:]
+    ]
 
     def predict(batch):
         return session.run(graph.inference_outputs, {graph.inference_input: batch})

@@ -60,7 +60,7 @@ LOGGER = logging.getLogger(__name__)
 
 # Part of every cache key: bump it when the conversion changes, so old copies are redone.
 FORMAT_VERSION = 1
-MB = 1024.0 ** 2
+MB = 1024.0**2
 
 
 class _Conversion(NamedTuple):
@@ -84,8 +84,9 @@ def model_rate_folder(cache_dir: str, expected_sr: int, mono_downmix: bool) -> s
     return os.path.join(os.path.abspath(cache_dir), "model_rate", f"{int(expected_sr)}Hz_{layout}")
 
 
-def model_rate_dataset(dataset: dict, cache_dir: str, expected_sr: int, mono_downmix: bool, num_workers: int = 2
-                       ) -> dict:
+def model_rate_dataset(
+    dataset: dict, cache_dir: str, expected_sr: int, mono_downmix: bool, num_workers: int = 2
+) -> dict:
     """The dataset with every Sample pointing at a copy of its audio at ``expected_sr``.
 
     Args:
@@ -112,23 +113,32 @@ def model_rate_dataset(dataset: dict, cache_dir: str, expected_sr: int, mono_dow
     """
     expected_sr, num_workers = _check_settings(expected_sr, num_workers)
     folder = model_rate_folder(cache_dir, expected_sr, mono_downmix)
-    conversions = {path: _plan_conversion(path, folder, expected_sr, bool(mono_downmix))
-                   for path in _source_paths(dataset)}
-    _convert_missing(list(conversions.values()), num_workers, "Model-rate audio", folder,
-                     f"Converting audio to {expected_sr} Hz {'mono' if mono_downmix else '(channels kept)'}")
+    conversions = {
+        path: _plan_conversion(path, folder, expected_sr, bool(mono_downmix)) for path in _source_paths(dataset)
+    }
+    _convert_missing(
+        list(conversions.values()),
+        num_workers,
+        "Model-rate audio",
+        folder,
+        f"Converting audio to {expected_sr} Hz {'mono' if mono_downmix else '(channels kept)'}",
+    )
     metadata = {path: _audio_metadata(job.target) for path, job in conversions.items()}
-    return _map_samples(dataset, lambda sample: dataclasses.replace(sample, **metadata[_absolute(sample.path)]),
-                        "dataset")
+    return _map_samples(
+        dataset, lambda sample: dataclasses.replace(sample, **metadata[_absolute(sample.path)]), "dataset"
+    )
 
 
 def magnitude_folder(cache_dir: str, expected_sr: int, num_fft: int, num_hop: int) -> str:
     """Absolute folder of the magnitude spectrograms for these settings."""
-    return os.path.join(os.path.abspath(cache_dir), "magnitudes",
-                        f"{int(expected_sr)}Hz_{int(num_fft)}fft_{int(num_hop)}hop")
+    return os.path.join(
+        os.path.abspath(cache_dir), "magnitudes", f"{int(expected_sr)}Hz_{int(num_fft)}fft_{int(num_hop)}hop"
+    )
 
 
-def magnitude_store(dataset: dict, cache_dir: str, expected_sr: int, num_fft: int, num_hop: int, num_workers: int = 2
-                    ) -> "MagnitudeStore":
+def magnitude_store(
+    dataset: dict, cache_dir: str, expected_sr: int, num_fft: int, num_hop: int, num_workers: int = 2
+) -> "MagnitudeStore":
     """Compute (once) the magnitude spectrogram of every file of ``dataset``.
 
     Args:
@@ -152,12 +162,19 @@ def magnitude_store(dataset: dict, cache_dir: str, expected_sr: int, num_fft: in
     expected_sr, num_workers = _check_settings(expected_sr, num_workers)
     num_fft, num_hop = Input.check_positive_int(num_fft, "num_fft"), Input.check_positive_int(num_hop, "num_hop")
     folder = magnitude_folder(cache_dir, expected_sr, num_fft, num_hop)
-    conversions = {path: _plan_conversion(path, folder, expected_sr, True, num_fft, num_hop)
-                   for path in _source_paths(dataset)}
-    _convert_missing(list(conversions.values()), num_workers, "Magnitude spectrograms", folder,
-                     f"Computing magnitude spectrograms ({num_fft}-point STFT, hop {num_hop})")
-    return MagnitudeStore({path: job.target for path, job in conversions.items()}, num_fft,
-                          frame_rate=expected_sr / num_hop)
+    conversions = {
+        path: _plan_conversion(path, folder, expected_sr, True, num_fft, num_hop) for path in _source_paths(dataset)
+    }
+    _convert_missing(
+        list(conversions.values()),
+        num_workers,
+        "Magnitude spectrograms",
+        folder,
+        f"Computing magnitude spectrograms ({num_fft}-point STFT, hop {num_hop})",
+    )
+    return MagnitudeStore(
+        {path: job.target for path, job in conversions.items()}, num_fft, frame_rate=expected_sr / num_hop
+    )
 
 
 def _convert_missing(conversions, num_workers, what, folder, description):
@@ -168,8 +185,15 @@ def _convert_missing(conversions, num_workers, what, folder, description):
         return
     began = time.monotonic()
     written = _convert_all(pending, num_workers, description)
-    LOGGER.info("%s in %s: wrote %d file(s) (%.1f MB) in %.1f s, reused %d", what, folder, len(pending),
-                written / MB, time.monotonic() - began, len(conversions) - len(pending))
+    LOGGER.info(
+        "%s in %s: wrote %d file(s) (%.1f MB) in %.1f s, reused %d",
+        what,
+        folder,
+        len(pending),
+        written / MB,
+        time.monotonic() - began,
+        len(conversions) - len(pending),
+    )
 
 
 class MagnitudeStore:
@@ -226,13 +250,13 @@ class MagnitudeStore:
             raise ValueError(f"out has {bins} rows, the spectrograms of this store have {self.bins} bins")
         offset, frames = self._layout(target)
         begin, end = max(first, 0), min(first + count, frames)
-        out[:, :max(begin - first, 0)] = 0.0
-        out[:, max(end - first, 0):] = 0.0
+        out[:, : max(begin - first, 0)] = 0.0
+        out[:, max(end - first, 0) :] = 0.0
         if end <= begin:
             return out
         if buffer is None:
             buffer = np.empty((end - begin) * bins, np.float32)
-        raw = buffer[:(end - begin) * bins].reshape(end - begin, bins)
+        raw = buffer[: (end - begin) * bins].reshape(end - begin, bins)
         try:
             fd = os.open(target, os.O_RDONLY)
             try:
@@ -240,13 +264,15 @@ class MagnitudeStore:
             finally:
                 os.close(fd)
         except OSError as error:
-            raise Input.UnreadableAudioError(target, f"cannot read the cached spectrogram ({error}); delete it "
-                                                     "and run again to recompute it") from error
+            raise Input.UnreadableAudioError(
+                target, f"cannot read the cached spectrogram ({error}); delete it and run again to recompute it"
+            ) from error
         if read != raw.nbytes:
-            raise Input.UnreadableAudioError(target, "the cached spectrogram is truncated; delete it and run "
-                                                     "again to recompute it")
+            raise Input.UnreadableAudioError(
+                target, "the cached spectrogram is truncated; delete it and run again to recompute it"
+            )
         Input.check_finite(raw, target, self.frame_rate, first_frame=begin, unit="frame")
-        out[:, begin - first:end - first] = raw.T
+        out[:, begin - first : end - first] = raw.T
         return out
 
     def frames(self, path: str) -> int:
@@ -271,17 +297,25 @@ def _npy_layout(target, bins):
                 shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(handle)
             offset = handle.tell()
     except (OSError, ValueError) as error:
-        raise Input.UnreadableAudioError(target, f"cannot read the cached spectrogram ({error}); delete it and "
-                                                 "run again to recompute it") from error
+        raise Input.UnreadableAudioError(
+            target, f"cannot read the cached spectrogram ({error}); delete it and run again to recompute it"
+        ) from error
     if len(shape) != 2 or shape[1] != bins or fortran_order or dtype != np.float32:
-        raise Input.UnreadableAudioError(target, f"the cached spectrogram holds {dtype} {shape}, expected float32 "
-                                                 f"[frames, {bins}]; delete it and run again to recompute it")
+        raise Input.UnreadableAudioError(
+            target,
+            f"the cached spectrogram holds {dtype} {shape}, expected float32 "
+            f"[frames, {bins}]; delete it and run again to recompute it",
+        )
     return offset, int(shape[0])
 
 
 def _check_settings(expected_sr, num_workers):
-    if (isinstance(expected_sr, bool) or not isinstance(expected_sr, numbers.Real) or expected_sr <= 0
-            or int(expected_sr) != expected_sr):
+    if (
+        isinstance(expected_sr, bool)
+        or not isinstance(expected_sr, numbers.Real)
+        or expected_sr <= 0
+        or int(expected_sr) != expected_sr
+    ):
         raise ValueError(f"expected_sr must be a positive whole number of Hz, got {expected_sr!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
         raise ValueError(f"num_workers must be an integer >= 0 (0 converts in this process), got {num_workers!r}")
@@ -316,8 +350,10 @@ def _map_samples(node, convert, where):
     if isinstance(node, (list, tuple)):
         mapped = [_map_samples(value, convert, f"{where}[{index}]") for index, value in enumerate(node)]
         return mapped if isinstance(node, list) else tuple(mapped)
-    raise ValueError(f"{where} is a {type(node).__name__}, expected a Sample, None (silence), or a list, "
-                     "tuple or dict of them: build the dataset with Datasets.get_dataset or Sample.from_path")
+    raise ValueError(
+        f"{where} is a {type(node).__name__}, expected a Sample, None (silence), or a list, "
+        "tuple or dict of them: build the dataset with Datasets.get_dataset or Sample.from_path"
+    )
 
 
 def _plan_conversion(source, folder, expected_sr, mono_downmix, num_fft=0, num_hop=0):
@@ -325,8 +361,11 @@ def _plan_conversion(source, folder, expected_sr, mono_downmix, num_fft=0, num_h
     try:
         status = os.stat(source)
     except OSError as error:
-        raise Input.UnreadableAudioError(source, f"the file does not exist or cannot be accessed ({error}); "
-                                                 "check the dataset folders or rebuild the dataset") from error
+        raise Input.UnreadableAudioError(
+            source,
+            f"the file does not exist or cannot be accessed ({error}); "
+            "check the dataset folders or rebuild the dataset",
+        ) from error
     identity = [FORMAT_VERSION, source, status.st_size, status.st_mtime_ns, expected_sr, mono_downmix]
     if num_fft:
         identity += [num_fft, num_hop]
@@ -369,8 +408,10 @@ def _convert_in_pool(conversions, num_workers, progress):
             written += future.result()
             progress.update()
     except BrokenProcessPool as error:
-        raise RuntimeError(f"A worker converting audio into {os.path.dirname(conversions[0].target)} died "
-                           f"({error}); it may have run out of memory: try num_workers=1") from error
+        raise RuntimeError(
+            f"A worker converting audio into {os.path.dirname(conversions[0].target)} died "
+            f"({error}); it may have run out of memory: try num_workers=1"
+        ) from error
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return written
@@ -417,5 +458,9 @@ def _remove_stale_copies(target):
 def _audio_metadata(path):
     """The Sample fields a copy replaces: path, sample rate, channels, duration (from its header)."""
     info = soundfile.info(path)
-    return {"path": path, "sample_rate": int(info.samplerate), "channels": int(info.channels),
-            "duration": info.frames / info.samplerate}
+    return {
+        "path": path,
+        "sample_rate": int(info.samplerate),
+        "channels": int(info.channels),
+        "duration": info.frames / info.samplerate,
+    }

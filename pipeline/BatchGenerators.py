@@ -33,6 +33,7 @@ LOGGER = logging.getLogger(__name__)
 # Smoothing of the running average of cache replacements per batch (as the reference).
 REPLACEMENT_SMOOTHING = 0.99
 
+
 def _check_shape(shape, name):
     if len(tuple(shape)) != 2:
         raise ValueError(f"{name} must be a (freq rows, frames) pair, got {shape!r}")
@@ -51,16 +52,31 @@ class _CachedBatchGenerator:
     gathers the windows from ``self._views`` (one array ``[slot, *item_shape]`` per part).
     """
 
-    def __init__(self, reader, batch_size, mono_downmix, duration, cache_size, num_workers, min_replacement_rate,
-                 seed, window_frames, name):
+    def __init__(
+        self,
+        reader,
+        batch_size,
+        mono_downmix,
+        duration,
+        cache_size,
+        num_workers,
+        min_replacement_rate,
+        seed,
+        window_frames,
+        name,
+    ):
         if not mono_downmix:
-            raise ValueError("mono_downmix=False is not supported by the batch generators: the U-Net "
-                             "takes one channel; set mono_downmix=True")
+            raise ValueError(
+                "mono_downmix=False is not supported by the batch generators: the U-Net "
+                "takes one channel; set mono_downmix=True"
+            )
         if not reader.entries:
             raise ValueError(f"{name}: the list of songs/samples is empty; check the dataset partition")
         if num_workers < 0 or min_replacement_rate < 0 or not duration > 0:
-            raise ValueError(f"{name}: need num_workers >= 0, min_replacement_rate >= 0 and duration > 0, got "
-                             f"{num_workers}, {min_replacement_rate}, {duration}")
+            raise ValueError(
+                f"{name}: need num_workers >= 0, min_replacement_rate >= 0 and duration > 0, got "
+                f"{num_workers}, {min_replacement_rate}, {duration}"
+            )
         self._reader, self._name = reader, name
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.cache_size = check_positive_int(cache_size, "cache_size")
@@ -76,8 +92,7 @@ class _CachedBatchGenerator:
         self._source = None
         self._filled = 0
         self._average_replacements = self.min_replacement_rate
-        self._counters = {"batches": 0, "items_replaced": 0, "items_read": 0, "wait_seconds": 0.0,
-                          "fill_seconds": 0.0}
+        self._counters = {"batches": 0, "items_replaced": 0, "items_read": 0, "wait_seconds": 0.0, "fill_seconds": 0.0}
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -96,20 +111,29 @@ class _CachedBatchGenerator:
             self.stop()
             raise
         self._counters["fill_seconds"] += time.monotonic() - began
-        LOGGER.info("%s batch generator: cache of %d sections filled by %d worker(s) in %.1f s", self._name,
-                    self.cache_size, self.num_workers, time.monotonic() - began)
+        LOGGER.info(
+            "%s batch generator: cache of %d sections filled by %d worker(s) in %.1f s",
+            self._name,
+            self.cache_size,
+            self.num_workers,
+            time.monotonic() - began,
+        )
         return self
 
     def _make_source(self):
         if self.num_workers == 0:
-            source = InlineSource(self._reader, self._reader_seeds.spawn(1)[0], self._unreadable,
-                                   self.cache_size + 1)
+            source = InlineSource(self._reader, self._reader_seeds.spawn(1)[0], self._unreadable, self.cache_size + 1)
         else:
             # Beyond the cache's slots, enough that every worker can hand over an item while
             # the parent still holds a batch's worth of unconsumed ones.
             spare = max(2 * self.num_workers, 2 * int(math.ceil(self.min_replacement_rate)), 2)
-            source = WorkerPool(self._reader, self._reader_seeds.spawn(self.num_workers), self.cache_size + spare,
-                                 self._unreadable, self._name)
+            source = WorkerPool(
+                self._reader,
+                self._reader_seeds.spawn(self.num_workers),
+                self.cache_size + spare,
+                self._unreadable,
+                self._name,
+            )
         self._views = source.views
         return source
 
@@ -154,8 +178,10 @@ class _CachedBatchGenerator:
         self._source.check()
         smoothing = REPLACEMENT_SMOOTHING
         began = time.monotonic()
-        while (replaced < self.cache_size and
-               (1 - smoothing) * replaced + smoothing * self._average_replacements < self.min_replacement_rate):
+        while (
+            replaced < self.cache_size
+            and (1 - smoothing) * replaced + smoothing * self._average_replacements < self.min_replacement_rate
+        ):
             self._source.wait_one(self._replace_random)
             replaced += 1
         self._counters["wait_seconds"] += time.monotonic() - began
@@ -202,10 +228,10 @@ def _gather_windows(slots, items, starts, width, height):
     before, _ = padding_rows(bins, height)
     out = np.empty((len(items), height, width, 1), np.float32)
     out[:, :before] = 0.0
-    out[:, before + bins:] = 0.0
-    target = out[:, before:before + bins, :, 0]
+    out[:, before + bins :] = 0.0
+    target = out[:, before : before + bins, :, 0]
     for b, (item, start) in enumerate(zip(items.tolist(), starts.tolist())):
-        target[b] = slots[item, :, start:start + width]
+        target[b] = slots[item, :, start : start + width]
     return out
 
 
@@ -235,33 +261,65 @@ class PairedBatchGenerator(_CachedBatchGenerator):
             which is the same data at a fraction of the workers' CPU time.
     """
 
-    def __init__(self, songs: Sequence[Sequence[Optional[Sample]]], input_shape: Tuple[int, int],
-                 output_shape: Tuple[int, int], batch_size: int, expected_sr: int = 8192, mono_downmix: bool = True,
-                 num_fft: int = 512, num_hop: int = 256, duration: float = 10.0, cache_size: int = 64,
-                 num_workers: int = 4, min_replacement_rate: float = 8, seed: int = 0,
-                 magnitudes: Optional[MagnitudeStore] = None):
+    def __init__(
+        self,
+        songs: Sequence[Sequence[Optional[Sample]]],
+        input_shape: Tuple[int, int],
+        output_shape: Tuple[int, int],
+        batch_size: int,
+        expected_sr: int = 8192,
+        mono_downmix: bool = True,
+        num_fft: int = 512,
+        num_hop: int = 256,
+        duration: float = 10.0,
+        cache_size: int = 64,
+        num_workers: int = 4,
+        min_replacement_rate: float = 8,
+        seed: int = 0,
+        magnitudes: Optional[MagnitudeStore] = None,
+    ):
         """Check the settings (arguments as in the class docstring); reading begins at :meth:`start`
         or the first batch."""
-        (self.input_shape, self.output_shape) = (_check_shape(input_shape, "input_shape"),
-                                                 _check_shape(output_shape, "output_shape"))
+        (self.input_shape, self.output_shape) = (
+            _check_shape(input_shape, "input_shape"),
+            _check_shape(output_shape, "output_shape"),
+        )
         context, remainder = divmod(self.input_shape[1] - self.output_shape[1], 2)
         if context < 0 or remainder:
-            raise ValueError(f"input frames {self.input_shape[1]} must exceed output frames "
-                             f"{self.output_shape[1]} by an even number")
+            raise ValueError(
+                f"input frames {self.input_shape[1]} must exceed output frames {self.output_shape[1]} by an even number"
+            )
         songs = [tuple(song) for song in songs]
         if not songs:
             raise ValueError("paired: the list of songs is empty; check the dataset partition (train_sup)")
         if any(len(song) != len(songs[0]) or len(song) < 2 or is_silent(song[0]) for song in songs):
-            raise ValueError("songs must be tuples (mixture, source_1, ..., source_K) with the same K >= 1 "
-                             "and a mixture Sample")
-        geometry = SectionGeometry(int(expected_sr), int(num_fft), int(num_hop),
-                                   max(self.output_shape[1], int(round(duration * expected_sr / num_hop))), context)
+            raise ValueError(
+                "songs must be tuples (mixture, source_1, ..., source_K) with the same K >= 1 and a mixture Sample"
+            )
+        geometry = SectionGeometry(
+            int(expected_sr),
+            int(num_fft),
+            int(num_hop),
+            max(self.output_shape[1], int(round(duration * expected_sr / num_hop))),
+            context,
+        )
         for height, what in ((self.input_shape[0], "input_shape"), (self.output_shape[0], "output_shape")):
             if height < geometry.bins:
-                raise ValueError(f"{what} height {height} is smaller than the {geometry.bins} frequency bins of "
-                                 f"num_fft={num_fft}")
-        super().__init__(PairedReader(songs, geometry, magnitudes), batch_size, mono_downmix, duration, cache_size,
-                         num_workers, min_replacement_rate, seed, window_frames=self.output_shape[1], name="paired")
+                raise ValueError(
+                    f"{what} height {height} is smaller than the {geometry.bins} frequency bins of num_fft={num_fft}"
+                )
+        super().__init__(
+            PairedReader(songs, geometry, magnitudes),
+            batch_size,
+            mono_downmix,
+            duration,
+            cache_size,
+            num_workers,
+            min_replacement_rate,
+            seed,
+            window_frames=self.output_shape[1],
+            name="paired",
+        )
 
     def get_batch(self) -> List[np.ndarray]:
         """``[mixture [B, F_in, T_in, 1], source_1 [B, F_out, T_out, 1], ...]``, float32 linear
@@ -290,29 +348,59 @@ class SingleSourceBatchGenerator(_CachedBatchGenerator):
         Other arguments as :class:`PairedBatchGenerator`.
     """
 
-    def __init__(self, samples: Sequence[Optional[Sample]], shape: Tuple[int, int], context_frames: int = 0,
-                 random_gain: Optional[Tuple[float, float]] = None, batch_size: int = 64, expected_sr: int = 8192,
-                 mono_downmix: bool = True, num_fft: int = 512, num_hop: int = 256, duration: float = 10.0,
-                 cache_size: int = 64, num_workers: int = 4, min_replacement_rate: float = 8, seed: int = 0,
-                 magnitudes: Optional[MagnitudeStore] = None):
+    def __init__(
+        self,
+        samples: Sequence[Optional[Sample]],
+        shape: Tuple[int, int],
+        context_frames: int = 0,
+        random_gain: Optional[Tuple[float, float]] = None,
+        batch_size: int = 64,
+        expected_sr: int = 8192,
+        mono_downmix: bool = True,
+        num_fft: int = 512,
+        num_hop: int = 256,
+        duration: float = 10.0,
+        cache_size: int = 64,
+        num_workers: int = 4,
+        min_replacement_rate: float = 8,
+        seed: int = 0,
+        magnitudes: Optional[MagnitudeStore] = None,
+    ):
         """Check the settings (arguments as in the class docstring); reading begins at :meth:`start`
         or the first batch."""
         self.shape = _check_shape(shape, "shape")
         self.context_frames = int(context_frames)
         centre = self.shape[1] - 2 * self.context_frames
         if self.context_frames < 0 or centre < 1:
-            raise ValueError(f"context_frames={context_frames} must be >= 0 and leave a centre in "
-                             f"{self.shape[1]} frames")
+            raise ValueError(
+                f"context_frames={context_frames} must be >= 0 and leave a centre in {self.shape[1]} frames"
+            )
         if random_gain is not None and not (len(random_gain) == 2 and 0 <= random_gain[0] <= random_gain[1]):
             raise ValueError(f"random_gain must be None or (low, high) with 0 <= low <= high, got {random_gain!r}")
         self.random_gain = None if random_gain is None else (float(random_gain[0]), float(random_gain[1]))
-        geometry = SectionGeometry(int(expected_sr), int(num_fft), int(num_hop),
-                                   max(centre, int(round(duration * expected_sr / num_hop))), self.context_frames)
+        geometry = SectionGeometry(
+            int(expected_sr),
+            int(num_fft),
+            int(num_hop),
+            max(centre, int(round(duration * expected_sr / num_hop))),
+            self.context_frames,
+        )
         if self.shape[0] < geometry.bins:
-            raise ValueError(f"shape height {self.shape[0]} is smaller than the {geometry.bins} frequency bins "
-                             f"of num_fft={num_fft}")
-        super().__init__(SingleReader(samples, geometry, magnitudes), batch_size, mono_downmix, duration, cache_size,
-                         num_workers, min_replacement_rate, seed, window_frames=centre, name="single")
+            raise ValueError(
+                f"shape height {self.shape[0]} is smaller than the {geometry.bins} frequency bins of num_fft={num_fft}"
+            )
+        super().__init__(
+            SingleReader(samples, geometry, magnitudes),
+            batch_size,
+            mono_downmix,
+            duration,
+            cache_size,
+            num_workers,
+            min_replacement_rate,
+            seed,
+            window_frames=centre,
+            name="single",
+        )
 
     def get_batch(self) -> np.ndarray:
         """float32 linear magnitudes [B, F, T, 1] (random gain applied if configured)."""
@@ -330,6 +418,7 @@ class SingleSourceBatchGenerator(_CachedBatchGenerator):
 # Whole songs: validation and test loss
 # ----------------------------------------------------------------------------------------
 
+
 def _song_magnitudes(song, expected_sr, num_fft, num_hop):
     """Magnitudes of a whole song: mixture [F, n] and sources [K, F, n] on the mixture's frames."""
     mixture, *sources = song
@@ -343,9 +432,16 @@ def _song_magnitudes(song, expected_sr, num_fft, num_hop):
     return mix, out
 
 
-def validation_batches(songs: Sequence[Sequence[Optional[Sample]]], input_shape: Tuple[int, int],
-                       output_shape: Tuple[int, int], batch_size: int, expected_sr: int, mono_downmix: bool,
-                       num_fft: int, num_hop: int) -> Iterator[Tuple[List[np.ndarray], np.ndarray]]:
+def validation_batches(
+    songs: Sequence[Sequence[Optional[Sample]]],
+    input_shape: Tuple[int, int],
+    output_shape: Tuple[int, int],
+    batch_size: int,
+    expected_sr: int,
+    mono_downmix: bool,
+    num_fft: int,
+    num_hop: int,
+) -> Iterator[Tuple[List[np.ndarray], np.ndarray]]:
     """Paired batches covering every song by non-overlapping output windows, for the
     validation and test loss.
 
@@ -378,8 +474,9 @@ def validation_batches(songs: Sequence[Sequence[Optional[Sample]]], input_shape:
         mix = np.pad(mix, [(0, 0), (context, span - frames + context)])
         sources = np.pad(sources, [(0, 0), (0, 0), (0, span - frames)])
         for start in range(0, frames, t_out):
-            pending.append((mix[:, start:start + t_in], sources[:, :, start:start + t_out],
-                            min(t_out, frames - start)))
+            pending.append(
+                (mix[:, start : start + t_in], sources[:, :, start : start + t_out], min(t_out, frames - start))
+            )
             if len(pending) == batch_size:
                 yield _stack_validation_batch(pending, f_in, f_out)
                 pending = []

@@ -46,8 +46,9 @@ Consume = Callable[[int, int], Optional[int]]
 class InlineSource:
     """Reads items in the calling process (``num_workers=0``): deterministic given the seed."""
 
-    def __init__(self, reader: SectionReader, seed_sequence: np.random.SeedSequence, unreadable: UnreadableFiles,
-                 num_slots: int):
+    def __init__(
+        self, reader: SectionReader, seed_sequence: np.random.SeedSequence, unreadable: UnreadableFiles, num_slots: int
+    ):
         """Slots: ``views[part]`` float32 ``[num_slots, *reader.item_shapes[part]]``; ``unreadable``
         collects the entries that fail to read."""
         self._reader, self._unreadable = reader, unreadable
@@ -66,8 +67,13 @@ class InlineSource:
             RuntimeError: every entry of the reader is unreadable.
         """
         slot = self._free_slots.popleft()
-        item = read_good_item(self._reader, self._unreadable.bad_entries, self._rng, self._unreadable.report,
-                               [view[slot] for view in self.views])
+        item = read_good_item(
+            self._reader,
+            self._unreadable.bad_entries,
+            self._rng,
+            self._unreadable.report,
+            [view[slot] for view in self.views],
+        )
         if item is None:
             self._free_slots.appendleft(slot)
             raise RuntimeError(self._unreadable.all_bad_message())
@@ -143,15 +149,23 @@ def _take_free_slot(free_slots, stop_event, parent):
 
 def _slot_views(slots, item_shapes):
     """numpy views [num_slots, *shape] on the shared float32 buffers."""
-    return [np.frombuffer(buffer, dtype=np.float32).reshape((-1,) + tuple(shape))
-            for buffer, shape in zip(slots, item_shapes)]
+    return [
+        np.frombuffer(buffer, dtype=np.float32).reshape((-1,) + tuple(shape))
+        for buffer, shape in zip(slots, item_shapes)
+    ]
 
 
 class WorkerPool:
     """Worker processes writing items into shared-memory slots, announced by small messages."""
 
-    def __init__(self, reader: SectionReader, seed_sequences: Sequence[np.random.SeedSequence], num_slots: int,
-                 unreadable: UnreadableFiles, name: str):
+    def __init__(
+        self,
+        reader: SectionReader,
+        seed_sequences: Sequence[np.random.SeedSequence],
+        num_slots: int,
+        unreadable: UnreadableFiles,
+        name: str,
+    ):
         """Start one worker process per seed sequence (named ``<name>-worker-<i>``), reading
         ``reader``'s items into ``num_slots`` shared slots: ``views[part]`` float32
         ``[num_slots, *reader.item_shapes[part]]``; ``unreadable`` collects the entries that fail."""
@@ -164,12 +178,25 @@ class WorkerPool:
         for slot in range(num_slots):
             self._free_slots.put(slot)
         self._processes = [
-            context.Process(target=_worker_main, name=f"{name}-worker-{index}", daemon=True,
-                            args=(reader, seed, self._slots, self._free_slots, self._messages,
-                                  self._stop_event, f"{name}-worker-{index}"))
-            for index, seed in enumerate(seed_sequences)]
-        self._finalizer = weakref.finalize(self, _shut_down, self._processes, self._stop_event,
-                                           [self._free_slots, self._messages])
+            context.Process(
+                target=_worker_main,
+                name=f"{name}-worker-{index}",
+                daemon=True,
+                args=(
+                    reader,
+                    seed,
+                    self._slots,
+                    self._free_slots,
+                    self._messages,
+                    self._stop_event,
+                    f"{name}-worker-{index}",
+                ),
+            )
+            for index, seed in enumerate(seed_sequences)
+        ]
+        self._finalizer = weakref.finalize(
+            self, _shut_down, self._processes, self._stop_event, [self._free_slots, self._messages]
+        )
         try:
             with Utils.main_script_hidden():
                 for process in self._processes:
@@ -234,8 +261,10 @@ class WorkerPool:
                 self._handle_control(message)
         process = next(p for p in self._processes if p.sentinel in dead)
         process.join(timeout=0.1)
-        raise RuntimeError(f"Input worker {process.name} (pid {process.pid}) died unexpectedly "
-                           f"({_describe_exit(process.exitcode)}); see the log for its output")
+        raise RuntimeError(
+            f"Input worker {process.name} (pid {process.pid}) died unexpectedly "
+            f"({_describe_exit(process.exitcode)}); see the log for its output"
+        )
 
     def pids(self) -> List[int]:
         """Process ids of the workers (all started by ``__init__``)."""

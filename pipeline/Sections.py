@@ -74,8 +74,16 @@ class SectionGeometry:
         """Frames of the whole song's centred STFT (``seconds`` of audio at ``expected_sr`` Hz)."""
         return 1 + int(round(seconds * self.expected_sr)) // self.num_hop
 
-    def read_magnitudes(self, path: str, first_frame: int, frames: int, context: int, song_frames: int,
-                        out: Optional[np.ndarray] = None, scratch: Optional[Scratch] = None) -> np.ndarray:
+    def read_magnitudes(
+        self,
+        path: str,
+        first_frame: int,
+        frames: int,
+        context: int,
+        song_frames: int,
+        out: Optional[np.ndarray] = None,
+        scratch: Optional[Scratch] = None,
+    ) -> np.ndarray:
         """float32 [bins, frames + 2 * context] magnitudes, frame 0 centred at
         ``(first_frame - context) * num_hop``.
 
@@ -89,8 +97,8 @@ class SectionGeometry:
         length = (total - 1) * self.num_hop + self.num_fft
         audio = read_span(path, self.expected_sr, True, start, length, scratch)
         magnitudes = frame_magnitudes(audio, self.num_fft, self.num_hop, out=out, scratch=scratch)
-        magnitudes[:, :max(context - first_frame, 0)] = 0.0
-        magnitudes[:, max(song_frames - first_frame + context, 0):] = 0.0
+        magnitudes[:, : max(context - first_frame, 0)] = 0.0
+        magnitudes[:, max(song_frames - first_frame + context, 0) :] = 0.0
         return magnitudes
 
     def random_first_frame(self, song_frames: int, rng: np.random.Generator) -> Tuple[int, int]:
@@ -117,8 +125,10 @@ class _SectionReader:
     def __init__(self, entries, geometry, magnitudes=None):
         self.entries, self.geometry, self._magnitudes = list(entries), geometry, magnitudes
         if magnitudes is not None and magnitudes.bins != geometry.bins:
-            raise ValueError(f"The magnitude store has {magnitudes.bins} frequency bins, num_fft={geometry.num_fft} "
-                             f"gives {geometry.bins}: build it with the generator's num_fft")
+            raise ValueError(
+                f"The magnitude store has {magnitudes.bins} frequency bins, num_fft={geometry.num_fft} "
+                f"gives {geometry.bins}: build it with the generator's num_fft"
+            )
         self._scratch = Scratch()
 
     def _read_magnitudes(self, path, first_frame, frames, context, song_frames, out):
@@ -133,18 +143,25 @@ class _SectionReader:
 class PairedReader(_SectionReader):
     """Reads aligned (mixture with context, sources) sections of random songs."""
 
-    def __init__(self, songs: Sequence[Sequence[Optional[Sample]]], geometry: SectionGeometry,
-                 magnitudes: Optional[MagnitudeStore] = None):
+    def __init__(
+        self,
+        songs: Sequence[Sequence[Optional[Sample]]],
+        geometry: SectionGeometry,
+        magnitudes: Optional[MagnitudeStore] = None,
+    ):
         """``songs``: tuples ``(mixture, source_1, ..., source_K)`` of the same K >= 1 (None = a silent
         source); ``geometry`` and ``magnitudes`` as in :class:`_SectionReader`."""
         super().__init__(songs, geometry, magnitudes)
         self.num_sources = len(self.entries[0]) - 1
         g = geometry
-        self.item_shapes = [(g.bins, g.centre_frames + 2 * g.context_frames),
-                            (self.num_sources, g.bins, g.centre_frames)]
+        self.item_shapes = [
+            (g.bins, g.centre_frames + 2 * g.context_frames),
+            (self.num_sources, g.bins, g.centre_frames),
+        ]
 
-    def read(self, index: int, rng: np.random.Generator,
-             out: Optional[Sequence[np.ndarray]] = None) -> Tuple[List[np.ndarray], int]:
+    def read(
+        self, index: int, rng: np.random.Generator, out: Optional[Sequence[np.ndarray]] = None
+    ) -> Tuple[List[np.ndarray], int]:
         """Returns ``([mixture [F, N + 2c], sources [K, F, N]], valid_frames)``; the arrays are
         ``out`` (a list of arrays of ``item_shapes``, e.g. shared-memory slots) if given."""
         mixture, *sources = self.entries[index]
@@ -164,16 +181,21 @@ class PairedReader(_SectionReader):
 class SingleReader(_SectionReader):
     """Reads sections (with optional context) of random single files."""
 
-    def __init__(self, samples: Sequence[Optional[Sample]], geometry: SectionGeometry,
-                 magnitudes: Optional[MagnitudeStore] = None):
+    def __init__(
+        self,
+        samples: Sequence[Optional[Sample]],
+        geometry: SectionGeometry,
+        magnitudes: Optional[MagnitudeStore] = None,
+    ):
         """``samples``: the single files (None = silence); ``geometry`` and ``magnitudes`` as in
         :class:`_SectionReader`."""
         super().__init__(samples, geometry, magnitudes)
         g = geometry
         self.item_shapes = [(g.bins, g.centre_frames + 2 * g.context_frames)]
 
-    def read(self, index: int, rng: np.random.Generator,
-             out: Optional[Sequence[np.ndarray]] = None) -> Tuple[List[np.ndarray], int]:
+    def read(
+        self, index: int, rng: np.random.Generator, out: Optional[Sequence[np.ndarray]] = None
+    ) -> Tuple[List[np.ndarray], int]:
         """Returns ``([spectrogram [F, N + 2c]], valid_frames)``; the array is ``out[0]`` if given."""
         entry = self.entries[index]
         g = self.geometry
@@ -215,13 +237,19 @@ class UnreadableFiles:
     def all_bad_message(self) -> str:
         """The error message for a reader none of whose entries could be read."""
         listed = ", ".join(sorted(self._warned)[:5])
-        return (f"None of the {len(self._reader.entries)} dataset entries could be read (e.g. {listed}); "
-                "check that the dataset files exist and are valid audio")
+        return (
+            f"None of the {len(self._reader.entries)} dataset entries could be read (e.g. {listed}); "
+            "check that the dataset files exist and are valid audio"
+        )
 
 
-def read_good_item(reader: SectionReader, bad_entries: Set[int], rng: np.random.Generator,
-                   on_unreadable: Callable[[int, str, str], None],
-                   out: Optional[Sequence[np.ndarray]] = None) -> Optional[Tuple[List[np.ndarray], int]]:
+def read_good_item(
+    reader: SectionReader,
+    bad_entries: Set[int],
+    rng: np.random.Generator,
+    on_unreadable: Callable[[int, str, str], None],
+    out: Optional[Sequence[np.ndarray]] = None,
+) -> Optional[Tuple[List[np.ndarray], int]]:
     """Read one item of a random entry not in ``bad_entries``, skipping unreadable ones.
 
     ``on_unreadable(index, path, reason)`` is called for each newly failing entry; returns

@@ -38,7 +38,7 @@ def centre_crop(batch, shape):
     checks the two against each other)."""
     (height, width), (rows, frames) = shape, batch.shape[1:3]
     top, left = (rows - height) // 2, (frames - width) // 2
-    return batch[:, top:top + height, left:left + width]
+    return batch[:, top : top + height, left : left + width]
 
 
 def process_gone(pid):

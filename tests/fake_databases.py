@@ -12,10 +12,9 @@ import numpy as np
 import soundfile
 import stempeg
 import yaml
-
-import Datasets
 from conftest import write_wav
 
+import Datasets
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,8 +31,9 @@ def noise(key, seconds=1.0, channels=2, sample_rate=SR):
     return (0.1 * rng.standard_normal((int(round(seconds * sample_rate)), channels))).astype(np.float32)
 
 
-def make_dsd100(root, dev=("002 - Beta - Second", "001 - Alpha - First"),
-                test=("004 - Delta - Fourth", "003 - Gamma - Third")):
+def make_dsd100(
+    root, dev=("002 - Beta - Second", "001 - Alpha - First"), test=("004 - Delta - Fourth", "003 - Gamma - Third")
+):
     for folder, songs in (("Dev", dev), ("Test", test)):
         for song in songs:
             sources = {stem: noise(song + stem) for stem in ("vocals", "bass", "drums", "other")}
@@ -66,8 +66,9 @@ def musdb18_stems(song, seconds=1.0):
     time = np.arange(int(round(seconds * MUSDB18_SR))) / MUSDB18_SR
     sources = []
     for _ in range(4):
-        tone = sum(0.05 * np.sin(2 * np.pi * rng.uniform(100, 2000) * time + rng.uniform(0, 2 * np.pi))
-                   for _ in range(3))
+        tone = sum(
+            0.05 * np.sin(2 * np.pi * rng.uniform(100, 2000) * time + rng.uniform(0, 2 * np.pi)) for _ in range(3)
+        )
         sources.append(np.stack([tone, 0.8 * tone], axis=1))
     return np.stack([sum(sources)] + sources).astype(np.float32)
 
@@ -87,9 +88,11 @@ def make_musdb18(root, train=("B - Two", "A - One"), test=("C - Three",), second
     return str(root)
 
 
-MEDLEYDB_SONGS = {"Artist1_Sing": ["female singer", "electric bass", "male singer"],
-                  "Artist2_Instrumental": ["drum set", "piano"],
-                  "Artist3_Choir": ["choir", "acoustic guitar"]}
+MEDLEYDB_SONGS = {
+    "Artist1_Sing": ["female singer", "electric bass", "male singer"],
+    "Artist2_Instrumental": ["drum set", "piano"],
+    "Artist3_Choir": ["choir", "acoustic guitar"],
+}
 
 
 def make_medleydb(root, songs=None):
@@ -102,7 +105,8 @@ def make_medleydb(root, songs=None):
             write_wav(folder / f"{name}_STEMS" / filename, noise(name + label), SR)
         write_wav(folder / f"{name}_MIX.wav", noise(name + "mix"), SR)
         (folder / f"{name}_METADATA.yaml").write_text(
-            yaml.safe_dump({"artist": name.split("_")[0], "title": name.split("_")[1], "stems": stems}))
+            yaml.safe_dump({"artist": name.split("_")[0], "title": name.split("_")[1], "stems": stems})
+        )
     return str(root)
 
 
@@ -121,16 +125,27 @@ def make_ikala(root, ids=("10171_chorus", "10161_verse", "10170_verse")):
     return str(root)
 
 
-MAKERS = {"DSD100": make_dsd100, "MUSDB18HQ": make_musdb18hq, "MUSDB18": make_musdb18, "MedleyDB": make_medleydb,
-          "CCMixter": make_ccmixter, "iKala": make_ikala}
+MAKERS = {
+    "DSD100": make_dsd100,
+    "MUSDB18HQ": make_musdb18hq,
+    "MUSDB18": make_musdb18,
+    "MedleyDB": make_medleydb,
+    "CCMixter": make_ccmixter,
+    "iKala": make_ikala,
+}
 
 
 PAPER_DATABASES = ("DSD100", "MedleyDB", "CCMixter", "iKala")
 
 
 def build(setup, **kwargs):
-    arguments = dict(xml_paths=setup["xmls"], dataset_roots=setup["roots"], cache_dir=setup["cache"],
-                     pkl_path=setup["pkl"], **SMALL_PARTITION)
+    arguments = dict(
+        xml_paths=setup["xmls"],
+        dataset_roots=setup["roots"],
+        cache_dir=setup["cache"],
+        pkl_path=setup["pkl"],
+        **SMALL_PARTITION,
+    )
     arguments.update(kwargs)
     return Datasets.get_dataset(**arguments)
 
@@ -147,8 +162,11 @@ def paired_triples(dataset):
 
 
 def files_under(folder):
-    return sorted((os.path.join(path, name), os.stat(os.path.join(path, name)).st_mtime_ns)
-                  for path, _, names in os.walk(folder) for name in names)
+    return sorted(
+        (os.path.join(path, name), os.stat(os.path.join(path, name)).st_mtime_ns)
+        for path, _, names in os.walk(folder)
+        for name in names
+    )
 
 
 def docs_command(section):
@@ -158,7 +176,7 @@ def docs_command(section):
         text = handle.read()
     start = text.index(section + "\n")
     end = text.find("\n## ", start + len(section))
-    for block in re.findall(r"```bash\n(.*?)```", text[start:end if end >= 0 else None], re.DOTALL):
+    for block in re.findall(r"```bash\n(.*?)```", text[start : end if end >= 0 else None], re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
             arguments = shlex.split(line, comments=True)
             if arguments[:2] == ["python", "Training.py"]:
@@ -168,12 +186,20 @@ def docs_command(section):
 
 def run_training(arguments, cwd):
     """``python Training.py ARGUMENTS`` in ``cwd``, as a user runs it: the finished process."""
-    return subprocess.run([sys.executable, os.path.join(REPO, "Training.py")] + list(arguments), cwd=cwd,
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""))
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "Training.py")] + list(arguments),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""),
+    )
 
 
 def table_rows(output):
     """``{(partition, database): songs}`` of the table the datasets command prints."""
-    return {(cells[0], cells[1]): int(cells[2]) for cells in map(str.split, output.splitlines())
-            if len(cells) == 4 and cells[2].isdigit()}
+    return {
+        (cells[0], cells[1]): int(cells[2])
+        for cells in map(str.split, output.splitlines())
+        if len(cells) == 4 and cells[2].isdigit()
+    }

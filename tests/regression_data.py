@@ -25,17 +25,29 @@ if ROOT not in sys.path:
 
 REFERENCE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "regression.npz")
 SR = 8192
-NETWORK_CONFIG = dict(sources=["accompaniment", "voice"], batch_size=2, alpha=0.001, beta=0.001, lam=10,
-                      init_disc_lr=5e-5, init_sup_sep_lr=5e-5, init_unsup_sep_lr=5e-5, num_frames=8,
-                      num_freqs=32, num_layers=2, num_initial_filters=4, critic_initial_filters=4,
-                      critic_dense_units=8)
+NETWORK_CONFIG = dict(
+    sources=["accompaniment", "voice"],
+    batch_size=2,
+    alpha=0.001,
+    beta=0.001,
+    lam=10,
+    init_disc_lr=5e-5,
+    init_sup_sep_lr=5e-5,
+    init_unsup_sep_lr=5e-5,
+    num_frames=8,
+    num_freqs=32,
+    num_layers=2,
+    num_initial_filters=4,
+    critic_initial_filters=4,
+    critic_dense_units=8,
+)
 
 
 def chirp_with_noise(seconds, sample_rate=SR, seed=0):
     """A chirp plus a little noise, float32 [samples]: every frame differs from the others."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(round(seconds * sample_rate))) / sample_rate
-    chirp = 0.4 * np.sin(2 * np.pi * (150 * t + 900 * t ** 2))
+    chirp = 0.4 * np.sin(2 * np.pi * (150 * t + 900 * t**2))
     return (chirp + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
 
 
@@ -59,16 +71,19 @@ def signal_values():
     audio = chirp_with_noise(1.5)
     spectrogram = Input.stft(audio, 512, 256)
     magnitude = np.abs(spectrogram).astype(np.float32)
-    values = {"signal/stft_magnitude": magnitude,
-              "signal/padded": Input.pad_freqs(magnitude, 350),
-              "signal/istft": Input.istft(magnitude, np.angle(spectrogram), 256, len(audio)),
-              "signal/normalised": _normalised(magnitude)}
+    values = {
+        "signal/stft_magnitude": magnitude,
+        "signal/padded": Input.pad_freqs(magnitude, 350),
+        "signal/istft": Input.istft(magnitude, np.angle(spectrogram), 256, len(audio)),
+        "signal/normalised": _normalised(magnitude),
+    }
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "stereo_44100.wav")
         stereo = np.stack([chirp_with_noise(0.5, 44100, seed=1), chirp_with_noise(0.5, 44100, seed=2)], axis=1)
         soundfile.write(path, stereo, 44100, subtype="FLOAT")
-        values["signal/resampled_section"] = Input.read_audio(path, SR, mono_downmix=True, offset=0.1,
-                                                              duration=0.25, padding_duration=0.05)
+        values["signal/resampled_section"] = Input.read_audio(
+            path, SR, mono_downmix=True, offset=0.1, duration=0.25, padding_duration=0.05
+        )
     return values
 
 
@@ -105,11 +120,16 @@ def network_values():
 
         paired = [magnitudes(graph.input_shape)] + [magnitudes(graph.output_shape) for _ in graph.sources]
         feed = graph.feed_paired(paired)
-        feed.update(graph.feed_unpaired(magnitudes(graph.input_shape),
-                                        [magnitudes(graph.output_shape) for _ in graph.sources]))
-        fetches = {"supervised_loss": graph.supervised_loss, "L_u": graph.L_u,
-                   "additive_penalty": graph.additive_penalty, "unsupervised_loss": graph.unsupervised_loss,
-                   "separator_loss": graph.separator_loss}
+        feed.update(
+            graph.feed_unpaired(magnitudes(graph.input_shape), [magnitudes(graph.output_shape) for _ in graph.sources])
+        )
+        fetches = {
+            "supervised_loss": graph.supervised_loss,
+            "L_u": graph.L_u,
+            "additive_penalty": graph.additive_penalty,
+            "unsupervised_loss": graph.unsupervised_loss,
+            "separator_loss": graph.separator_loss,
+        }
         for name in graph.sources:
             fetches[f"separator_output/{name}"] = graph.separator_outputs[name]
             fetches[f"unpaired_output/{name}"] = graph.unpaired_separator_outputs[name]
@@ -144,8 +164,16 @@ def batch_values():
     """Seeded batches of the paired and the single-source generator, reading in this process."""
     from pipeline.BatchGenerators import PairedBatchGenerator, SingleSourceBatchGenerator
 
-    settings = dict(batch_size=3, expected_sr=SR, num_fft=256, num_hop=128, duration=1.0, cache_size=3,
-                    num_workers=0, min_replacement_rate=2)
+    settings = dict(
+        batch_size=3,
+        expected_sr=SR,
+        num_fft=256,
+        num_hop=128,
+        duration=1.0,
+        cache_size=3,
+        num_workers=0,
+        min_replacement_rate=2,
+    )
     values = {}
     with tempfile.TemporaryDirectory() as folder:
         songs = [_write_song(folder, f"song{index}", seconds, index) for index, seconds in enumerate((1.2, 2.0, 0.7))]
@@ -154,8 +182,9 @@ def batch_values():
                 for part, array in zip(("mixture", "accompaniment", "voice"), generator.get_batch()):
                     values[f"batches/paired_{index}/{part}"] = array
         voices = [song[2] for song in songs]
-        with SingleSourceBatchGenerator(voices, (129, 10), context_frames=3, random_gain=(0.2, 1.2), seed=8,
-                                        **settings) as generator:
+        with SingleSourceBatchGenerator(
+            voices, (129, 10), context_frames=3, random_gain=(0.2, 1.2), seed=8, **settings
+        ) as generator:
             for index in range(2):
                 values[f"batches/single_{index}"] = generator.get_batch()
     return values

@@ -3,12 +3,11 @@
 
 import numpy as np
 import soundfile
-
-from pipeline import AudioCache
-import Input
-from Sample import Sample
 from conftest import write_wav
 
+import Input
+from pipeline import AudioCache
+from Sample import Sample
 
 SR = 8192
 FFT, HOP = 256, 128
@@ -18,7 +17,7 @@ BINS = FFT // 2 + 1
 def chirp(seconds, sample_rate, low=150.0, high=3800.0, amplitude=0.4):
     """A sine whose frequency rises linearly with time: every frame's content encodes its time."""
     t = np.arange(int(round(seconds * sample_rate))) / sample_rate
-    phase = 2 * np.pi * (low * t + (high - low) * t ** 2 / (2 * seconds))
+    phase = 2 * np.pi * (low * t + (high - low) * t**2 / (2 * seconds))
     return (amplitude * np.sin(phase)).astype(np.float32)
 
 
@@ -43,13 +42,22 @@ def whole_song_magnitudes(sample, num_fft=FFT, num_hop=HOP):
 def find_frame(window, spectrogram):
     """Start frame where ``window`` [F, T] matches ``spectrogram`` [F, N] best."""
     width = window.shape[1]
-    errors = [np.abs(spectrogram[:, p:p + width] - window).max() for p in range(spectrogram.shape[1] - width + 1)]
+    errors = [np.abs(spectrogram[:, p : p + width] - window).max() for p in range(spectrogram.shape[1] - width + 1)]
     return int(np.argmin(errors)), float(np.min(errors))
 
 
 def generator_kwargs(**overrides):
-    settings = dict(batch_size=4, expected_sr=SR, num_fft=FFT, num_hop=HOP, duration=1.0, cache_size=4,
-                    num_workers=0, min_replacement_rate=2, seed=0)
+    settings = dict(
+        batch_size=4,
+        expected_sr=SR,
+        num_fft=FFT,
+        num_hop=HOP,
+        duration=1.0,
+        cache_size=4,
+        num_workers=0,
+        min_replacement_rate=2,
+        seed=0,
+    )
     settings.update(overrides)
     return settings
 
@@ -87,14 +95,15 @@ def check_paired_alignment(batch, songs, output_shape, input_shape, num_fft=FFT,
     accompaniment = Input.unpad_freqs(batch[1], num_fft // 2 + 1)[..., 0]
     edges = set()
     for mix_window, acc_window in zip(mixture, accompaniment):
-        np.testing.assert_allclose(mix_window[:, context:context + output_shape[1]], acc_window, atol=1e-4)
-        song, (start, error) = min(((s, find_frame(acc_window, w)) for s, w in enumerate(whole)),
-                                   key=lambda found: found[1][1])
+        np.testing.assert_allclose(mix_window[:, context : context + output_shape[1]], acc_window, atol=1e-4)
+        song, (start, error) = min(
+            ((s, find_frame(acc_window, w)) for s, w in enumerate(whole)), key=lambda found: found[1][1]
+        )
         assert error < 1e-3, "source window is not a window of any song"
         padded = np.pad(whole[song], [(0, 0), (context, context + output_shape[1])])
-        np.testing.assert_allclose(mix_window, padded[:, start:start + input_shape[1]], atol=1e-3)
+        np.testing.assert_allclose(mix_window, padded[:, start : start + input_shape[1]], atol=1e-3)
         if start < context:
-            assert not mix_window[:, :context - start - 1].any()  # frames wholly before the start
+            assert not mix_window[:, : context - start - 1].any()  # frames wholly before the start
             edges.add("start")
         if start + output_shape[1] + context > whole[song].shape[1]:
             edges.add("end")

@@ -11,11 +11,10 @@ import re
 import numpy as np
 import pytest
 import soundfile
-
 from conftest import sine, write_wav
 
-from pipeline import AudioCache
 import Input
+from pipeline import AudioCache
 from Sample import Sample
 
 SR = 8192
@@ -41,19 +40,27 @@ def make_sample(path, audio, sample_rate=44100, database="Demo", song=""):
 
 def small_dataset(folder):
     """A dataset dict whose voice of song 1 is used three times and whose silent voices vary."""
-    song1 = (make_sample(folder / "song1" / "mixture.wav", stereo_tone(220, 1.0), song="Song 1"),
-             make_sample(folder / "song1" / "accompaniment.wav", stereo_tone(110, 1.0), song="Song 1"),
-             make_sample(folder / "song1" / "vocals.wav", stereo_tone(440, 1.0), song="Song 1"))
-    song2 = (make_sample(folder / "song2" / "mixture.wav", sine(330, 0.7, 22050), 22050, "Other", "Song 2"),
-             make_sample(folder / "song2" / "accompaniment.wav", sine(165, 0.7, 22050), 22050, "Other", "Song 2"),
-             None)
-    song3 = (make_sample(folder / "song3" / "mixture.wav", stereo_tone(550, 0.5), song="Song 3"),
-             make_sample(folder / "song3" / "accompaniment.wav", stereo_tone(275, 0.5), song="Song 3"),
-             SilentSource())
-    return {"train_sup": [song1, song2],
-            "train_unsup": [[song3[0]], [song3[1]], [song1[2]]],
-            "valid": [song1],
-            "test": [song3]}
+    song1 = (
+        make_sample(folder / "song1" / "mixture.wav", stereo_tone(220, 1.0), song="Song 1"),
+        make_sample(folder / "song1" / "accompaniment.wav", stereo_tone(110, 1.0), song="Song 1"),
+        make_sample(folder / "song1" / "vocals.wav", stereo_tone(440, 1.0), song="Song 1"),
+    )
+    song2 = (
+        make_sample(folder / "song2" / "mixture.wav", sine(330, 0.7, 22050), 22050, "Other", "Song 2"),
+        make_sample(folder / "song2" / "accompaniment.wav", sine(165, 0.7, 22050), 22050, "Other", "Song 2"),
+        None,
+    )
+    song3 = (
+        make_sample(folder / "song3" / "mixture.wav", stereo_tone(550, 0.5), song="Song 3"),
+        make_sample(folder / "song3" / "accompaniment.wav", stereo_tone(275, 0.5), song="Song 3"),
+        SilentSource(),
+    )
+    return {
+        "train_sup": [song1, song2],
+        "train_unsup": [[song3[0]], [song3[1]], [song1[2]]],
+        "valid": [song1],
+        "test": [song3],
+    }
 
 
 def samples_of(dataset):
@@ -96,8 +103,9 @@ def test_copies_are_mono_at_the_model_rate_with_the_same_duration(converted):
 
 def test_copies_hold_what_read_audio_computes_from_the_sources(converted):
     original, copied, _ = converted
-    for source, copy in zip(original["train_sup"][0] + original["train_sup"][1][:2], copied["train_sup"][0] +
-                            copied["train_sup"][1][:2]):
+    for source, copy in zip(
+        original["train_sup"][0] + original["train_sup"][1][:2], copied["train_sup"][0] + copied["train_sup"][1][:2]
+    ):
         expected = Input.read_audio(source.path, SR, mono_downmix=True)
         stored, rate = soundfile.read(copy.path, dtype="float32")
         assert rate == SR and stored.shape == expected.shape
@@ -111,7 +119,9 @@ def test_structure_database_song_and_silent_placeholders_are_kept(converted):
     assert list(copied) == list(original)
     assert [len(copied[key]) for key in ("train_sup", "valid", "test")] == [2, 1, 1]
     assert all(isinstance(song, tuple) for key in ("train_sup", "valid", "test") for song in copied[key])
-    assert isinstance(copied["train_unsup"], list) and all(isinstance(samples, list) for samples in copied["train_unsup"])
+    assert isinstance(copied["train_unsup"], list) and all(
+        isinstance(samples, list) for samples in copied["train_unsup"]
+    )
     assert [len(samples) for samples in copied["train_unsup"]] == [1, 1, 1]
     for source, copy in zip(samples_of(original), samples_of(copied)):
         if Input.is_silent(source):
@@ -148,16 +158,18 @@ def test_a_changed_source_is_converted_again_and_its_stale_copy_removed(tmp_path
     changed = original["train_sup"][0][0]
     write_wav(changed.path, stereo_tone(880, 1.0))
     status = os.stat(changed.path)
-    os.utime(changed.path, ns=(status.st_atime_ns, status.st_mtime_ns + 10 ** 9))  # a new mtime for sure
+    os.utime(changed.path, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))  # a new mtime for sure
 
     second = AudioCache.model_rate_dataset(original, cache_dir, SR, True, num_workers=1)
     old_copy, new_copy = first["train_sup"][0][0].path, second["train_sup"][0][0].path
     assert new_copy != old_copy and not os.path.exists(old_copy)
-    np.testing.assert_allclose(soundfile.read(new_copy, dtype="float32")[0],
-                               Input.read_audio(changed.path, SR, mono_downmix=True), atol=1e-5)
+    np.testing.assert_allclose(
+        soundfile.read(new_copy, dtype="float32")[0], Input.read_audio(changed.path, SR, mono_downmix=True), atol=1e-5
+    )
     assert second["valid"][0][0].path == new_copy
-    assert [path for path in paths_of(second) if path != new_copy] == [path for path in paths_of(first)
-                                                                       if path != old_copy]
+    assert [path for path in paths_of(second) if path != new_copy] == [
+        path for path in paths_of(first) if path != old_copy
+    ]
     assert len(os.listdir(copy_folder(cache_dir))) == 7
 
 
@@ -167,8 +179,11 @@ def test_without_downmix_the_channels_are_kept(tmp_path):
     copy = AudioCache.model_rate_dataset(dataset, str(tmp_path / "cache"), SR, False, num_workers=0)["train_sup"][0][0]
     assert (copy.sample_rate, copy.channels) == (SR, 2)
     assert os.path.dirname(copy.path) == os.path.join(str(tmp_path / "cache"), "model_rate", f"{SR}Hz_stereo")
-    np.testing.assert_allclose(soundfile.read(copy.path, dtype="float32")[0].T,
-                               Input.read_audio(stereo.path, SR, mono_downmix=False), atol=1e-5)
+    np.testing.assert_allclose(
+        soundfile.read(copy.path, dtype="float32")[0].T,
+        Input.read_audio(stereo.path, SR, mono_downmix=False),
+        atol=1e-5,
+    )
 
 
 def test_an_unreadable_source_is_named(tmp_path):
@@ -187,11 +202,14 @@ def test_an_unreadable_source_is_named(tmp_path):
         AudioCache.model_rate_dataset(dataset, str(tmp_path / "cache"), SR, True, num_workers=2)
 
 
-@pytest.mark.parametrize("dataset, settings, message", [
-    ({"train_sup": [("mixture.wav", None, None)]}, {}, r"dataset\['train_sup'\]\[0\]\[0\] is a str"),
-    ({}, {"expected_sr": 0}, "expected_sr"),
-    ({}, {"num_workers": -1}, "num_workers"),
-])
+@pytest.mark.parametrize(
+    "dataset, settings, message",
+    [
+        ({"train_sup": [("mixture.wav", None, None)]}, {}, r"dataset\['train_sup'\]\[0\]\[0\] is a str"),
+        ({}, {"expected_sr": 0}, "expected_sr"),
+        ({}, {"num_workers": -1}, "num_workers"),
+    ],
+)
 def test_bad_arguments_are_named(tmp_path, dataset, settings, message):
     arguments = dict(dict(cache_dir=str(tmp_path), expected_sr=SR, mono_downmix=True), **settings)
     with pytest.raises(ValueError, match=message):
@@ -215,8 +233,11 @@ def training_files(dataset):
 def stored(converted):
     """(model-rate dataset, its magnitude store, cache dir), computed by two worker processes."""
     _, copied, cache_dir = converted
-    return copied, AudioCache.magnitude_store(training_files(copied), str(cache_dir), SR, FFT, HOP, num_workers=2), \
-        cache_dir
+    return (
+        copied,
+        AudioCache.magnitude_store(training_files(copied), str(cache_dir), SR, FFT, HOP, num_workers=2),
+        cache_dir,
+    )
 
 
 def whole_magnitudes(path):
@@ -245,7 +266,7 @@ def test_spans_past_the_ends_are_zeros(stored):
     padded = np.pad(expected, [(0, 0), (30, 30)])
     for first, count in [(-30, 20), (-5, 12), (10, 7), (frames - 4, 9), (-30, frames + 60), (frames + 3, 5)]:
         out = np.full((BINS, count), np.nan, np.float32)
-        np.testing.assert_array_equal(store.read_frames(path, first, out), padded[:, first + 30:first + 30 + count])
+        np.testing.assert_array_equal(store.read_frames(path, first, out), padded[:, first + 30 : first + 30 + count])
     buffer = np.empty(BINS * 12, np.float32)
     out = np.empty((BINS, 12), np.float32)
     np.testing.assert_array_equal(store.read_frames(path, 3, out, buffer), expected[:, 3:15])
@@ -284,7 +305,8 @@ def test_damaged_spectrogram_files_are_named(tmp_path):
         handle.truncate(os.path.getsize(target) - 4 * BINS)
     with pytest.raises(Input.UnreadableAudioError, match=re.escape(target) + ".*truncated"):
         AudioCache.magnitude_store(dataset, str(tmp_path / "cache"), SR, FFT, HOP, num_workers=0).read_frames(
-            sample.path, store.frames(sample.path) - 4, out)
+            sample.path, store.frames(sample.path) - 4, out
+        )
     np.save(target, np.zeros((10, BINS + 1), np.float32))  # np.save keeps the name: a wrong layout
     with pytest.raises(Input.UnreadableAudioError, match=re.escape(target) + ".*expected float32"):
         AudioCache.magnitude_store(dataset, str(tmp_path / "cache"), SR, FFT, HOP).read_frames(sample.path, 0, out)
@@ -294,8 +316,9 @@ def test_damaged_spectrogram_files_are_named(tmp_path):
 
 
 def glob_npy(folder):
-    return sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names
-                  if name.endswith(".npy"))
+    return sorted(
+        os.path.join(root, name) for root, _, names in os.walk(folder) for name in names if name.endswith(".npy")
+    )
 
 
 @pytest.mark.parametrize("settings, message", [({"num_fft": 0}, "num_fft"), ({"num_hop": 2.5}, "num_hop")])
@@ -316,8 +339,10 @@ def test_non_finite_source_samples_are_named_by_the_copies_and_the_spectrogram_s
     bad = make_sample(tmp_path / "bad.wav", stereo_tone(330, 0.5))
     with_a_bad_sample(bad.path)
     dataset = {"train_sup": [(good, bad, None)], "train_unsup": [[], [], []], "valid": [], "test": []}
-    for convert in (lambda: AudioCache.model_rate_dataset(dataset, str(tmp_path / "cache"), SR, True, num_workers=2),
-                    lambda: AudioCache.magnitude_store(dataset, str(tmp_path / "cache"), SR, FFT, HOP, num_workers=0)):
+    for convert in (
+        lambda: AudioCache.model_rate_dataset(dataset, str(tmp_path / "cache"), SR, True, num_workers=2),
+        lambda: AudioCache.magnitude_store(dataset, str(tmp_path / "cache"), SR, FFT, HOP, num_workers=0),
+    ):
         with pytest.raises(Input.NonFiniteAudioError, match=re.escape(bad.path) + r".*\(at 0\.250 s\) is nan"):
             convert()
     assert not [path for path in glob_npy(tmp_path / "cache") if "bad" in path]  # nothing half-made is kept
@@ -326,8 +351,9 @@ def test_non_finite_source_samples_are_named_by_the_copies_and_the_spectrogram_s
 def test_a_stored_spectrogram_with_non_finite_values_is_named(tmp_path):
     # E.g. made from a model-rate copy that an older version wrote without checking.
     sample = make_sample(tmp_path / "a.wav", stereo_tone(220, 0.5))
-    store = AudioCache.magnitude_store({"train_sup": [(sample, None, None)]}, str(tmp_path / "cache"), SR, FFT, HOP,
-                                       num_workers=0)
+    store = AudioCache.magnitude_store(
+        {"train_sup": [(sample, None, None)]}, str(tmp_path / "cache"), SR, FFT, HOP, num_workers=0
+    )
     (target,) = glob_npy(tmp_path / "cache")
     magnitudes = np.load(target)
     magnitudes[16, 3] = np.inf

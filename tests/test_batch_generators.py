@@ -3,11 +3,24 @@ whole-song validation batches, reading in the calling process (``num_workers=0``
 
 import numpy as np
 import pytest
-
-from pipeline import BatchGenerators
-import Input
 from conftest import sine
-from songs import BINS, FFT, HOP, SR, check_paired_alignment, chirp, chirp_song, generator_kwargs, magnitude_store, make_sample, song_with_a_bad_voice_sample, whole_song_magnitudes
+from songs import (
+    BINS,
+    FFT,
+    HOP,
+    SR,
+    check_paired_alignment,
+    chirp,
+    chirp_song,
+    generator_kwargs,
+    magnitude_store,
+    make_sample,
+    song_with_a_bad_voice_sample,
+    whole_song_magnitudes,
+)
+
+import Input
+from pipeline import BatchGenerators
 
 
 def test_validation_batches_refuse_a_non_finite_song(tmp_path):
@@ -16,15 +29,20 @@ def test_validation_batches_refuse_a_non_finite_song(tmp_path):
         list(BatchGenerators.validation_batches(songs, (BINS + 1, 18), (BINS, 8), 3, SR, True, FFT, HOP))
 
 
-@pytest.mark.parametrize("num_fft, input_shape, output_shape, batch_size, num_sources", [
-    (256, (140, 30), (130, 10), 3, 2),
-    (512, (270, 24), (258, 8), 2, 1),
-    (128, (65, 12), (65, 12), 5, 3),
-])
+@pytest.mark.parametrize(
+    "num_fft, input_shape, output_shape, batch_size, num_sources",
+    [
+        (256, (140, 30), (130, 10), 3, 2),
+        (512, (270, 24), (258, 8), 2, 1),
+        (128, (65, 12), (65, 12), 5, 3),
+    ],
+)
 def test_paired_batch_shapes(tmp_path, num_fft, input_shape, output_shape, batch_size, num_sources):
     audio = chirp(1.5, SR)
-    songs = [tuple(make_sample(tmp_path / f"{song}_{k}.wav", audio * (k + 1) / 4) for k in range(num_sources + 1))
-             for song in range(2)]
+    songs = [
+        tuple(make_sample(tmp_path / f"{song}_{k}.wav", audio * (k + 1) / 4) for k in range(num_sources + 1))
+        for song in range(2)
+    ]
     kwargs = generator_kwargs(batch_size=batch_size, num_fft=num_fft, num_hop=num_fft // 2)
     with BatchGenerators.PairedBatchGenerator(songs, input_shape, output_shape, **kwargs) as generator:
         batch = generator.get_batch()
@@ -36,15 +54,16 @@ def test_paired_batch_shapes(tmp_path, num_fft, input_shape, output_shape, batch
     for array in batch:
         before = (array.shape[1] - bins) // 2
         assert array.dtype == np.float32 and array.min() >= 0.0 and array.max() > 0.0
-        assert not array[:, :before].any() and not array[:, before + bins:].any()  # frequency padding
+        assert not array[:, :before].any() and not array[:, before + bins :].any()  # frequency padding
 
 
 @pytest.mark.parametrize("shape, context, gain", [((130, 30), 10, None), ((129, 7), 0, (0.2, 1.2))])
 def test_single_batch_shapes(tmp_path, shape, context, gain):
     samples = [make_sample(tmp_path / f"{i}.wav", chirp(1.2, SR)) for i in range(3)]
     kwargs = generator_kwargs(batch_size=6)
-    with BatchGenerators.SingleSourceBatchGenerator(samples, shape, context_frames=context, random_gain=gain,
-                                          **kwargs) as generator:
+    with BatchGenerators.SingleSourceBatchGenerator(
+        samples, shape, context_frames=context, random_gain=gain, **kwargs
+    ) as generator:
         batch = generator.get_batch()
     assert batch.shape == (6,) + shape + (1,) and batch.dtype == np.float32
     assert not batch[:, BINS:].any()
@@ -80,7 +99,9 @@ def test_silent_sources_give_zero_magnitudes(tmp_path):
     songs = [chirp_song(tmp_path, "a", 1.0, silent_voice=True)]
     silent_file = make_sample(tmp_path / "silence.wav", np.zeros(SR, np.float32))
     songs.append((songs[0][0], songs[0][1], silent_file))
-    with BatchGenerators.PairedBatchGenerator(songs, (BINS, 12), (BINS, 12), **generator_kwargs(batch_size=8)) as generator:
+    with BatchGenerators.PairedBatchGenerator(
+        songs, (BINS, 12), (BINS, 12), **generator_kwargs(batch_size=8)
+    ) as generator:
         mixture, accompaniment, voice = generator.get_batch()
     assert voice.shape == accompaniment.shape == (8, BINS, 12, 1)
     assert not voice.any() and accompaniment.any()
@@ -92,7 +113,9 @@ def test_inline_generator_is_deterministic_and_keeps_the_replacement_rate(tmp_pa
     songs = [chirp_song(tmp_path, str(i), 2.0) for i in range(3)]
 
     def batches(seed):
-        with BatchGenerators.PairedBatchGenerator(songs, (BINS, 20), (BINS, 10), **generator_kwargs(seed=seed)) as generator:
+        with BatchGenerators.PairedBatchGenerator(
+            songs, (BINS, 20), (BINS, 10), **generator_kwargs(seed=seed)
+        ) as generator:
             drawn = [generator.get_batch() for _ in range(5)]
             return drawn, generator.stats()
 
@@ -109,15 +132,20 @@ def test_inline_generator_is_deterministic_and_keeps_the_replacement_rate(tmp_pa
 
 def test_batches_from_the_magnitude_store_equal_batches_computed_from_audio(tmp_path):
     # A short song (every window touches an edge), a longer one, and a song without voice.
-    songs = [chirp_song(tmp_path, "short", 0.6), chirp_song(tmp_path, "long", 3.0),
-             chirp_song(tmp_path, "instrumental", 2.0, silent_voice=True)]
+    songs = [
+        chirp_song(tmp_path, "short", 0.6),
+        chirp_song(tmp_path, "long", 3.0),
+        chirp_song(tmp_path, "instrumental", 2.0, silent_voice=True),
+    ]
     store = magnitude_store(songs, tmp_path / "cache")
     mixtures = [song[0] for song in songs]
 
     def draw(magnitudes):
         kwargs = generator_kwargs(batch_size=16, cache_size=6, seed=3, magnitudes=magnitudes)
-        with BatchGenerators.PairedBatchGenerator(songs, (BINS + 3, 36), (BINS, 16), **kwargs) as paired, \
-                BatchGenerators.SingleSourceBatchGenerator(mixtures, (BINS, 36), context_frames=10, **kwargs) as single:
+        with (
+            BatchGenerators.PairedBatchGenerator(songs, (BINS + 3, 36), (BINS, 16), **kwargs) as paired,
+            BatchGenerators.SingleSourceBatchGenerator(mixtures, (BINS, 36), context_frames=10, **kwargs) as single,
+        ):
             return [paired.get_batch() for _ in range(3)], [single.get_batch() for _ in range(3)]
 
     (computed_paired, computed_single), (read_paired, read_single) = draw(None), draw(store)
@@ -157,19 +185,22 @@ def test_bad_settings_are_rejected(tmp_path):
 def test_validation_batches_cover_every_song(tmp_path):
     songs = [chirp_song(tmp_path, "a", 1.0), chirp_song(tmp_path, "b", 0.45, silent_voice=True)]
     input_shape, output_shape = (BINS + 1, 18), (BINS, 8)
-    batches, valid_frames = zip(*BatchGenerators.validation_batches(songs, input_shape, output_shape, 3, SR, True,
-                                                                    FFT, HOP))
+    batches, valid_frames = zip(
+        *BatchGenerators.validation_batches(songs, input_shape, output_shape, 3, SR, True, FFT, HOP)
+    )
     frames = [whole_song_magnitudes(song[0]).shape[1] for song in songs]  # 65 and 29
     windows = [int(np.ceil(n / 8)) for n in frames]
     # Real frames per window: full windows, then each song's remainder (65 = 8 * 8 + 1, 29 = 3 * 8 + 5).
     assert np.concatenate(valid_frames).tolist() == [8] * 8 + [1] + [8] * 3 + [5]
-    assert [len(batch[0]) for batch in batches] == [3] * (sum(windows) // 3) + ([sum(windows) % 3] * (sum(windows) % 3 > 0))
+    assert [len(batch[0]) for batch in batches] == [3] * (sum(windows) // 3) + (
+        [sum(windows) % 3] * (sum(windows) % 3 > 0)
+    )
     mixture, accompaniment, voice = (np.concatenate(parts) for parts in zip(*batches))
     assert mixture.shape[1:] == input_shape + (1,) and voice.shape[1:] == output_shape + (1,)
     np.testing.assert_allclose(mixture[:, :BINS, 5:13], accompaniment[:, :BINS, :], atol=1e-5)
     assert not mixture[0, :, :5].any() and not mixture[windows[0], :, :5].any()  # context before each start
     for song, n, first, count in zip(songs, frames, [0, windows[0]], windows):
-        covered = np.concatenate(list(accompaniment[first:first + count, :BINS, :, 0]), axis=1)
+        covered = np.concatenate(list(accompaniment[first : first + count, :BINS, :, 0]), axis=1)
         np.testing.assert_allclose(covered[:, :n], whole_song_magnitudes(song[1]), atol=1e-5)
         assert not covered[:, n:].any()  # zero padding past the end
-    assert not voice[windows[0]:].any()
+    assert not voice[windows[0] :].any()

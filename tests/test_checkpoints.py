@@ -47,7 +47,11 @@ def test_keep_best_replaces_previous_best_and_writes_a_complete_model_folder(tmp
     best = Checkpoints.keep_best(folder, os.path.join(folder, "model-9"), ModelConfig().replace(num_layers=3))
     assert best == os.path.join(folder, "best", "model-9")
     assert sorted(os.listdir(tmp_path / "best")) == [
-        "checkpoint", "model-9.data-00000-of-00001", "model-9.index", "model_config.json"]
+        "checkpoint",
+        "model-9.data-00000-of-00001",
+        "model-9.index",
+        "model_config.json",
+    ]
     with open(tmp_path / "best" / Checkpoints.MODEL_CONFIG_FILE) as handle:
         assert json.load(handle) == ModelConfig().replace(num_layers=3).to_dict()
     assert not os.path.exists(tmp_path / "best.tmp") and not os.path.exists(tmp_path / "best.old")
@@ -62,8 +66,7 @@ def test_resolve_resume_from_phase_folder_best_folder_and_sacred_run(tmp_path):
     assert Checkpoints.resolve_resume(str(phase / "best")) == ("exp42", str(tmp_path / "ckpt"))
     run = tmp_path / "runs" / "3"
     run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"experiment_id": "exp42",
-                                                 "model_config": {"model_base_dir": "ckpt"}}))
+    (run / "config.json").write_text(json.dumps({"experiment_id": "exp42", "model_config": {"model_base_dir": "ckpt"}}))
     assert Checkpoints.resolve_resume(str(run)) == ("exp42", "ckpt")
 
 
@@ -74,8 +77,9 @@ def test_resolve_resume_rejects_missing_and_unrelated_folders(tmp_path):
         Checkpoints.resolve_resume(str(tmp_path))
 
 
-@pytest.mark.parametrize("content, named", [(json.dumps({"seed": 1}), "has no 'experiment_id'"),
-                                            ("\x00\xff not json", "cannot be read")])
+@pytest.mark.parametrize(
+    "content, named", [(json.dumps({"seed": 1}), "has no 'experiment_id'"), ("\x00\xff not json", "cannot be read")]
+)
 def test_a_sacred_run_folder_without_the_experiment_id_says_what_to_pass_instead(tmp_path, content, named):
     run = tmp_path / "runs" / "7"
     run.mkdir(parents=True)
@@ -109,7 +113,10 @@ def test_rewinding_past_the_kept_best_model_claims_no_best():
     assert Checkpoints.PhaseState(phase="sup").rewound(0).epoch == 0
 
 
-def touch_checkpoint(folder, step, index=b"x" * 8 + (0xdb4775248b80fb57).to_bytes(8, "little")):
+TABLE_MAGIC = b"x" * 8 + (0xDB4775248B80FB57).to_bytes(8, "little")  # the tail of a valid .index file
+
+
+def touch_checkpoint(folder, step, index=TABLE_MAGIC):
     (folder / f"model-{step}.index").write_bytes(index)
     (folder / f"model-{step}.data-00000-of-00001").write_bytes(b"data")
 
@@ -117,18 +124,25 @@ def touch_checkpoint(folder, step, index=b"x" * 8 + (0xdb4775248b80fb57).to_byte
 def test_checkpoint_candidates_come_from_the_state_file_and_the_disk_newest_first(tmp_path):
     for step in (3, 12):
         touch_checkpoint(tmp_path, step)
-    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "/elsewhere/model-20"\n'
-                                         'all_model_checkpoint_paths: "/elsewhere/model-12"\n'
-                                         'all_model_checkpoint_paths: "/elsewhere/model-20"\n')
+    (tmp_path / "checkpoint").write_text(
+        'model_checkpoint_path: "/elsewhere/model-20"\n'
+        'all_model_checkpoint_paths: "/elsewhere/model-12"\n'
+        'all_model_checkpoint_paths: "/elsewhere/model-20"\n'
+    )
     assert Checkpoints.checkpoint_candidates(str(tmp_path)) == [
-        str(tmp_path / "model-20"), str(tmp_path / "model-12"), str(tmp_path / "model-3")]
+        str(tmp_path / "model-20"),
+        str(tmp_path / "model-12"),
+        str(tmp_path / "model-3"),
+    ]
     assert Checkpoints.checkpoint_step(str(tmp_path / "model-12")) == 12
     assert Checkpoints.checkpoint_step(str(tmp_path / "best")) is None
 
 
 def test_damaged_file_names_the_part_at_fault(tmp_path):
     touch_checkpoint(tmp_path, 1)
-    assert Checkpoints.damaged_file(str(tmp_path / "model-1")).endswith("model-1.data-00000-of-00001 is truncated or damaged")
+    assert Checkpoints.damaged_file(str(tmp_path / "model-1")).endswith(
+        "model-1.data-00000-of-00001 is truncated or damaged"
+    )
     touch_checkpoint(tmp_path, 2, index=b"truncated")
     assert Checkpoints.damaged_file(str(tmp_path / "model-2")).endswith("model-2.index is truncated or damaged")
     (tmp_path / "model-1.data-00000-of-00001").unlink()

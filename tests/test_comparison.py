@@ -10,8 +10,10 @@ from evaluation import Comparison
 
 def rows(values, model="m", database="DB", source="voice", metric="SDR"):
     """Per-song rows ``{song: value}`` in the Results.PER_SONG_COLUMNS style (only what is used)."""
-    return [{"model": model, "database": database, "song": song, "source": source, metric: value}
-            for song, value in values.items()]
+    return [
+        {"model": model, "database": database, "song": song, "source": source, metric: value}
+        for song, value in values.items()
+    ]
 
 
 def test_paired_differences_subtract_song_by_song_and_skip_undefined_values():
@@ -56,9 +58,11 @@ def test_undefined_cells_are_left_out_and_an_empty_matrix_gives_nan():
 
 def test_gain_table_pools_seeds_and_databases():
     def model(offset, seed):
-        return (rows({"a": 1.0 + offset, "b": 2.0 + offset}, database="DSD100")
-                + rows({"x": 3.0 + 2 * offset + seed, "y": math.nan}, database="MedleyDB")
-                + rows({"p": 0.0 + 2 * offset + seed}, database="iKala"))
+        return (
+            rows({"a": 1.0 + offset, "b": 2.0 + offset}, database="DSD100")
+            + rows({"x": 3.0 + 2 * offset + seed, "y": math.nan}, database="MedleyDB")
+            + rows({"p": 0.0 + 2 * offset + seed}, database="iKala")
+        )
 
     baseline = [model(0.0, seed) for seed in (0, 1)]
     semi = [model(1.0, seed) for seed in (0, 1)]
@@ -78,9 +82,13 @@ def test_gain_table_needs_as_many_seeds_for_both_models():
 
 
 def test_gain_lines_name_each_source_with_its_song_count():
-    table = Comparison.gain_table([rows({"a": 1.0, "b": 2.0}) + rows({"a": 0.0, "b": 1.0}, source="accompaniment")],
-                                  [rows({"a": 2.0, "b": 3.0}) + rows({"a": 0.5, "b": 1.5}, source="accompaniment")])
+    table = Comparison.gain_table(
+        [rows({"a": 1.0, "b": 2.0}) + rows({"a": 0.0, "b": 1.0}, source="accompaniment")],
+        [rows({"a": 2.0, "b": 3.0}) + rows({"a": 0.5, "b": 1.5}, source="accompaniment")],
+    )
     lines = Comparison.format_gain_lines(table).splitlines()
     assert "semi-supervised" in lines[0] and "supervised" in lines[0]
-    assert lines[1:] == ["  voice: SDR +1.00 dB [+1.00, +1.00] over 2 songs",
-                         "  accompaniment: SDR +0.50 dB [+0.50, +0.50] over 2 songs"]
+    assert lines[1:] == [
+        "  voice: SDR +1.00 dB [+1.00, +1.00] over 2 songs",
+        "  accompaniment: SDR +0.50 dB [+0.50, +0.50] over 2 songs",
+    ]

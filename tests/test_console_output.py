@@ -15,27 +15,34 @@ from collections import Counter
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT, write_wav
 
 from common import Precision, TensorFlowSetup
-from conftest import ROOT, write_wav
 
 # absl's record prefix: "I0000 00:00:1796257568.233280   11150 port.cc:153] message"
 RECORD = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ (\S+\] .*)$", re.MULTILINE)
 ABSL_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 OBSERVER_WARNING = "No observers have been added"
-TINY_DEMO = ["demo_database.song_seconds=4", "demo_database.ikala_clip_seconds=4",
-             "demo_database.dsd_songs_per_split=2", "demo_database.medleydb_songs=3",
-             "demo_database.ccmixter_songs=3", "demo_database.ikala_clips=3"]
+TINY_DEMO = [
+    "demo_database.song_seconds=4",
+    "demo_database.ikala_clip_seconds=4",
+    "demo_database.dsd_songs_per_split=2",
+    "demo_database.medleydb_songs=3",
+    "demo_database.ccmixter_songs=3",
+    "demo_database.ikala_clips=3",
+]
 
 
 def startup_log(level):
     """TensorFlow's start-up output as this machine's TensorFlow 2.21 writes it, twice."""
-    once = [ABSL_NOTICE,
-            "I0000 00:00:1796257568.233280   11150 port.cc:153] oneDNN custom operations are on.",
-            "I0000 00:00:1796257568.233590   11150 cudart_stub.cc:31] Could not find cuda drivers on your machine.",
-            "W0000 00:00:1796257568.240000   11150 example.cc:7] a warning",
-            "To enable the following instructions: AVX2 FMA, rebuild TensorFlow.",
-            "E0000 00:00:1796257568.250000   11150 example.cc:9] an error"]
+    once = [
+        ABSL_NOTICE,
+        "I0000 00:00:1796257568.233280   11150 port.cc:153] oneDNN custom operations are on.",
+        "I0000 00:00:1796257568.233590   11150 cudart_stub.cc:31] Could not find cuda drivers on your machine.",
+        "W0000 00:00:1796257568.240000   11150 example.cc:7] a warning",
+        "To enable the following instructions: AVX2 FMA, rebuild TensorFlow.",
+        "E0000 00:00:1796257568.250000   11150 example.cc:9] an error",
+    ]
     filtered = io.BytesIO()
     TensorFlowSetup.filter_stream(io.BytesIO(("\n".join(once + once) + "\n").encode()), filtered, level)
     return filtered.getvalue().decode().splitlines()
@@ -44,17 +51,22 @@ def startup_log(level):
 def test_the_filter_keeps_records_from_the_level_on_once_each_with_their_continuation_lines():
     assert startup_log(2) == ["E0000 00:00:1796257568.250000   11150 example.cc:9] an error"]
     shown = startup_log(1)
-    assert [line.split("] ")[-1] for line in shown] == ["a warning", "To enable the following instructions: "
-                                                        "AVX2 FMA, rebuild TensorFlow.", "an error"]
+    assert [line.split("] ")[-1] for line in shown] == [
+        "a warning",
+        "To enable the following instructions: AVX2 FMA, rebuild TensorFlow.",
+        "an error",
+    ]
     everything = startup_log(0)
     assert len(everything) == 6 and everything[0] == ABSL_NOTICE  # the first copy of each, in order
     assert startup_log(3) == []
 
 
 def test_the_filter_passes_other_text_and_fatal_errors():
-    text = ("Illegal instruction at start-up\n"
-            "I0000 00:00:1.0   1 port.cc:153] noise\n"
-            "F0000 00:00:2.0   1 cpu_feature_guard.cc:9] The TensorFlow library was compiled to use AVX\n")
+    text = (
+        "Illegal instruction at start-up\n"
+        "I0000 00:00:1.0   1 port.cc:153] noise\n"
+        "F0000 00:00:2.0   1 cpu_feature_guard.cc:9] The TensorFlow library was compiled to use AVX\n"
+    )
     filtered = io.BytesIO()
     TensorFlowSetup.filter_stream(io.BytesIO(text.encode()), filtered, 3)
     assert filtered.getvalue().decode().splitlines() == [text.splitlines()[0], text.splitlines()[2]]
@@ -104,12 +116,20 @@ def test_mixed_precision_does_not_ask_tensorflow_for_gpus_without_a_driver(monke
 # The command line
 # ---------------------------------------------------------------------------------------------
 
+
 def run_training(args, cwd, **env_changes):
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")
+    }
     env.update(env_changes)
-    return subprocess.run([sys.executable, os.path.join(ROOT, "Training.py")] + args, cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "Training.py")] + args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def assert_quiet(result):
@@ -154,8 +174,9 @@ def test_datasets_records_nothing_and_gives_no_observer_warning(tmp_path):
 
 def test_separate_makes_no_cuda_probe_and_records_nothing(tmp_path, tiny_model):
     song = write_wav(tmp_path / "song.wav", 0.1 * np.random.default_rng(0).standard_normal(8192), 8192)
-    result = run_training(["separate", "with", f"model_path={tiny_model[0]}", f"input_path={song}",
-                           "output_dir=out"], tmp_path)
+    result = run_training(
+        ["separate", "with", f"model_path={tiny_model[0]}", f"input_path={song}", "output_dir=out"], tmp_path
+    )
     assert_quiet(result)
     assert (tmp_path / "out" / "song_voice.wav").is_file()
     assert not (tmp_path / "runs").exists()

@@ -7,13 +7,12 @@ import os
 import pickle
 
 import pytest
+from fake_databases import build
 
 import Datasets
-from databases import DatasetCache
-from databases import DatasetXML
+from databases import DatasetCache, DatasetXML
 from Datasets import DatasetConfigError
 from Sample import Sample
-from fake_databases import build
 
 
 class _Payload:
@@ -55,8 +54,7 @@ def _assert_nothing_was_done(setup):
 
 def test_a_crafted_pickle_does_not_run_and_is_left_in_place(setup, marker):
     path, payload = marker
-    content = _write(setup["pkl"], pickle.dumps({"fingerprint": "x", "format_version": 1,
-                                                 "dataset": _Payload(path)}))
+    content = _write(setup["pkl"], pickle.dumps({"fingerprint": "x", "format_version": 1, "dataset": _Payload(path)}))
     with pytest.raises(DatasetConfigError) as raised:
         build(setup)
     assert not os.path.exists(path)
@@ -83,12 +81,15 @@ def test_a_crafted_body_behind_our_header_and_fingerprint_does_not_run(setup, ma
     assert DatasetCache.read_header(setup["pkl"]) == header
 
 
-@pytest.mark.parametrize("content", [
-    pickle.dumps({"weights": [1.0, 2.0]}),  # a harmless pickle of someone else
-    pickle.dumps({"fingerprint": "x", "format_version": 1}),  # close, but not a dataset cache
-    b"my notes\n",
-    b"",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        pickle.dumps({"weights": [1.0, 2.0]}),  # a harmless pickle of someone else
+        pickle.dumps({"fingerprint": "x", "format_version": 1}),  # close, but not a dataset cache
+        b"my notes\n",
+        b"",
+    ],
+)
 def test_a_foreign_file_is_refused_before_any_work_and_not_overwritten(setup, content):
     _write(setup["pkl"], content)
     with pytest.raises(DatasetConfigError) as raised:
@@ -110,8 +111,10 @@ def test_a_folder_at_the_path_is_refused(setup):
 
 def test_a_cache_of_the_previous_format_is_recognised_and_rebuilt(setup, caplog):
     first = build(setup)
-    _write(setup["pkl"], pickle.dumps({"fingerprint": "old", "format_version": 1, "dataset": first},
-                                      protocol=pickle.HIGHEST_PROTOCOL))
+    _write(
+        setup["pkl"],
+        pickle.dumps({"fingerprint": "old", "format_version": 1, "dataset": first}, protocol=pickle.HIGHEST_PROTOCOL),
+    )
     with caplog.at_level(logging.INFO, logger="databases.DatasetCache"):
         assert build(setup) == first
     assert any("older version" in record.getMessage() for record in caplog.records)
@@ -137,5 +140,6 @@ def test_a_sample_with_fields_of_the_wrong_type_is_rebuilt(setup, caplog):
     DatasetCache.save(setup["pkl"], DatasetCache.read_header(setup["pkl"])["fingerprint"], damaged)
     with caplog.at_level(logging.WARNING, logger="databases.DatasetCache"):
         assert build(setup) == first
-    assert any("sample_rate" in record.getMessage() and "rebuilding" in record.getMessage()
-               for record in caplog.records)
+    assert any(
+        "sample_rate" in record.getMessage() and "rebuilding" in record.getMessage() for record in caplog.records
+    )

@@ -3,48 +3,73 @@
 import os
 
 import pytest
+from conftest import write_wav
+from fake_databases import MAKERS, SR, build, make_dsd100, make_medleydb, noise
 
 from databases import DatasetLayouts
-from conftest import write_wav
 from Datasets import DatasetConfigError
-from fake_databases import MAKERS, SR, build, make_dsd100, make_medleydb, noise
 
 
 def test_discover_dsd100_in_sorted_order_with_splits(tmp_path):
     description = DatasetLayouts.discover_database("DSD100", make_dsd100(tmp_path / "DSD100"))
     assert [(track.artist, track.title, track.split) for track in description.tracks] == [
-        ("Alpha", "First", "Training"), ("Beta", "Second", "Training"),
-        ("Gamma", "Third", "Test"), ("Delta", "Fourth", "Test")]
+        ("Alpha", "First", "Training"),
+        ("Beta", "Second", "Training"),
+        ("Gamma", "Third", "Test"),
+        ("Delta", "Fourth", "Test"),
+    ]
     first = description.tracks[0]
     assert [(item.name, item.relative_path) for item in first.instruments] == [
         ("Mix", "Mixtures/Dev/001 - Alpha - First/mixture.wav"),
         ("Voice", "Sources/Dev/001 - Alpha - First/vocals.wav"),
         ("Bass", "Sources/Dev/001 - Alpha - First/bass.wav"),
         ("Drums", "Sources/Dev/001 - Alpha - First/drums.wav"),
-        ("Other", "Sources/Dev/001 - Alpha - First/other.wav")]
+        ("Other", "Sources/Dev/001 - Alpha - First/other.wav"),
+    ]
     assert {(item.sample_rate, item.channels, item.length, item.audio_format) for item in first.instruments} == {
-        (SR, 2, 1.0, "wav")}
+        (SR, 2, 1.0, "wav")
+    }
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("MUSDB18HQ", [("A - One", "Training", ["Mix", "Voice", "Bass", "Drums", "Other"]),
-                   ("B - Two", "Training", ["Mix", "Voice", "Bass", "Drums", "Other"]),
-                   ("C - Three", "Test", ["Mix", "Voice", "Bass", "Drums", "Other"])]),
-    ("MedleyDB", [("Artist1 - Sing", None, ["Mix", "Voice", "Bass", "Voice"]),
-                  ("Artist2 - Instrumental", None, ["Mix", "Drums", "Piano"]),
-                  ("Artist3 - Choir", None, ["Mix", "Voice", "Guitar"])]),
-    ("CCMixter", [("Abe - First Song", None, ["Mix", "Instrumental", "Voice"]),
-                  ("Max - Middle", None, ["Mix", "Instrumental", "Voice"]),
-                  ("Zed - Last Song", None, ["Mix", "Instrumental", "Voice"])]),
-    ("iKala", [("10161_verse", None, ["Mix"]), ("10170_verse", None, ["Mix"]), ("10171_chorus", None, ["Mix"])]),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "MUSDB18HQ",
+            [
+                ("A - One", "Training", ["Mix", "Voice", "Bass", "Drums", "Other"]),
+                ("B - Two", "Training", ["Mix", "Voice", "Bass", "Drums", "Other"]),
+                ("C - Three", "Test", ["Mix", "Voice", "Bass", "Drums", "Other"]),
+            ],
+        ),
+        (
+            "MedleyDB",
+            [
+                ("Artist1 - Sing", None, ["Mix", "Voice", "Bass", "Voice"]),
+                ("Artist2 - Instrumental", None, ["Mix", "Drums", "Piano"]),
+                ("Artist3 - Choir", None, ["Mix", "Voice", "Guitar"]),
+            ],
+        ),
+        (
+            "CCMixter",
+            [
+                ("Abe - First Song", None, ["Mix", "Instrumental", "Voice"]),
+                ("Max - Middle", None, ["Mix", "Instrumental", "Voice"]),
+                ("Zed - Last Song", None, ["Mix", "Instrumental", "Voice"]),
+            ],
+        ),
+        ("iKala", [("10161_verse", None, ["Mix"]), ("10170_verse", None, ["Mix"]), ("10171_chorus", None, ["Mix"])]),
+    ],
+)
 def test_discover_other_layouts(tmp_path, name, expected):
     description = DatasetLayouts.discover_database(name, MAKERS[name](tmp_path / name))
     assert description.name == name and description.folder == str(tmp_path / name)
-    assert [(track.song_name, track.split, [item.name for item in track.instruments])
-            for track in description.tracks] == expected
-    assert all(item.channels == 2 and item.sample_rate == SR
-               for track in description.tracks for item in track.instruments)
+    assert [
+        (track.song_name, track.split, [item.name for item in track.instruments]) for track in description.tracks
+    ] == expected
+    assert all(
+        item.channels == 2 and item.sample_rate == SR for track in description.tracks for item in track.instruments
+    )
 
 
 def test_medleydb_stem_paths_and_multiple_voices(tmp_path):

@@ -6,14 +6,11 @@ import os
 import shutil
 
 import pytest
-
-from databases import DatasetLayouts
-from databases import DatasetXML
-
-
-from Datasets import DatasetConfigError
 from conftest import write_wav
 from fake_databases import PAPER_DATABASES, REPO, SR, build, make_dsd100, noise
+
+from databases import DatasetLayouts, DatasetXML
+from Datasets import DatasetConfigError
 
 
 @pytest.mark.parametrize("name", PAPER_DATABASES)
@@ -35,14 +32,20 @@ def test_xml_round_trip(tmp_path):
 
 def test_hand_written_xml_with_comments_and_few_tags(tmp_path):
     xml_path = tmp_path / "mine.xml"
-    xml_path.write_text("<database><!-- mine --><databaseName>CCMixter</databaseName>"
-                        "<databaseFolderPath>/data/cc</databaseFolderPath><trackList><track><title>T</title>"
-                        "<instrumentList><instrument><relativeFilepath>a/mix.wav</relativeFilepath>"
-                        "<instrumentName>Mix</instrumentName></instrument></instrumentList></track>"
-                        "</trackList></database>")
+    xml_path.write_text(
+        "<database><!-- mine --><databaseName>CCMixter</databaseName>"
+        "<databaseFolderPath>/data/cc</databaseFolderPath><trackList><track><title>T</title>"
+        "<instrumentList><instrument><relativeFilepath>a/mix.wav</relativeFilepath>"
+        "<instrumentName>Mix</instrumentName></instrument></instrumentList></track>"
+        "</trackList></database>"
+    )
     track = DatasetXML.read_database_xml(str(xml_path)).tracks[0]
     assert (track.song_name, track.split, track.instruments[0].name, track.instruments[0].sample_rate) == (
-        "T", None, "Mix", 0)
+        "T",
+        None,
+        "Mix",
+        0,
+    )
 
 
 def test_malformed_xml_reports_its_line(setup):
@@ -57,8 +60,9 @@ def test_unknown_instrument_name(setup):
     with open(setup["xmls"]["CCMixter"]) as handle:
         text = handle.read()
     with open(setup["xmls"]["CCMixter"], "w") as handle:
-        handle.write(text.replace("<instrumentName>Voice</instrumentName>",
-                                  "<instrumentName>Vocals</instrumentName>", 1))
+        handle.write(
+            text.replace("<instrumentName>Voice</instrumentName>", "<instrumentName>Vocals</instrumentName>", 1)
+        )
     with pytest.raises(DatasetConfigError) as raised:
         build(setup)
     message = str(raised.value)
@@ -77,8 +81,10 @@ def _point_instrument_at(xml_path, instrument_name, relative_path):
     description = DatasetXML.read_database_xml(xml_path)
     index = next(index for index, track in enumerate(description.tracks) if track.split == "Training")
     track = description.tracks[index]
-    instruments = tuple(dataclasses.replace(item, relative_path=relative_path) if item.name == instrument_name
-                        else item for item in track.instruments)
+    instruments = tuple(
+        dataclasses.replace(item, relative_path=relative_path) if item.name == instrument_name else item
+        for item in track.instruments
+    )
     tracks = list(description.tracks)
     tracks[index] = dataclasses.replace(track, instruments=instruments)
     DatasetXML.write_database_xml(xml_path, dataclasses.replace(description, tracks=tuple(tracks)))
@@ -97,8 +103,14 @@ def test_a_track_file_outside_the_database_folder_is_refused(setup, tmp_path, es
     with pytest.raises(DatasetConfigError) as raised:
         build(setup)
     message = str(raised.value)
-    for part in ("DSD100", f"'{song}'", f"'{relative}'", os.path.realpath(secret), "outside the database folder",
-                 os.path.realpath(setup["roots"]["DSD100"])):
+    for part in (
+        "DSD100",
+        f"'{song}'",
+        f"'{relative}'",
+        os.path.realpath(secret),
+        "outside the database folder",
+        os.path.realpath(setup["roots"]["DSD100"]),
+    ):
         assert part in message
     assert ("symbolic link" in message) == (escape == "symbolic link")
 

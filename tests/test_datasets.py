@@ -8,16 +8,14 @@ import shutil
 import sys
 
 import pytest
+from conftest import write_wav
+from fake_databases import SR, build, make_dsd100, make_musdb18hq, noise
 
 import Datasets
-from databases import DatasetCache
-from databases import DerivedAudio
-from databases import DatasetXML
-from conftest import write_wav
+from databases import DatasetCache, DatasetXML, DerivedAudio
 from databases.DatasetXML import LabelledSong
 from Datasets import DatasetConfigError
 from Sample import Sample
-from fake_databases import SR, build, make_dsd100, make_musdb18hq, noise
 
 
 def test_relative_database_folder_is_relative_to_the_xml(setup):
@@ -41,21 +39,27 @@ def test_empty_xml_is_filled_by_discovery_and_a_listed_one_is_used_as_it_is(setu
     assert DatasetXML.read_database_xml(setup["xmls"]["CCMixter"]) == pruned
     # Two songs: n = 2 // 3 = 0, so both go to test.
     assert [mix.song for mix, _, _ in dataset["test"] if mix.database == "CCMixter"] == [
-        "Abe - First Song", "Max - Middle"]
+        "Abe - First Song",
+        "Max - Middle",
+    ]
 
 
 def fake_songs(database, count, split=None):
     def sample(role, index):
         return Sample(f"/fake/{database}/{index}/{role}.wav", 44100, 2, 180.0, database, f"{database} {index}")
 
-    return [LabelledSong(tuple(sample(role, index) for role in DerivedAudio.SOURCE_ORDER), split)
-            for index in range(count)]
+    return [
+        LabelledSong(tuple(sample(role, index) for role in DerivedAudio.SOURCE_ORDER), split) for index in range(count)
+    ]
 
 
 def test_partition_sizes_of_the_paper():
-    songs = {"DSD100": fake_songs("DSD100", 50, "Training") + fake_songs("DSD100", 50, "Test"),
-             "MedleyDB": fake_songs("MedleyDB", 122), "CCMixter": fake_songs("CCMixter", 50),
-             "iKala": fake_songs("iKala", 252)}
+    songs = {
+        "DSD100": fake_songs("DSD100", 50, "Training") + fake_songs("DSD100", 50, "Test"),
+        "MedleyDB": fake_songs("MedleyDB", 122),
+        "CCMixter": fake_songs("CCMixter", 50),
+        "iKala": fake_songs("iKala", 252),
+    }
     dataset = Datasets.partition_dataset(songs)  # the paper's defaults
     assert len(dataset["train_sup"]) == 50
     assert [len(samples) for samples in dataset["train_unsup"]] == [140, 140, 140]
@@ -65,19 +69,28 @@ def test_partition_sizes_of_the_paper():
 
 
 def test_partition_order_and_roles():
-    songs = {"DSD100": fake_songs("DSD100", 2, "Training") + fake_songs("DSD100", 4, "Test"),
-             "MedleyDB": fake_songs("MedleyDB", 7), "CCMixter": fake_songs("CCMixter", 3)}
-    dataset = Datasets.partition_dataset(songs, unsupervised_databases=("MedleyDB", "CCMixter", "iKala"),
-                                         supervised_valid_songs=2)
-    names = {key: [f"{mix.database} {mix.path.split('/')[3]}" for mix, _, _ in dataset[key]]
-             for key in ("train_sup", "valid", "test")}
+    songs = {
+        "DSD100": fake_songs("DSD100", 2, "Training") + fake_songs("DSD100", 4, "Test"),
+        "MedleyDB": fake_songs("MedleyDB", 7),
+        "CCMixter": fake_songs("CCMixter", 3),
+    }
+    dataset = Datasets.partition_dataset(
+        songs, unsupervised_databases=("MedleyDB", "CCMixter", "iKala"), supervised_valid_songs=2
+    )
+    names = {
+        key: [f"{mix.database} {mix.path.split('/')[3]}" for mix, _, _ in dataset[key]]
+        for key in ("train_sup", "valid", "test")
+    }
     assert names["train_sup"] == ["DSD100 0", "DSD100 1"]
     # DSD100 Test songs have indices 0..3 within fake_songs' second list.
     assert names["valid"] == ["DSD100 0", "DSD100 1", "MedleyDB 2", "MedleyDB 3", "CCMixter 1"]
     assert names["test"] == ["DSD100 2", "DSD100 3", "MedleyDB 4", "MedleyDB 5", "MedleyDB 6", "CCMixter 2"]
     mixtures, accompaniments, voices = dataset["train_unsup"]
-    assert [sample.path for sample in mixtures] == ["/fake/MedleyDB/0/mixture.wav", "/fake/MedleyDB/1/mixture.wav",
-                                                    "/fake/CCMixter/0/mixture.wav"]
+    assert [sample.path for sample in mixtures] == [
+        "/fake/MedleyDB/0/mixture.wav",
+        "/fake/MedleyDB/1/mixture.wav",
+        "/fake/CCMixter/0/mixture.wav",
+    ]
     assert all(sample.path.endswith("accompaniment.wav") for sample in accompaniments)
     assert all(sample.path.endswith("voice.wav") for sample in voices)
 
@@ -87,13 +100,16 @@ def test_supervised_song_without_split_is_an_error():
         Datasets.partition_dataset({"DSD100": fake_songs("DSD100", 2)}, unsupervised_databases=())
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"supervised_database": "MedleyDB"}, "supervised_database"),
-    ({"unsupervised_databases": ("MedleyDB", "Nope")}, "Unknown database 'Nope'"),
-    ({"unsupervised_databases": ("DSD100",)}, "not the supervised database"),
-    ({"supervised_valid_songs": -1}, "supervised_valid_songs"),
-    ({"unsupervised_databases": "iKala"}, "must be a list"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"supervised_database": "MedleyDB"}, "supervised_database"),
+        ({"unsupervised_databases": ("MedleyDB", "Nope")}, "Unknown database 'Nope'"),
+        ({"unsupervised_databases": ("DSD100",)}, "not the supervised database"),
+        ({"supervised_valid_songs": -1}, "supervised_valid_songs"),
+        ({"unsupervised_databases": "iKala"}, "must be a list"),
+    ],
+)
 def test_bad_partition_settings(tmp_path, settings, message):
     with pytest.raises(DatasetConfigError, match=message):
         Datasets.get_dataset({}, {}, str(tmp_path / "cache"), str(tmp_path / "dataset.pkl"), **settings)
@@ -109,7 +125,9 @@ def test_pkl_is_reused_and_rebuilt_when_the_xml_or_settings_change(setup, monkey
     monkeypatch.setattr(Datasets, "load_database_songs", must_not_load)
     assert build(setup) == first
     description = DatasetXML.read_database_xml(setup["xmls"]["iKala"])
-    DatasetXML.write_database_xml(setup["xmls"]["iKala"], dataclasses.replace(description, tracks=description.tracks[:2]))
+    DatasetXML.write_database_xml(
+        setup["xmls"]["iKala"], dataclasses.replace(description, tracks=description.tracks[:2])
+    )
     with pytest.raises(AssertionError, match="should have been used"):
         build(setup)
     monkeypatch.setattr(Datasets, "load_database_songs", original_loader)
@@ -121,10 +139,13 @@ def test_pkl_is_reused_and_rebuilt_when_the_xml_or_settings_change(setup, monkey
     assert len(changed_settings["valid"]) == len(edited["valid"]) + 1
 
 
-@pytest.mark.parametrize("damage", [
-    lambda content: content[:len(content) // 2],  # our header, then a truncated body
-    lambda content: DatasetCache.MAGIC + b"{not json\n" + content.split(b"\n", 2)[2],  # a damaged header
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda content: content[: len(content) // 2],  # our header, then a truncated body
+        lambda content: DatasetCache.MAGIC + b"{not json\n" + content.split(b"\n", 2)[2],  # a damaged header
+    ],
+)
 def test_corrupt_pkl_is_rebuilt_with_a_warning(setup, caplog, damage):
     # A damaged cache of ours (its first line says so) is rebuilt; any other file is refused
     # (tests/test_dataset_cache.py).
@@ -136,8 +157,11 @@ def test_corrupt_pkl_is_rebuilt_with_a_warning(setup, caplog, damage):
     with caplog.at_level(logging.WARNING, logger="databases.DatasetCache"):
         rebuilt = build(setup)
     assert rebuilt == first
-    assert any(setup["pkl"] in record.getMessage() and "rebuilding" in record.getMessage()
-               for record in caplog.records if record.levelno == logging.WARNING)
+    assert any(
+        setup["pkl"] in record.getMessage() and "rebuilding" in record.getMessage()
+        for record in caplog.records
+        if record.levelno == logging.WARNING
+    )
     header = DatasetCache.read_header(setup["pkl"])
     assert DatasetCache.load(setup["pkl"], header["fingerprint"], Datasets.validate_dataset) == first
 
@@ -153,8 +177,13 @@ def test_placeholder_xml_explains_both_ways_to_configure_and_the_demo(setup):
         build(setup, dataset_roots={})
     message = str(raised.value)
     assert isinstance(raised.value, ValueError)
-    for part in (setup["xmls"]["DSD100"], "databaseFolderPath", "/path/to/DSD100",
-                 "python Training.py with dataset_roots.DSD100=", "python Training.py with demo"):
+    for part in (
+        setup["xmls"]["DSD100"],
+        "databaseFolderPath",
+        "/path/to/DSD100",
+        "python Training.py with dataset_roots.DSD100=",
+        "python Training.py with demo",
+    ):
         assert part in message
 
 
@@ -203,36 +232,44 @@ def custom_module(tmp_path, monkeypatch):
         "def pairs():\n"
         "    return {'train_sup': [(S, S)], 'train_unsup': [[], [], []], 'valid': [], 'test': []}\n"
         "def paths():\n"
-        "    return {'train_sup': [], 'train_unsup': [['a.wav'], [], []], 'valid': [], 'test': []}\n")
+        "    return {'train_sup': [], 'train_unsup': [['a.wav'], [], []], 'valid': [], 'test': []}\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "my_data"
     sys.modules.pop("my_data", None)
 
 
 def test_custom_dataset_function(setup, custom_module):
-    dataset = build(setup, dataset_roots={}, custom_dataset=f"{custom_module}:good",
-                    custom_dataset_kwargs={"copies": 2})
+    dataset = build(
+        setup, dataset_roots={}, custom_dataset=f"{custom_module}:good", custom_dataset_kwargs={"copies": 2}
+    )
     assert len(dataset["train_sup"]) == 2 and isinstance(dataset["valid"][0], tuple)
     assert "mine" in Datasets.dataset_table(dataset)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("my_data:old_keys", r"exactly the keys train_sup, train_unsup, valid, test.*'train_test', 'train_valid'"),
-    ("my_data:pairs", r"train_sup\[0\] must be a \(mixture, accompaniment, voice\) tuple"),
-    ("my_data:paths", r"train_unsup\[0\]\[0\] is a str, expected a Sample"),
-    ("my_data:missing", "has no function 'missing'"),
-    ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
-    ("my_data.good", "must look like 'package.module:function'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("my_data:old_keys", r"exactly the keys train_sup, train_unsup, valid, test.*'train_test', 'train_valid'"),
+        ("my_data:pairs", r"train_sup\[0\] must be a \(mixture, accompaniment, voice\) tuple"),
+        ("my_data:paths", r"train_unsup\[0\]\[0\] is a str, expected a Sample"),
+        ("my_data:missing", "has no function 'missing'"),
+        ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
+        ("my_data.good", "must look like 'package.module:function'"),
+    ],
+)
 def test_bad_custom_dataset(setup, custom_module, spec, message):
     with pytest.raises(DatasetConfigError, match=message):
         build(setup, custom_dataset=spec)
 
 
 def test_dataset_table_counts_songs_and_hours():
-    songs = {"DSD100": fake_songs("DSD100", 50, "Training") + fake_songs("DSD100", 50, "Test"),
-             "MedleyDB": fake_songs("MedleyDB", 122), "CCMixter": fake_songs("CCMixter", 50),
-             "iKala": fake_songs("iKala", 252)}
+    songs = {
+        "DSD100": fake_songs("DSD100", 50, "Training") + fake_songs("DSD100", 50, "Test"),
+        "MedleyDB": fake_songs("MedleyDB", 122),
+        "CCMixter": fake_songs("CCMixter", 50),
+        "iKala": fake_songs("iKala", 252),
+    }
     lines = Datasets.dataset_table(Datasets.partition_dataset(songs)).splitlines()
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in lines[2:]}
     assert rows[("train_sup", "DSD100")] == ["50", "2.50"]

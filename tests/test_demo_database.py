@@ -11,12 +11,12 @@ import pytest
 import soundfile
 import yaml
 
-from databases import DemoDatabase
-from databases import DemoSongs
+from databases import DemoDatabase, DemoSongs
 
 SAMPLE_RATE = 44100
-TINY = dict(dsd_songs_per_split=1, medleydb_songs=2, ccmixter_songs=1, ikala_clips=2, song_seconds=4.0,
-            ikala_clip_seconds=3.0)
+TINY = dict(
+    dsd_songs_per_split=1, medleydb_songs=2, ccmixter_songs=1, ikala_clips=2, song_seconds=4.0, ikala_clip_seconds=3.0
+)
 SINGER_LABELS = {"male singer", "female singer", "vocalists", "male rapper", "female rapper", "choir"}
 
 
@@ -59,15 +59,15 @@ def medleydb_songs(root):
 
 def frame_rms(mono, frame=2205):
     """RMS per non-overlapping frame (50 ms at 44.1 kHz)."""
-    frames = mono[:len(mono) // frame * frame].reshape(-1, frame)
-    return np.sqrt(np.mean(frames ** 2, axis=1))
+    frames = mono[: len(mono) // frame * frame].reshape(-1, frame)
+    return np.sqrt(np.mean(frames**2, axis=1))
 
 
 def autocorrelation_f0(frame, sample_rate=SAMPLE_RATE, fmin=60.0, fmax=1200.0):
     """(f0 in Hz, normalised periodicity in [0, 1]) of one frame by autocorrelation."""
     frame = frame - frame.mean()
     spectrum = np.fft.rfft(frame, 2 * len(frame))
-    correlation = np.fft.irfft(np.abs(spectrum) ** 2)[:len(frame)]
+    correlation = np.fft.irfft(np.abs(spectrum) ** 2)[: len(frame)]
     low, high = int(sample_rate / fmax), int(sample_rate / fmin)
     lag = low + int(np.argmax(correlation[low:high]))
     return sample_rate / lag, correlation[lag] / correlation[0]
@@ -75,8 +75,8 @@ def autocorrelation_f0(frame, sample_rate=SAMPLE_RATE, fmin=60.0, fmax=1200.0):
 
 def voiced_frame_f0s(mono, frame=2048):
     """(f0, periodicity) of the loudest-third frames of ``mono``."""
-    frames = mono[:len(mono) // frame * frame].reshape(-1, frame)
-    rms = np.sqrt(np.mean(frames ** 2, axis=1))
+    frames = mono[: len(mono) // frame * frame].reshape(-1, frame)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
     return [autocorrelation_f0(f) for f in frames[rms > 0.3 * rms.max()]]
 
 
@@ -121,7 +121,8 @@ def test_every_file_is_44k_stereo_float_or_16_bit(database):
     files = [p for p in all_files(database[0]).values() if p.endswith(".wav")]
     assert len(files) == 2 * 5 + 3 + 2 + 2 * 1 + sum(
         len(os.listdir(os.path.join(folder, os.path.basename(folder) + "_STEMS")))
-        for folder, _ in medleydb_songs(database[1]["MedleyDB"]))
+        for folder, _ in medleydb_songs(database[1]["MedleyDB"])
+    )
     for path in files:
         info = soundfile.info(path)
         assert (info.samplerate, info.channels) == (SAMPLE_RATE, 2), path
@@ -148,8 +149,9 @@ def test_medleydb_mix_and_ccmixter_mix_are_sums_of_stems(database):
         assert np.abs(mix).max() <= 1.0
     song = only(os.path.join(database[1]["CCMixter"], "*"))
     mix = read(os.path.join(song, "mix.wav"))
-    np.testing.assert_allclose(mix, read(os.path.join(song, "source-01.wav")) + read(os.path.join(song, "source-02.wav")),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        mix, read(os.path.join(song, "source-01.wav")) + read(os.path.join(song, "source-02.wav")), atol=1e-6
+    )
 
 
 def test_medleydb_metadata_lists_every_stem_and_marks_the_instrumental_song(database):
@@ -263,8 +265,10 @@ def test_refuses_to_overwrite_folders_it_did_not_make(tmp_path):
     assert (tmp_path / "DSD100" / "real_song.wav").exists()
 
 
-@pytest.mark.parametrize("setting, value", [("seed", -1), ("ccmixter_songs", 0), ("song_seconds", 2.5),
-                                            ("sample_rate", 8000), ("ikala_clips", 1.5)])
+@pytest.mark.parametrize(
+    "setting, value",
+    [("seed", -1), ("ccmixter_songs", 0), ("song_seconds", 2.5), ("sample_rate", 8000), ("ikala_clips", 1.5)],
+)
 def test_invalid_settings_are_named(tmp_path, setting, value):
     kwargs = dict(TINY, seed=0)
     kwargs[setting] = value
@@ -304,8 +308,10 @@ def test_paired_singers_sing_lower_than_the_medleydb_singers(database):
         f0s = [f0 for f0, periodicity in voiced_frame_f0s(voice) if periodicity > 0.5]
         return np.median(f0s)
 
-    dsd = [median_f0(read(path).mean(axis=1))
-           for path in glob.glob(os.path.join(database[1]["DSD100"], "Sources", "*", "*", "vocals.wav"))]
+    dsd = [
+        median_f0(read(path).mean(axis=1))
+        for path in glob.glob(os.path.join(database[1]["DSD100"], "Sources", "*", "*", "vocals.wav"))
+    ]
     medleydb_voices = []
     for folder, metadata in medleydb_songs(database[1]["MedleyDB"]):
         stems = [s for s in metadata["stems"].values() if s["instrument"] in SINGER_LABELS - {"vocalists"}]

@@ -11,13 +11,13 @@ import stat
 import numpy as np
 import pytest
 import soundfile
-
-import Datasets
-from databases import DerivedAudio
-import Input
-from pipeline import AudioCache
 from conftest import write_wav
 from fake_databases import SR, build, files_under, noise, paired_triples, read
+
+import Datasets
+import Input
+from databases import DerivedAudio
+from pipeline import AudioCache
 
 
 def test_derived_audio_adds_up_and_lives_in_the_cache(setup):
@@ -28,8 +28,9 @@ def test_derived_audio_adds_up_and_lives_in_the_cache(setup):
         assert mixture.database and mixture.song == accompaniment.song == voice.song
         np.testing.assert_allclose(read(accompaniment) + read(voice), read(mixture), rtol=0, atol=1e-6)
     data_root = os.path.dirname(setup["roots"]["DSD100"])
-    derived = [sample for triple in paired_triples(dataset) for sample in triple
-               if not sample.path.startswith(data_root)]
+    derived = [
+        sample for triple in paired_triples(dataset) for sample in triple if not sample.path.startswith(data_root)
+    ]
     assert derived and all(sample.path.startswith(setup["cache"]) for sample in derived)
 
 
@@ -52,8 +53,9 @@ def test_each_database_derives_the_right_signals(setup):
     assert accompaniment.path.startswith(setup["cache"]) and accompaniment.channels == 2
     # MedleyDB: voice = sum of singer stems; a song without singers has a silent voice.
     _, _, voice = by_song["Artist1 - Sing"]
-    np.testing.assert_allclose(read(voice), noise("Artist1_Singfemale singer") + noise("Artist1_Singmale singer"),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        read(voice), noise("Artist1_Singfemale singer") + noise("Artist1_Singmale singer"), atol=1e-6
+    )
     _, accompaniment, voice = by_song["Artist2 - Instrumental"]
     assert not read(voice).any() and read(accompaniment).any()
     # iKala: mono accompaniment = left, voice = right.
@@ -64,7 +66,10 @@ def test_each_database_derives_the_right_signals(setup):
     np.testing.assert_array_equal(read(voice)[:, 0], stereo[:, 1])
     # CCMixter: the original files.
     assert [sample.path.rsplit("/", 1)[1] for sample in by_song["Abe - First Song"]] == [
-        "mix.wav", "source-01.wav", "source-02.wav"]
+        "mix.wav",
+        "source-01.wav",
+        "source-02.wav",
+    ]
 
 
 def test_stems_of_different_lengths_warn_and_use_the_common_length(setup, caplog):
@@ -85,8 +90,9 @@ def test_stems_of_different_sample_rates_are_resampled_to_the_mixture_rate(setup
     write_wav(vocals, noise("fast", sample_rate=11025), 11025)
     with caplog.at_level(logging.WARNING, logger="Datasets"):
         dataset = build(setup)
-    assert any("resampling to 8000 Hz" in record.getMessage() and vocals in record.getMessage()
-               for record in caplog.records)
+    assert any(
+        "resampling to 8000 Hz" in record.getMessage() and vocals in record.getMessage() for record in caplog.records
+    )
     triple = next(triple for triple in dataset["valid"] + dataset["test"] if triple[0].song == "Gamma - Third")
     assert {(sample.sample_rate, sample.duration) for sample in triple} == {(SR, 1.0)}
     np.testing.assert_allclose(read(triple[1]) + read(triple[2]), read(triple[0]), atol=1e-6)
@@ -110,7 +116,7 @@ def test_read_only_dataset_folder_is_never_written(setup):
     data_root = os.path.dirname(setup["roots"]["DSD100"])
     before = files_under(data_root)
     modes = {}
-    for path, folders, names in os.walk(data_root):
+    for path, _, names in os.walk(data_root):
         for entry in [path] + [os.path.join(path, name) for name in names]:
             modes[entry] = stat.S_IMODE(os.stat(entry).st_mode)
             os.chmod(entry, modes[entry] & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
@@ -154,8 +160,9 @@ def test_two_copies_of_a_database_keep_their_own_derived_audio_in_one_cache(setu
         assert build(setup) == first and build(second_copy) == second
     assert not any("no longer exist" in record.getMessage() for record in caplog.records)
     # The model-rate copies of both datasets (keyed by their sources' paths) live side by side too.
-    converted = [AudioCache.model_rate_dataset(dataset, setup["cache"], 4000, True, num_workers=0)
-                 for dataset in (first, second)]
+    converted = [
+        AudioCache.model_rate_dataset(dataset, setup["cache"], 4000, True, num_workers=0) for dataset in (first, second)
+    ]
     for original, copy in zip(paired_triples(converted[0]), paired_triples(converted[1])):
         for original_sample, copied_sample in zip(original, copy):
             assert original_sample.path != copied_sample.path
@@ -165,10 +172,12 @@ def test_two_copies_of_a_database_keep_their_own_derived_audio_in_one_cache(setu
 def test_one_database_reached_through_a_link_shares_its_derived_audio(setup, tmp_path):
     direct = DerivedAudio.load_database_songs(
         Datasets.prepare_database("DSD100", setup["xmls"]["DSD100"], setup["roots"]["DSD100"], setup["cache"]),
-        setup["cache"])
+        setup["cache"],
+    )
     os.symlink(setup["roots"]["DSD100"], tmp_path / "linked")
     linked = DerivedAudio.load_database_songs(
         Datasets.prepare_database("DSD100", str(tmp_path / "linked.xml"), str(tmp_path / "linked"), setup["cache"]),
-        setup["cache"])
+        setup["cache"],
+    )
     assert [song.triple[1].path for song in linked] == [song.triple[1].path for song in direct]
     assert all(os.path.isfile(sample.path) for song in direct + linked for sample in song.triple)

@@ -23,13 +23,18 @@ from dataclasses import dataclass, field
 from typing import List, Sequence, Set, Tuple
 
 import pytest
-
 from conftest import ROOT
 
 DOCS = ["README.md"] + sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "*.md")))
 README_MAX_LINES = 250
-README_SECTIONS = ["Quick start", "Separate your songs", "Reproduce the paper", "Your own data", "Monitoring",
-                   "How to cite"]
+README_SECTIONS = [
+    "Quick start",
+    "Separate your songs",
+    "Reproduce the paper",
+    "Your own data",
+    "Monitoring",
+    "How to cite",
+]
 SHELL_LANGUAGES = {"", "bash", "sh", "shell"}
 PYTHONS = {"python", "python3", ".venv/bin/python"}
 UNCHECKED_TOOLS = {".venv/bin/pip", "pip", "tensorboard", "source", "sudo", "nvidia-smi", "cd", "ls"}
@@ -105,21 +110,32 @@ def make_targets(makefile: str) -> Set[str]:
 def source_folders(root: str) -> Set[str]:
     """Top-level folders of the repository that hold code or documentation directly (so that
     run outputs such as ``cache/`` or ``runs/`` are not taken for repository files)."""
-    return {name for name in os.listdir(root)
-            if not name.startswith(".") and os.path.isdir(os.path.join(root, name))
-            and any(entry.endswith((".py", ".sh", ".md")) for entry in os.listdir(os.path.join(root, name)))}
+    return {
+        name
+        for name in os.listdir(root)
+        if not name.startswith(".")
+        and os.path.isdir(os.path.join(root, name))
+        and any(entry.endswith((".py", ".sh", ".md")) for entry in os.listdir(os.path.join(root, name)))
+    }
 
 
 @pytest.fixture(scope="module")
 def facts() -> Facts:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    done = subprocess.run([sys.executable, "-c", FACTS_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", FACTS_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert "model_config.alpha" in found["keys"] and "demo" in found["named_configs"], found
-    return Facts(set(found["commands"]), set(found["named_configs"]), set(found["keys"]), set(found["databases"]),
-                 make_targets(os.path.join(ROOT, "Makefile")), source_folders(ROOT))
+    return Facts(
+        set(found["commands"]),
+        set(found["named_configs"]),
+        set(found["keys"]),
+        set(found["databases"]),
+        make_targets(os.path.join(ROOT, "Makefile")),
+        source_folders(ROOT),
+    )
 
 
 def parse_markdown(text: str) -> Markdown:
@@ -212,8 +228,12 @@ def check_datasets_script(args: Sequence[str], facts: Facts) -> List[str]:
 
 def repo_path(name: str, facts: Facts) -> bool:
     """Whether ``name`` (a backticked word or a command argument) names a file of the repository."""
-    if (not name or re.search(r"[\s<>*{}=()'\"…]|\.\.\.", name) or name.startswith(("/", ".", "~"))
-            or name in USER_FILES):
+    if (
+        not name
+        or re.search(r"[\s<>*{}=()'\"…]|\.\.\.", name)
+        or name.startswith(("/", ".", "~"))
+        or name in USER_FILES
+    ):
         return False
     if "/" in name:
         return name.split("/", 1)[0] in facts.source_folders
@@ -230,12 +250,19 @@ def check_path(name: str, facts: Facts) -> List[str]:
 def check_command(tokens: Sequence[str], facts: Facts) -> List[str]:
     """Problems with one shell command, split into words."""
     program, args = tokens[0], list(tokens[1:])
-    problems = [problem for i, arg in enumerate(args) if i == 0 or args[i - 1] not in OUTPUT_OPTIONS
-                for problem in check_path(arg, facts)]
+    problems = [
+        problem
+        for i, arg in enumerate(args)
+        if i == 0 or args[i - 1] not in OUTPUT_OPTIONS
+        for problem in check_path(arg, facts)
+    ]
     if program in PYTHONS:
         if args[:2] == ["-m", "pytest"]:
-            problems += [f"no test path {arg}" for arg in args[2:]
-                         if not arg.startswith("-") and not os.path.exists(os.path.join(ROOT, arg))]
+            problems += [
+                f"no test path {arg}"
+                for arg in args[2:]
+                if not arg.startswith("-") and not os.path.exists(os.path.join(ROOT, arg))
+            ]
         elif args[:1] == ["-m"]:
             if args[1:2] != ["venv"]:
                 problems.append(f"unexpected module {args[1:2]}")
@@ -288,8 +315,7 @@ def check_inline(span: str, facts: Facts) -> List[str]:
     setting = re.match(r"^([a-z_]\w*(?:\.\w+)*)=[^\s'\"]*$", span)  # split='valid' is Python, not a setting
     if setting:
         return check_setting(setting.group(1), facts)
-    if re.match(r"^[a-z_]\w*(\.\w+)+$", span) and span.split(".")[0] in facts.dict_keys and \
-            not span.endswith(".json"):
+    if re.match(r"^[a-z_]\w*(\.\w+)+$", span) and span.split(".")[0] in facts.dict_keys and not span.endswith(".json"):
         return check_setting(span, facts)
     return check_path(span, facts)
 
@@ -319,8 +345,11 @@ def check_structure(doc: Markdown) -> List[str]:
     levels = [level for _, level, _ in doc.headings]
     if not levels or levels[0] != 1 or levels.count(1) != 1:
         problems.append("the document must start with its one level-1 heading")
-    problems += [f"line {line}: heading level jumps from {before} to {level}"
-                 for (_, before, _), (line, level, _) in zip(doc.headings, doc.headings[1:]) if level > before + 1]
+    problems += [
+        f"line {line}: heading level jumps from {before} to {level}"
+        for (_, before, _), (line, level, _) in zip(doc.headings, doc.headings[1:])
+        if level > before + 1
+    ]
     return problems
 
 
@@ -331,8 +360,9 @@ def check_document(doc_path: str, text: str, facts: Facts) -> List[str]:
     for line, language, lines in doc.blocks:
         if language in SHELL_LANGUAGES:
             for command in shell_commands("\n".join(lines)):
-                problems += [f"{doc_path}:{line}: {' '.join(command)}: {problem}"
-                             for problem in check_command(command, facts)]
+                problems += [
+                    f"{doc_path}:{line}: {' '.join(command)}: {problem}" for problem in check_command(command, facts)
+                ]
     for line, paragraph in doc.paragraphs:
         for span in re.findall(r"`([^`]+)`", paragraph):
             problems += [f"{doc_path}:{line}: `{span}`: {problem}" for problem in check_inline(span, facts)]
@@ -352,38 +382,53 @@ def test_the_readme_is_short_and_has_its_sections():
     assert [title for title in titles if title in README_SECTIONS] == README_SECTIONS
 
 
-@pytest.mark.parametrize("snippet, expected", [
-    ("```bash\npython Training.py with model_config.alpah=0.01\n```",
-     "unknown setting model_config.alpah (did you mean model_config.alpha?)"),
-    ("```bash\npython Training.py with dataset_roots.DSD10=/data\n```", "unknown setting dataset_roots.DSD10"),
-    ("```bash\npython Training.py evaluatee with model_path=x\n```",
-     "unknown command evaluatee (did you mean evaluate?)"),
-    ("```bash\npython Training.py with demoo\n```", "unknown named config demoo"),
-    ("```bash\nmake demo DEMO_ARGS='seed=3 model_config.precison=mixed'\n```", "unknown setting model_config.precison"),
-    ("```bash\nmake tset\n```", "no make target tset (did you mean test?)"),
-    ("```bash\n.venv/bin/python bench/no_such_bench.py\n```", "no script bench/no_such_bench.py"),
-    ("```bash\npython Datasets.py DSD101 /data/DSD100\n```", "unknown database DSD101"),
-    ("```bash\nfrobnicate --all\n```", "unknown program frobnicate"),
-    ("Run `python Training.py with partition_config.supervised_databse=MUSDB18`.",
-     "unknown setting partition_config.supervised_databse"),
-    ("Set `model_config.presicion=mixed`.", "unknown setting model_config.presicion"),
-    ("The key `model_config.num_worker` sets readers.", "unknown setting model_config.num_worker"),
-    ("See `tools/no-such-tool.sh` and `docs/nothing.md`.", "no file or folder tools/no-such-tool.sh"),
-    ("See [the training notes](docs/nothing.md).", "link to a missing file: docs/nothing.md"),
-    ("See [the start](#no-such-heading).", "link to a missing heading: #no-such-heading"),
-    ("```bash\nmake demo\n", "code fence never closed"),
-    ("## A section first\n", "the document must start with its one level-1 heading"),
-])
+@pytest.mark.parametrize(
+    "snippet, expected",
+    [
+        (
+            "```bash\npython Training.py with model_config.alpah=0.01\n```",
+            "unknown setting model_config.alpah (did you mean model_config.alpha?)",
+        ),
+        ("```bash\npython Training.py with dataset_roots.DSD10=/data\n```", "unknown setting dataset_roots.DSD10"),
+        (
+            "```bash\npython Training.py evaluatee with model_path=x\n```",
+            "unknown command evaluatee (did you mean evaluate?)",
+        ),
+        ("```bash\npython Training.py with demoo\n```", "unknown named config demoo"),
+        (
+            "```bash\nmake demo DEMO_ARGS='seed=3 model_config.precison=mixed'\n```",
+            "unknown setting model_config.precison",
+        ),
+        ("```bash\nmake tset\n```", "no make target tset (did you mean test?)"),
+        ("```bash\n.venv/bin/python bench/no_such_bench.py\n```", "no script bench/no_such_bench.py"),
+        ("```bash\npython Datasets.py DSD101 /data/DSD100\n```", "unknown database DSD101"),
+        ("```bash\nfrobnicate --all\n```", "unknown program frobnicate"),
+        (
+            "Run `python Training.py with partition_config.supervised_databse=MUSDB18`.",
+            "unknown setting partition_config.supervised_databse",
+        ),
+        ("Set `model_config.presicion=mixed`.", "unknown setting model_config.presicion"),
+        ("The key `model_config.num_worker` sets readers.", "unknown setting model_config.num_worker"),
+        ("See `tools/no-such-tool.sh` and `docs/nothing.md`.", "no file or folder tools/no-such-tool.sh"),
+        ("See [the training notes](docs/nothing.md).", "link to a missing file: docs/nothing.md"),
+        ("See [the start](#no-such-heading).", "link to a missing heading: #no-such-heading"),
+        ("```bash\nmake demo\n", "code fence never closed"),
+        ("## A section first\n", "the document must start with its one level-1 heading"),
+    ],
+)
 def test_the_checks_catch_mistakes(snippet, expected, facts):
-    problems = check_document("README.md", "# Title\n\n## Quick start\n\n" + snippet + "\n"
-                              if not snippet.startswith("#") else snippet, facts)
+    problems = check_document(
+        "README.md", "# Title\n\n## Quick start\n\n" + snippet + "\n" if not snippet.startswith("#") else snippet, facts
+    )
     assert any(expected in problem for problem in problems), problems
 
 
 def test_the_checks_accept_correct_text(facts):
-    text = ("# Title\n\n## Quick start\n\n```bash\nmake demo DEMO_ARGS='model_config.precision=mixed seed=3'\n"
-            "python Training.py evaluate with demo model_path=checkpoints/x/best 'bss_eval=[\"v4\"]'\n"
-            "python Datasets.py MUSDB18 /data/musdb18 --xml MUSDB18.xml  # writes MUSDB18.xml\n```\n\n"
-            "With `partition_config.supervised_validation=musdb_valid` and `dataset_roots.MUSDB18`, see "
-            "`bench/train_step.py`, `cache/magnitudes/` and [the start](#quick-start).\n")
+    text = (
+        "# Title\n\n## Quick start\n\n```bash\nmake demo DEMO_ARGS='model_config.precision=mixed seed=3'\n"
+        "python Training.py evaluate with demo model_path=checkpoints/x/best 'bss_eval=[\"v4\"]'\n"
+        "python Datasets.py MUSDB18 /data/musdb18 --xml MUSDB18.xml  # writes MUSDB18.xml\n```\n\n"
+        "With `partition_config.supervised_validation=musdb_valid` and `dataset_roots.MUSDB18`, see "
+        "`bench/train_step.py`, `cache/magnitudes/` and [the start](#quick-start).\n"
+    )
     assert check_document("README.md", text, facts) == []

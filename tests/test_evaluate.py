@@ -9,13 +9,12 @@ import sys
 import numpy as np
 import pytest
 import soundfile
+from conftest import write_wav
+from tiny_model import SR, make_song
 
 import Evaluate
 import Input
-from evaluation import Metrics
-from evaluation import Results
-from conftest import write_wav
-from tiny_model import SR, make_song
+from evaluation import Metrics, Results
 
 
 def test_evaluate_model_in_process_and_in_worker_processes_agree(tmp_path, tiny_model):
@@ -24,8 +23,12 @@ def test_evaluate_model_in_process_and_in_worker_processes_agree(tmp_path, tiny_
     rows = Evaluate.evaluate_model(tiny_model[0], songs, num_workers=1, batch_size=8, model_name="tiny")
     parallel = Evaluate.evaluate_model(tiny_model[0], songs, num_workers=2, batch_size=8, model_name="tiny")
 
-    assert [(row["song"], row["source"]) for row in rows] == [("one", "accompaniment"), ("one", "voice"),
-                                                              ("two", "accompaniment"), ("two", "voice")]
+    assert [(row["song"], row["source"]) for row in rows] == [
+        ("one", "accompaniment"),
+        ("one", "voice"),
+        ("two", "accompaniment"),
+        ("two", "voice"),
+    ]
     # Both BSS Eval versions by default; framewise_v4 is for museval's JSON, not a column.
     assert all(set(row) == set(Results.PER_SONG_COLUMNS) | {Results.FRAMEWISE_V4} for row in rows)
     assert rows[3]["undefined"] and rows[3]["undefined_reason"] == "silent reference"
@@ -103,8 +106,9 @@ def test_a_bss_eval_worker_computes_v4_with_museval_without_importing_tensorflow
     t = np.arange(3 * SR) / SR
     paths = [write_wav(tmp_path / f"{f}.wav", 0.3 * np.sin(2 * np.pi * f * t), SR) for f in (220, 330)]
     script = tmp_path / "worker.py"
-    script.write_text(WORKER_SCRIPT.format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                           a=paths[0], b=paths[1]))
+    script.write_text(
+        WORKER_SCRIPT.format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), a=paths[0], b=paths[1])
+    )
     completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.split() == ["False", "False"]  # museval (musdb, stempeg) pulls in no TensorFlow
@@ -115,8 +119,11 @@ def test_bss_eval_workers_do_not_run_the_main_script_again(tmp_path):
     paths = [write_wav(tmp_path / f"{f}.wav", 0.3 * np.sin(2 * np.pi * f * t), SR) for f in (220, 330)]
     marker = tmp_path / "imports.txt"
     script = tmp_path / "main_script.py"
-    script.write_text(MAIN_SCRIPT.format(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                         marker=str(marker), a=paths[0], b=paths[1]))
+    script.write_text(
+        MAIN_SCRIPT.format(
+            root=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), marker=str(marker), a=paths[0], b=paths[1]
+        )
+    )
     completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-2000:]
     # Only the main process ran the script; the two BSS Eval workers did not (for Training.py,

@@ -33,8 +33,9 @@ def stereo_song(seconds=1.3, sample_rate=44100, seed=0):
     return np.stack([left, right], axis=1).astype(np.float32)
 
 
-@pytest.mark.parametrize("sample_rate, expected", [(8192, (512, 256)), (44100, (2756, 1378)),
-                                                   (22050, (1378, 689)), (16000, (1000, 500))])
+@pytest.mark.parametrize(
+    "sample_rate, expected", [(8192, (512, 256)), (44100, (2756, 1378)), (22050, (1378, 689)), (16000, (1000, 500))]
+)
 def test_the_input_grid_has_the_models_window_and_hop_durations(sample_rate, expected):
     assert FullBand.input_grid(sample_rate, PAPER_GRID) == expected
 
@@ -85,8 +86,7 @@ def test_a_stereo_song_at_44100_gives_stereo_sources_that_add_up_to_it(tmp_path,
     path = write_wav(tmp_path / "in" / "song.wav", song, 44100)
 
     written = SeparateFiles.separate_path(tiny_model[0], path, str(tmp_path / "full"), batch_size=8)
-    model_mode = SeparateFiles.separate_path(tiny_model[0], path, str(tmp_path / "model"), batch_size=8,
-                                             mode="model")
+    model_mode = SeparateFiles.separate_path(tiny_model[0], path, str(tmp_path / "model"), batch_size=8, mode="model")
 
     outputs = {}
     for output in written:

@@ -6,11 +6,9 @@ import os
 import re
 
 import pytest
-
-from evaluation import Comparison
-from evaluation import Headline
-from evaluation import Results
 from tiny_model import fake_row
+
+from evaluation import Comparison, Headline, Results
 
 DATABASES = ("CCMixter", "DSD100", "MedleyDB", "iKala")
 SOURCES = ("accompaniment", "voice")
@@ -45,13 +43,13 @@ def latex_rows(text):
     """The tabular's data rows (between the header's \\midrule and \\bottomrule) as lists of cells,
     each database and source label carried down to the rows that leave it blank."""
     lines = text.splitlines()
-    body = lines[lines.index(r"\midrule") + 1:lines.index(r"\bottomrule")]
+    body = lines[lines.index(r"\midrule") + 1 : lines.index(r"\bottomrule")]
     rows, carried = [], ["", ""]
     for line in body:
         if line == r"\midrule":
             continue
         assert line.endswith(r" \\"), line
-        cells = [cell.strip() for cell in line[:-len(r" \\")].split(" & ")]
+        cells = [cell.strip() for cell in line[: -len(r" \\")].split(" & ")]
         carried = [cells[0] or carried[0], cells[1] or (carried[1] if not cells[0] else "")]
         rows.append(carried + cells[2:])
     return rows
@@ -65,12 +63,21 @@ def test_markdown_table_has_both_models_values_and_song_counts(tmp_path):
     assert text.startswith("BSS Eval v3") and "defined/total" in text
     header = [line for line in text.splitlines() if line.startswith("|")][0]
     assert [cell.strip() for cell in header.strip("|").split(" | ")] == [
-        "database", "source", "metric", "supervised mean", "supervised median", "supervised songs",
-        "semi-supervised mean", "semi-supervised median", "semi-supervised songs"]
+        "database",
+        "source",
+        "metric",
+        "supervised mean",
+        "supervised median",
+        "supervised songs",
+        "semi-supervised mean",
+        "semi-supervised median",
+        "semi-supervised songs",
+    ]
     rows = markdown_rows(text)
     assert len(rows) == (1 + len(DATABASES)) * len(SOURCES) * 3
-    assert [row[:3] for row in rows[:6]] == [["all", source, metric] for source in SOURCES
-                                             for metric in ("SDR", "SIR", "SAR")]
+    assert [row[:3] for row in rows[:6]] == [
+        ["all", source, metric] for source in SOURCES for metric in ("SDR", "SIR", "SAR")
+    ]
     by_key = {tuple(row[:3]): row[3:] for row in rows}
     # DSD100 (index 1): SDR of songs 0..4 is 0.1 ... 4.1, mean = median = 2.1; semi-supervised +1.25.
     assert by_key[("DSD100", "accompaniment", "SDR")] == ["2.10", "2.10", "5/5", "3.35", "3.35", "5/5"]
@@ -87,7 +94,7 @@ def test_latex_table_is_a_booktabs_tabular_with_the_same_numbers(tmp_path):
     with open(tmp_path / "headline.tex", encoding="utf-8") as handle:
         text = handle.read()
     lines = text.splitlines()
-    assert all(line.startswith("%") for line in lines[:lines.index(r"\begin{tabular}{lllrrrrrr}")])
+    assert all(line.startswith("%") for line in lines[: lines.index(r"\begin{tabular}{lllrrrrrr}")])
     assert lines[-2:] == [r"\bottomrule", r"\end{tabular}"] and r"\toprule" in lines
     assert r"\multicolumn{3}{c}{supervised} & \multicolumn{3}{c}{semi-supervised} \\" in text
     assert r"\cmidrule(lr){4-6} \cmidrule(lr){7-9}" in lines
@@ -102,13 +109,19 @@ def test_latex_table_is_a_booktabs_tabular_with_the_same_numbers(tmp_path):
 
 
 def test_latex_and_markdown_escape_special_characters_and_write_minus_signs(tmp_path):
-    results = {"sup_model": [fake_row("sup_model", "my_db & co", "s0", "lead_voice", -3.5),
-                             fake_row("sup_model", "my_db & co", "s1", "lead_voice", -1.5)],
-               "semi 50%": [fake_row("semi 50%", "my_db & co", "s0", "lead_voice", math.inf),
-                            fake_row("semi 50%", "my_db & co", "s1", "lead_voice", math.nan)]}
+    results = {
+        "sup_model": [
+            fake_row("sup_model", "my_db & co", "s0", "lead_voice", -3.5),
+            fake_row("sup_model", "my_db & co", "s1", "lead_voice", -1.5),
+        ],
+        "semi 50%": [
+            fake_row("semi 50%", "my_db & co", "s0", "lead_voice", math.inf),
+            fake_row("semi 50%", "my_db & co", "s1", "lead_voice", math.nan),
+        ],
+    }
     Headline.write_headline(results, str(tmp_path))
     latex = (tmp_path / "headline.tex").read_text(encoding="utf-8")
-    table = latex[latex.index(r"\begin{tabular}"):]
+    table = latex[latex.index(r"\begin{tabular}") :]
     assert r"\multicolumn{3}{c}{sup\_model}" in table and r"\multicolumn{3}{c}{semi 50\%}" in table
     assert r"my\_db \& co & lead\_voice & SDR & $-2.50$ & $-2.50$ & 2/2 & $\infty$ & $\infty$ & 1/2 \\" in table
     for special in ("_", "%"):
@@ -116,8 +129,10 @@ def test_latex_and_markdown_escape_special_characters_and_write_minus_signs(tmp_
     rows = [line for line in table.splitlines() if line.endswith(r" \\")]
     assert len(rows) == 2 + 6  # model names, column names, SDR, SIR, SAR of "all" and of my_db & co
     assert [re.sub(r"\\&", "", line).count("&") for line in rows] == [4] + [8] * 7  # 3 + 2 groups; 9 columns
-    assert Headline.escape_latex(r"a_b&c%d$e#f{g}h~i^j\k") == (r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i"
-                                                               r"\textasciicircum{}j\textbackslash{}k")
+    assert Headline.escape_latex(r"a_b&c%d$e#f{g}h~i^j\k") == (
+        r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i"
+        r"\textasciicircum{}j\textbackslash{}k"
+    )
     markdown = (tmp_path / "headline.md").read_text(encoding="utf-8")
     assert r"| my\_db & co | lead\_voice | SDR | -2.50 | -2.50 | 2/2 | inf | inf | 1/2 |" in markdown
     assert Headline.escape_markdown("a|b_c*d") == r"a\|b\_c\*d"
@@ -131,11 +146,17 @@ def test_gain_files_hold_the_gain_table_and_the_printed_lines(tmp_path):
     with open(tmp_path / "gain.json", encoding="utf-8") as handle:
         document = json.load(handle)
     assert {str(tmp_path / name) for name in ("gain.json", "gain.txt")} <= set(output.paths)
-    assert (document["metric"], document["unit"], document["model"], document["baseline"],
-            document["confidence"]) == ("SDR", "dB", "semi-supervised", "supervised", 0.95)
+    assert (document["metric"], document["unit"], document["model"], document["baseline"], document["confidence"]) == (
+        "SDR",
+        "dB",
+        "semi-supervised",
+        "supervised",
+        0.95,
+    )
     assert len(document["rows"]) == (len(DATABASES) + 1) * len(SOURCES)
-    assert all(set(row) == {"database", "source", "metric", "mean", "interval", "songs", "seeds"}
-               for row in document["rows"])
+    assert all(
+        set(row) == {"database", "source", "metric", "mean", "interval", "songs", "seeds"} for row in document["rows"]
+    )
     rows = {(row["database"], row["source"]): row for row in document["rows"]}
     voice = rows[("all", "voice")]
     assert voice["metric"] == "SDR" and voice["mean"] == pytest.approx(1.25)
@@ -147,11 +168,27 @@ def test_gain_files_hold_the_gain_table_and_the_printed_lines(tmp_path):
 
 
 def test_an_undefined_gain_is_null_in_the_json():
-    gains = [{"database": "all", "source": "voice", "mean": math.nan, "low": math.nan, "high": math.nan,
-              "songs": 0, "seeds": 2}]
-    row, = Headline.gain_document(gains, "SDR_v4", "b", "a")["rows"]
-    assert row == {"database": "all", "source": "voice", "metric": "SDR_v4", "mean": None,
-                   "interval": [None, None], "songs": 0, "seeds": 2}
+    gains = [
+        {
+            "database": "all",
+            "source": "voice",
+            "mean": math.nan,
+            "low": math.nan,
+            "high": math.nan,
+            "songs": 0,
+            "seeds": 2,
+        }
+    ]
+    (row,) = Headline.gain_document(gains, "SDR_v4", "b", "a")["rows"]
+    assert row == {
+        "database": "all",
+        "source": "voice",
+        "metric": "SDR_v4",
+        "mean": None,
+        "interval": [None, None],
+        "songs": 0,
+        "seeds": 2,
+    }
 
 
 def test_the_terminal_shows_a_short_table_and_says_where_the_full_one_is(tmp_path):
@@ -182,15 +219,24 @@ def test_the_terminal_shows_a_short_table_and_says_where_the_full_one_is(tmp_pat
 
 def test_with_v3_off_the_headline_shows_the_v4_metrics_and_one_model_has_no_gain_files(tmp_path):
     def v4_row(song, sdr):
-        return {"model": "m", "database": "DSD100", "song": song, "source": "voice", "SDR_v4": sdr,
-                "SIR_v4": sdr + 4, "SAR_v4": sdr + 2, "ISR_v4": sdr + 8, "frames_v4": 10, "undefined_frames_v4": 1}
+        return {
+            "model": "m",
+            "database": "DSD100",
+            "song": song,
+            "source": "voice",
+            "SDR_v4": sdr,
+            "SIR_v4": sdr + 4,
+            "SAR_v4": sdr + 2,
+            "ISR_v4": sdr + 8,
+            "frames_v4": 10,
+            "undefined_frames_v4": 1,
+        }
 
     results = {"my_model": [v4_row("a", 1.0), v4_row("b", 3.0)]}
     output = Headline.write_headline(results, str(tmp_path))
 
     assert Headline.headline_version(results) == "v4"
-    assert sorted(os.path.basename(path) for path in output.paths) == ["full_table.txt", "headline.md",
-                                                                        "headline.tex"]
+    assert sorted(os.path.basename(path) for path in output.paths) == ["full_table.txt", "headline.md", "headline.tex"]
     assert not (tmp_path / "gain.json").exists() and "gain" not in output.text.split("\n\n")[-2]
     markdown = (tmp_path / "headline.md").read_text(encoding="utf-8")
     assert markdown.startswith("BSS Eval v4") and "| DSD100 | voice | SIR | 6.00 | 6.00 | 2/2 |" in markdown

@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-
-import Input
 from conftest import ROOT, sine, write_wav
 from songs import SR, chirp, song_with_a_bad_voice_sample
+
+import Input
 
 
 def test_resampling_keeps_a_sines_frequency(tmp_path):
@@ -26,9 +26,9 @@ def test_read_audio_clips_and_pads_sections(tmp_path):
     path = write_wav(tmp_path / "loud.wav", loud, SR)
     audio = Input.read_audio(path, SR, offset=-0.25, duration=1.0, padding_duration=0.25)
     assert audio.shape == (int(1.5 * SR),)
-    assert np.all(audio[:SR // 2] == 0.0)  # before the file's start
-    assert np.all(audio[SR // 2:SR] == 1.0)  # clipped
-    assert np.all(audio[3 * SR // 2 - 1:] <= 1.0)
+    assert np.all(audio[: SR // 2] == 0.0)  # before the file's start
+    assert np.all(audio[SR // 2 : SR] == 1.0)  # clipped
+    assert np.all(audio[3 * SR // 2 - 1 :] <= 1.0)
 
 
 def test_random_section_reports_its_centre(tmp_path):
@@ -38,7 +38,7 @@ def test_random_section_reports_its_centre(tmp_path):
     section, offset = Input.read_random_section(path, SR, True, duration=1.0, padding_duration=0.5, rng=rng)
     assert section.shape == (2 * SR,) and 0.0 <= offset <= 2.0
     centre = Input.read_audio(path, SR, offset=offset, duration=1.0)
-    np.testing.assert_allclose(section[SR // 2:SR // 2 + SR], centre, atol=1e-5)
+    np.testing.assert_allclose(section[SR // 2 : SR // 2 + SR], centre, atol=1e-5)
 
 
 def test_section_reads_match_the_whole_file(tmp_path):
@@ -48,7 +48,7 @@ def test_section_reads_match_the_whole_file(tmp_path):
     whole = Input.read_audio(path, SR)
     section = Input.read_audio(path, SR, offset=1.2, duration=0.5)
     start = int(round(1.2 * SR))
-    np.testing.assert_allclose(section, whole[start:start + len(section)], atol=1e-5)
+    np.testing.assert_allclose(section, whole[start : start + len(section)], atol=1e-5)
 
 
 def test_audioread_reader_matches_soundfile(tmp_path):
@@ -76,8 +76,11 @@ def test_unreadable_file_error_names_the_path(tmp_path):
 @pytest.mark.parametrize("value, sample_rate", [(np.nan, SR), (np.inf, SR), (-np.inf, 44100)])
 def test_non_finite_samples_are_refused_naming_the_file_and_the_time(tmp_path, value, sample_rate):
     voice = song_with_a_bad_voice_sample(tmp_path, "bad", value, sample_rate)[2].path
-    for read in (lambda: Input.read_audio(voice, SR), lambda: Input.read_audio(voice, SR, offset=0.2, duration=0.1),
-                 lambda: Input.check_file_finite(voice, block_seconds=0.1)):
+    for read in (
+        lambda: Input.read_audio(voice, SR),
+        lambda: Input.read_audio(voice, SR, offset=0.2, duration=0.1),
+        lambda: Input.check_file_finite(voice, block_seconds=0.1),
+    ):
         with pytest.raises(Input.NonFiniteAudioError, match=rf"bad_voice\.wav.*\(at 0\.250 s\) is {value}"):
             read()
     assert np.isfinite(Input.read_audio(voice, SR, offset=0.6, duration=0.3)).all()  # other spans read fine
@@ -99,8 +102,9 @@ def test_stft_matches_librosa_and_round_trips_to_exact_length():
     assert phasors.dtype == np.complex64 and np.all(phasors[:, :3] == 1)
     np.testing.assert_allclose(np.abs(phasors), 1.0, rtol=1e-6)
     magnitude = np.abs(spectrogram) * 0.5
-    np.testing.assert_allclose(Input.istft(magnitude, phasors, 256, 5001),
-                               Input.istft(magnitude, np.angle(spectrogram), 256, 5001), atol=1e-6)
+    np.testing.assert_allclose(
+        Input.istft(magnitude, phasors, 256, 5001), Input.istft(magnitude, np.angle(spectrogram), 256, 5001), atol=1e-6
+    )
 
 
 def test_whole_song_spectrogram_shapes(tmp_path):
@@ -118,7 +122,7 @@ def test_pad_and_unpad_freqs():
     magnitude = np.random.default_rng(2).random((2, 257, 10, 1)).astype(np.float32)
     padded = Input.pad_freqs(magnitude, 350)
     assert padded.shape == (2, 350, 10, 1)
-    assert not padded[:, :46].any() and not padded[:, 46 + 257:].any()  # 46 before, 47 after
+    assert not padded[:, :46].any() and not padded[:, 46 + 257 :].any()  # 46 before, 47 after
     np.testing.assert_array_equal(Input.unpad_freqs(padded, 257), magnitude)
     assert Input.pad_freqs(magnitude[0, :, :, 0], 258).shape == (258, 10)
     assert Input.pad_freqs(magnitude[0, :, :, 0], 258)[-1].sum() == 0  # odd row at the end

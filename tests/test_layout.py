@@ -11,7 +11,6 @@ import glob
 import os
 
 import pytest
-
 from conftest import ROOT
 
 LAYERS = [  # top to bottom: (folder, top-level modules of the same layer)
@@ -44,8 +43,9 @@ def imports_of(path, modules):
             if node.module in modules:
                 found.add(node.module)
             else:
-                found.update(f"{node.module}.{alias.name}" for alias in node.names
-                             if f"{node.module}.{alias.name}" in modules)
+                found.update(
+                    f"{node.module}.{alias.name}" for alias in node.names if f"{node.module}.{alias.name}" in modules
+                )
     return found
 
 
@@ -78,10 +78,19 @@ def test_the_card_keeps_its_top_level():
 
 
 def test_imports_never_reach_upwards(graph):
-    upward = [(module, imported) for module, imports in graph.items() for imported in imports
-              if not is_shared(imported) and not is_shared(module) and layer_of(imported) < layer_of(module)]
-    shared_up = [(module, imported) for module in graph if is_shared(module)
-                 for imported in graph[module] if not is_shared(imported)]
+    upward = [
+        (module, imported)
+        for module, imports in graph.items()
+        for imported in imports
+        if not is_shared(imported) and not is_shared(module) and layer_of(imported) < layer_of(module)
+    ]
+    shared_up = [
+        (module, imported)
+        for module in graph
+        if is_shared(module)
+        for imported in graph[module]
+        if not is_shared(imported)
+    ]
     assert upward == [] and shared_up == []
 
 
@@ -89,7 +98,7 @@ def test_there_are_no_import_cycles(graph):
     done, active = set(), []
 
     def visit(module):
-        assert module not in active, f"import cycle: {' -> '.join(active[active.index(module):] + [module])}"
+        assert module not in active, f"import cycle: {' -> '.join(active[active.index(module) :] + [module])}"
         if module in done:
             return
         active.append(module)
@@ -125,7 +134,8 @@ def unannotated_public_functions(path):
                     arguments = arguments[1:]
                 arguments += [extra for extra in (child.args.vararg, child.args.kwarg) if extra]
                 if any(argument.annotation is None for argument in arguments) or (
-                        child.returns is None and child.name != "__init__"):
+                    child.returns is None and child.name != "__init__"
+                ):
                     missing.append(child.name)
 
     visit(ast.parse(open(path, encoding="utf-8").read()), True)
@@ -133,6 +143,9 @@ def unannotated_public_functions(path):
 
 
 def test_every_public_function_has_type_hints():
-    missing = {os.path.relpath(path, ROOT): names for path in project_modules().values()
-               if (names := unannotated_public_functions(path))}
+    missing = {
+        os.path.relpath(path, ROOT): names
+        for path in project_modules().values()
+        if (names := unannotated_public_functions(path))
+    }
     assert missing == {}

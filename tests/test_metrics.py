@@ -5,10 +5,9 @@ import sys
 
 import numpy as np
 import pytest
-
-from evaluation import Metrics
-from evaluation import Results
 from tiny_model import SR, fake_row, signals
+
+from evaluation import Metrics, Results
 
 
 def test_perfect_estimates_score_high_and_swapped_estimates_low():
@@ -29,7 +28,7 @@ def test_scale_optimal_snr_scales_the_estimate_as_the_reference_does_and_si_sdr_
     reference, other = signals()
     estimate = 0.5 * reference + 0.1 * other
     a = np.dot(estimate, reference) / np.dot(estimate, estimate)  # the estimate scaled towards the target
-    expected_snr = 10 * np.log10(np.sum(reference ** 2) / np.sum((reference - a * estimate) ** 2))
+    expected_snr = 10 * np.log10(np.sum(reference**2) / np.sum((reference - a * estimate) ** 2))
     b = np.dot(estimate, reference) / np.dot(reference, reference)  # the target scaled towards the estimate
     expected_si_sdr = 10 * np.log10(np.sum((b * reference) ** 2) / np.sum((b * reference - estimate) ** 2))
 
@@ -68,8 +67,11 @@ def test_silent_reference_is_undefined_without_noise_and_left_out_of_aggregates(
     # v4 follows v3: no other non-silent reference, so no interference to measure.
     assert set(accompaniment["undefined_metrics"]) == {"SIR", "NSDR", "NSIR", "NSNR", "SIR_v4"}
 
-    rows = [fake_row("m", "DB", "song1", "voice", sdr=math.nan), fake_row("m", "DB", "song2", "voice", sdr=4.0),
-            fake_row("m", "DB", "song3", "voice", sdr=8.0)]
+    rows = [
+        fake_row("m", "DB", "song1", "voice", sdr=math.nan),
+        fake_row("m", "DB", "song2", "voice", sdr=4.0),
+        fake_row("m", "DB", "song3", "voice", sdr=8.0),
+    ]
     summary = {(row["database"], row["metric"]): row for row in Results.summarise({"m": rows})}
     assert summary[("all", "SDR")]["mean"] == pytest.approx(6.0)
     assert summary[("DB", "SDR")]["num_undefined"] == 1 and summary[("DB", "SDR")]["num_defined"] == 2
@@ -93,6 +95,7 @@ def test_silent_estimate_is_undefined_and_does_not_change_the_other_source():
 
 # ---- BSS Eval v4 (museval) ----
 
+
 def stationary_sources(seconds, seed=0):
     """Two sources [2, samples] at SR whose power is the same in every 1-s frame: filtered noise
     and a two-tone chord."""
@@ -106,18 +109,28 @@ def stationary_sources(seconds, seed=0):
 def white_noise_at(references, snr_db, seed=1):
     """White noise [sources, samples] at ``snr_db`` below each reference's mean power."""
     noise = np.random.default_rng(seed).standard_normal(references.shape)
-    scale = np.mean(references ** 2, axis=1) / np.mean(noise ** 2, axis=1) / 10 ** (snr_db / 10)
+    scale = np.mean(references**2, axis=1) / np.mean(noise**2, axis=1) / 10 ** (snr_db / 10)
     return noise * np.sqrt(scale)[:, None]
 
 
-def museval_frames(references, estimates, filter_taps=round(512 * SR / 44100)):
+SISEC_FILTER_TAPS = round(512 * SR / 44100)  # SiSEC's 11.6 ms at SR
+
+
+def museval_frames(references, estimates, filter_taps=SISEC_FILTER_TAPS):
     """museval's own v4 metrics per 1-s frame, ``(SDR, ISR, SIR, SAR)`` each [sources, frames],
     called as ``museval.evaluate(mode="v4")`` does, with SiSEC's filter duration (11.6 ms) by default."""
     import museval
 
-    return museval.metrics.bss_eval(references[..., None], estimates[..., None], window=SR, hop=SR,
-                                    compute_permutation=False, filters_len=filter_taps,
-                                    framewise_filters=False, bsseval_sources_version=False)[:4]
+    return museval.metrics.bss_eval(
+        references[..., None],
+        estimates[..., None],
+        window=SR,
+        hop=SR,
+        compute_permutation=False,
+        filters_len=filter_taps,
+        framewise_filters=False,
+        bsseval_sources_version=False,
+    )[:4]
 
 
 def demo_sources_at_the_model_rate(seconds=8.0, seed=3):
@@ -132,8 +145,12 @@ def demo_sources_at_the_model_rate(seconds=8.0, seed=3):
     stems = DemoSongs.render_song(plan, rng, DemoSongs.FAMILIES["MedleyDB"])
     voice = sum(stem.audio.mean(axis=1) for stem in stems if stem.is_voice)
     accompaniment = sum(stem.audio.mean(axis=1) for stem in stems if not stem.is_voice)
-    return np.stack([librosa.resample(np.asarray(source, np.float64), orig_sr=44100, target_sr=SR)
-                     for source in (accompaniment, voice)])
+    return np.stack(
+        [
+            librosa.resample(np.asarray(source, np.float64), orig_sr=44100, target_sr=SR)
+            for source in (accompaniment, voice)
+        ]
+    )
 
 
 def inconsistent(sdr, isr, sir, sar, tolerance_db=1.0):
@@ -164,11 +181,10 @@ def test_v4_sdr_of_the_reference_plus_white_noise_is_that_snr_and_the_median_of_
 
 def test_v4_frames_where_a_reference_is_silent_are_undefined_counted_and_left_out_of_the_median():
     references = stationary_sources(8.0)
-    references[1, :3 * SR] = 0.0  # the voice starts after 3 s
+    references[1, : 3 * SR] = 0.0  # the voice starts after 3 s
     estimates = references + white_noise_at(stationary_sources(8.0), 10.0)
 
-    accompaniment, voice = Metrics.compute_song_metrics(references, estimates, references.sum(axis=0),
-                                                        sample_rate=SR)
+    accompaniment, voice = Metrics.compute_song_metrics(references, estimates, references.sum(axis=0), sample_rate=SR)
 
     frames = museval_frames(references, estimates)[0]
     # museval gives NaN for every source of a frame in which any reference is all zeros.
@@ -206,11 +222,10 @@ def test_v4_decomposition_holds_together_on_references_resampled_to_the_model_ra
 def test_v4_frames_where_a_reference_is_only_resampler_residue_are_undefined():
     references = stationary_sources(6.0)
     residue = 1e-7 * np.random.default_rng(2).standard_normal(2 * SR)  # -140 dBFS: silent by our rule
-    references[1, 2 * SR:4 * SR] = residue
+    references[1, 2 * SR : 4 * SR] = residue
     estimates = references + white_noise_at(stationary_sources(6.0), 10.0)
 
-    accompaniment, voice = Metrics.compute_song_metrics(references, estimates, references.sum(axis=0),
-                                                        sample_rate=SR)
+    accompaniment, voice = Metrics.compute_song_metrics(references, estimates, references.sum(axis=0), sample_rate=SR)
 
     museval_sdr = museval_frames(references, estimates)[0]
     assert np.isfinite(museval_sdr).all() and museval_sdr[1, 2:4].max() < -50  # museval scores them
@@ -223,10 +238,13 @@ def test_v4_frames_where_a_reference_is_only_resampler_residue_are_undefined():
 def test_v4_nan_and_infinite_frames_are_undefined_counted_and_a_source_without_defined_frames_is_nan(monkeypatch):
     references = stationary_sources(4.0)
     nan, inf = math.nan, math.inf
-    fake = {"SDR": [[1.0, nan, 3.0, inf], [inf, inf, inf, inf]], "SIR": [[20.0, nan, 22.0, 24.0], [30.0] * 4],
-            "SAR": [[2.0, nan, 4.0, 6.0], [5.0] * 4], "ISR": [[9.0, nan, 9.0, 9.0], [8.0] * 4]}
-    monkeypatch.setattr(Metrics, "bss_eval_v4",
-                        lambda *args: {name: np.array(values) for name, values in fake.items()})
+    fake = {
+        "SDR": [[1.0, nan, 3.0, inf], [inf, inf, inf, inf]],
+        "SIR": [[20.0, nan, 22.0, 24.0], [30.0] * 4],
+        "SAR": [[2.0, nan, 4.0, 6.0], [5.0] * 4],
+        "ISR": [[9.0, nan, 9.0, 9.0], [8.0] * 4],
+    }
+    monkeypatch.setattr(Metrics, "bss_eval_v4", lambda *args: {name: np.array(values) for name, values in fake.items()})
 
     first, second = Metrics.compute_song_metrics(references, references * 0.9, references.sum(axis=0), ["v4"])
 
@@ -246,13 +264,20 @@ def test_bss_eval_setting_selects_versions_and_a_bad_value_is_a_clear_error():
         with pytest.raises(ValueError, match=r"bss_eval=.*use a list of 'v3'.*and/or 'v4'"):
             Metrics.check_bss_eval(bad)
     references = signals()
-    v3, = {tuple(sorted(result)) for result in Metrics.compute_song_metrics(references, references * 0.8,
-                                                                             references.sum(axis=0), ["v3"])}
-    v4, = {tuple(sorted(result)) for result in Metrics.compute_song_metrics(references, references * 0.8,
-                                                                             references.sum(axis=0), ["v4"])}
+    (v3,) = {
+        tuple(sorted(result))
+        for result in Metrics.compute_song_metrics(references, references * 0.8, references.sum(axis=0), ["v3"])
+    }
+    (v4,) = {
+        tuple(sorted(result))
+        for result in Metrics.compute_song_metrics(references, references * 0.8, references.sum(axis=0), ["v4"])
+    }
     assert set(v3) == set(Metrics.METRICS) | {"undefined_metrics", "undefined_reason"}
     assert set(v4) == set(Metrics.METRICS_V4) | set(Metrics.V4_FRAME_COUNTS) | {
-        "framewise_v4", "undefined_metrics", "undefined_reason"}
+        "framewise_v4",
+        "undefined_metrics",
+        "undefined_reason",
+    }
 
 
 def test_v4_without_museval_is_a_clear_error_naming_the_setting(monkeypatch):

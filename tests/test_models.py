@@ -5,14 +5,13 @@ import contextlib
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import centre_crop
-from Models import Inference
-from Models import Layers
+from small_config import small_config
+
+from Models import Inference, Layers
 from Models.TrainingGraph import build_training_graph
 from Models.Unet import Unet
 from Models.WGAN_Critic import Critic, critic_loss, gradient_penalty
-from small_config import small_config
 
 tf.compat.v1.disable_eager_execution()
 
@@ -31,14 +30,16 @@ def session(graph):
 
 # --- U-Net ---------------------------------------------------------------------------------
 
+
 def test_padding_of_the_paper_defaults():
     assert Unet(4).get_padding((256, 64)) == ((350, 158), (258, 66))
     input_shape, output_shape = Unet(4).get_padding((256, 64))
     assert all(type(size) is int for size in input_shape + output_shape)
 
 
-@pytest.mark.parametrize("num_layers, desired", [(1, (16, 8)), (2, (16, 8)), (2, (30, 9)), (3, (64, 16)),
-                                                 (3, (41, 5)), (4, (256, 64))])
+@pytest.mark.parametrize(
+    "num_layers, desired", [(1, (16, 8)), (2, (16, 8)), (2, (30, 9)), (3, (64, 16)), (3, (41, 5)), (4, (256, 64))]
+)
 def test_unet_static_shapes_match_padding(num_layers, desired):
     unet = Unet(num_layers, num_initial_filters=2, source_names=("a", "b", "c"))
     input_shape, output_shape = unet.get_padding(desired)
@@ -102,8 +103,15 @@ def test_unet_with_unknown_batch_runs_on_any_batch_size():
 
 
 def test_default_training_graph_has_the_paper_shapes():
-    config = small_config(batch_size=64, num_freqs=256, num_frames=64, num_layers=4, num_initial_filters=16,
-                          critic_initial_filters=32, critic_dense_units=32)
+    config = small_config(
+        batch_size=64,
+        num_freqs=256,
+        num_frames=64,
+        num_layers=4,
+        num_initial_filters=16,
+        critic_initial_filters=32,
+        critic_dense_units=32,
+    )
     with tf.Graph().as_default():
         graph = build_training_graph(config, semi_supervised=True)
         assert (graph.input_shape, graph.output_shape) == ((350, 158), (258, 66))
@@ -126,6 +134,7 @@ def test_default_training_graph_has_the_paper_shapes():
 
 
 # --- Critic and gradient penalty --------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", [(256, 64), (16, 8), (32, 16)])
 def test_critic_scores_one_number_per_example(shape):
@@ -165,8 +174,9 @@ def test_gradient_penalty_is_taken_between_real_and_fake():
     with tf.Graph().as_default() as graph:
         real = tf.fill([64, 2, 2, 1], 1.0)  # gradient norm 2 at real points
         fake = tf.fill([64, 2, 2, 1], 3.0)  # gradient norm 6 at fake points
-        penalty = gradient_penalty(lambda x: 0.5 * tf.reduce_sum(tf.square(x), axis=[1, 2, 3])[:, None],
-                                   real, fake, seed=1)
+        penalty = gradient_penalty(
+            lambda x: 0.5 * tf.reduce_sum(tf.square(x), axis=[1, 2, 3])[:, None], real, fake, seed=1
+        )
         with session(graph) as sess:
             value = sess.run(penalty)
     # Norm 2 + 4 * eps with eps ~ U[0, 1]: E[(1 + 4 eps)^2] = 1 + 4 + 16/3 = 31/3.
@@ -189,6 +199,7 @@ def test_gradient_penalty_is_reproducible_with_a_graph_seed():
 
 
 # --- Training graph -----------------------------------------------------------------------------
+
 
 def test_supervised_training_overfits_one_batch():
     config = small_config(init_sup_sep_lr=3e-3, batch_size=2)
@@ -213,17 +224,24 @@ def test_supervised_training_overfits_one_batch():
 
 def semi_supervised_feed(model, rng):
     batch = model.model_config.training.batch_size
-    paired = [random_batch(rng, batch, model.input_shape)] + \
-             [random_batch(rng, batch, model.output_shape) for _ in model.sources]
+    paired = [random_batch(rng, batch, model.input_shape)] + [
+        random_batch(rng, batch, model.output_shape) for _ in model.sources
+    ]
     feed = model.feed_paired(paired)
-    feed.update(model.feed_unpaired(random_batch(rng, batch, model.input_shape),
-                                    [random_batch(rng, batch, model.output_shape) for _ in model.sources]))
+    feed.update(
+        model.feed_unpaired(
+            random_batch(rng, batch, model.input_shape),
+            [random_batch(rng, batch, model.output_shape) for _ in model.sources],
+        )
+    )
     return feed
 
 
 def snapshot(sess):
-    return {v.name: value for v, value in zip(tf.compat.v1.trainable_variables(),
-                                                sess.run(tf.compat.v1.trainable_variables()))}
+    return {
+        v.name: value
+        for v, value in zip(tf.compat.v1.trainable_variables(), sess.run(tf.compat.v1.trainable_variables()))
+    }
 
 
 def changed_variables(before, after):
@@ -240,20 +258,23 @@ def test_train_ops_change_only_their_own_variables():
     rng = np.random.default_rng(0)
     with tf.Graph().as_default() as graph:
         tf.compat.v1.set_random_seed(1)
-        model = build_training_graph(small_config(init_disc_lr=1e-2, init_unsup_sep_lr=1e-2), semi_supervised=True,
-                                     seed=0)
+        model = build_training_graph(
+            small_config(init_disc_lr=1e-2, init_unsup_sep_lr=1e-2), semi_supervised=True, seed=0
+        )
         with session(graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             feed = semi_supervised_feed(model, rng)
             for name in model.sources:
                 before = snapshot(sess)
                 sess.run(model.critic_train_ops[name], feed)
-                assert_changes_only(changed_variables(before, snapshot(sess)),
-                                    {v.name for v in model.critic_variables(name)})
+                assert_changes_only(
+                    changed_variables(before, snapshot(sess)), {v.name for v in model.critic_variables(name)}
+                )
             before = snapshot(sess)
             sess.run(model.separator_train_op, feed)
-            assert_changes_only(changed_variables(before, snapshot(sess)),
-                                {v.name for v in model.separator_variables()})
+            assert_changes_only(
+                changed_variables(before, snapshot(sess)), {v.name for v in model.separator_variables()}
+            )
             assert sess.run(model.global_step) == 1
 
 
@@ -262,9 +283,16 @@ def test_unsupervised_loss_terms_match_their_definitions():
     config = small_config(alpha=0.3, beta=0.2)
     with tf.Graph().as_default() as graph:
         model = build_training_graph(config, semi_supervised=True, seed=0)
-        fetches = dict(outputs=model.unpaired_separator_outputs, fake=model.critic_fake_scores, L_u=model.L_u,
-                       P=model.additive_penalty, unsup=model.unsupervised_loss, sup=model.supervised_loss,
-                       total=model.separator_loss, paired_outputs=model.separator_outputs)
+        fetches = dict(
+            outputs=model.unpaired_separator_outputs,
+            fake=model.critic_fake_scores,
+            L_u=model.L_u,
+            P=model.additive_penalty,
+            unsup=model.unsupervised_loss,
+            sup=model.supervised_loss,
+            total=model.separator_loss,
+            paired_outputs=model.separator_outputs,
+        )
         with session(graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             feed = semi_supervised_feed(model, rng)
@@ -272,13 +300,15 @@ def test_unsupervised_loss_terms_match_their_definitions():
     mixture = feed[model.unpaired_mixture]
     (in_f, in_t), (out_f, out_t) = model.input_shape, model.output_shape
     top, left = (in_f - out_f) // 2, (in_t - out_t) // 2
-    mixture_centre = mixture[:, top:top + out_f, left:left + out_t]
+    mixture_centre = mixture[:, top : top + out_f, left : left + out_t]
     estimate_sum = sum(np.expm1(values["outputs"][name]) for name in model.sources)
     assert values["P"] == pytest.approx(np.mean((mixture_centre - estimate_sum) ** 2), rel=1e-4)
     assert values["L_u"] == pytest.approx(-sum(values["fake"][name].mean() for name in model.sources), rel=1e-4)
     assert values["unsup"] == pytest.approx(0.3 * values["L_u"] + 0.2 * values["P"], rel=1e-4, abs=1e-6)
-    supervised = sum(np.mean((values["paired_outputs"][name] - np.log1p(feed[model.source_targets[name]])) ** 2)
-                     for name in model.sources)
+    supervised = sum(
+        np.mean((values["paired_outputs"][name] - np.log1p(feed[model.source_targets[name]])) ** 2)
+        for name in model.sources
+    )
     assert values["sup"] == pytest.approx(supervised, rel=1e-4)
     assert values["total"] == pytest.approx(values["sup"] + values["unsup"], rel=1e-4)
 
@@ -292,8 +322,10 @@ def test_feed_helpers_reject_wrong_inputs():
             supervised.feed_unpaired(np.zeros(1))
     with tf.Graph().as_default():
         model = build_training_graph(small_config(), semi_supervised=True)
-        assert set(model.feed_unpaired(np.zeros(1), {"voice": np.zeros(1)})) == \
-            {model.unpaired_mixture, model.unpaired_sources["voice"]}
+        assert set(model.feed_unpaired(np.zeros(1), {"voice": np.zeros(1)})) == {
+            model.unpaired_mixture,
+            model.unpaired_sources["voice"],
+        }
         with pytest.raises(ValueError, match="unknown source"):
             model.feed_unpaired(np.zeros(1), {"drums": np.zeros(1)})
     # The typed configuration always holds lam; a value the graph cannot use is refused by name.
@@ -332,8 +364,10 @@ def test_inference_outputs_share_the_separator_and_accept_any_batch():
     with tf.Graph().as_default() as graph:
         model = build_training_graph(small_config(), semi_supervised=False)
         assert set(model.separator_scalars) == {"supervised_loss", "separator_loss"}
-        assert set(model.summary_images) == {"mixture", *(f"{s}/{kind}" for s in SOURCES
-                                                          for kind in ("estimate", "target"))}
+        assert set(model.summary_images) == {
+            "mixture",
+            *(f"{s}/{kind}" for s in SOURCES for kind in ("estimate", "target")),
+        }
         mixture = random_batch(rng, 2, model.input_shape)
         with session(graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
@@ -374,13 +408,16 @@ def test_a_separator_built_for_inference_has_the_training_graphs_variables():
         separator = Unet(2, 4, SOURCES)
         input_shape, output_shape = separator.get_padding((16, 8))
         inference = Inference.build_inference(separator, input_shape, reuse=False, name="mixture")
-        restored = {variable.op.name: variable.shape.as_list()
-                    for variable in Inference.separator_variables(graph, trainable_only=False)}
+        restored = {
+            variable.op.name: variable.shape.as_list()
+            for variable in Inference.separator_variables(graph, trainable_only=False)
+        }
     assert trained and restored == trained
     assert all(name.startswith(Inference.SCOPE + "/") for name in trained)  # no "separator_solver/" slots
     assert inference.mixture.shape.as_list() == [None, *input_shape, 1]
     assert {name: output.shape.as_list() for name, output in inference.estimates.items()} == {
-        name: [None, *output_shape, 1] for name in SOURCES}
+        name: [None, *output_shape, 1] for name in SOURCES
+    }
 
 
 @contextlib.contextmanager
@@ -389,8 +426,7 @@ def supervised_graph_and_batch(seed):
     rng = np.random.default_rng(seed)
     with tf.Graph().as_default() as graph:
         model = build_training_graph(small_config(), semi_supervised=False)
-        batch = [random_batch(rng, 2, model.input_shape)] + [random_batch(rng, 2, model.output_shape)
-                                                              for _ in SOURCES]
+        batch = [random_batch(rng, 2, model.input_shape)] + [random_batch(rng, 2, model.output_shape) for _ in SOURCES]
         with session(graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             yield model, batch, sess
@@ -400,8 +436,10 @@ def test_validation_loss_equals_the_supervised_loss_for_any_batch_size():
     with supervised_graph_and_batch(4) as (model, batch, sess):
         supervised = sess.run(model.supervised_loss, model.feed_paired(batch))
         validation = sess.run(model.validation_loss, model.feed_validation(batch))
-        single = [sess.run(model.validation_loss, model.feed_validation([part[i:i + 1] for part in batch]))
-                  for i in range(2)]
+        single = [
+            sess.run(model.validation_loss, model.feed_validation([part[i : i + 1] for part in batch]))
+            for i in range(2)
+        ]
     assert validation == pytest.approx(supervised, rel=1e-5)
     assert np.mean(single) == pytest.approx(supervised, rel=1e-5)
 

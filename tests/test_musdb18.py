@@ -15,16 +15,13 @@ import sys
 import numpy as np
 import pytest
 import stempeg
+from fake_databases import MUSDB18_SR, files_under, make_musdb18, make_musdb18hq, musdb18_stems, read, write_stem_file
 
-from databases import DatasetLayouts
 import Datasets
-from databases import DatasetXML
-from databases import DerivedAudio
+from databases import DatasetLayouts, DatasetXML, DerivedAudio
 from databases.DatasetXML import LabelledSong
 from Datasets import DatasetConfigError
 from Sample import Sample
-from fake_databases import (MUSDB18_SR, files_under, make_musdb18, make_musdb18hq, musdb18_stems, read,
-                       write_stem_file)
 
 OFFICIAL_VALID = DatasetLayouts.musdb_validation_tracks()
 VALID = OFFICIAL_VALID[:2]
@@ -51,9 +48,15 @@ def musdb18(tmp_path, musdb18_template):
 
 
 def build_musdb18(musdb18, **kwargs):
-    arguments = dict(xml_paths={}, dataset_roots={"MUSDB18": musdb18["root"]}, cache_dir=musdb18["cache"],
-                     pkl_path=musdb18["pkl"], supervised_database="MUSDB18", unsupervised_databases=(),
-                     supervised_valid_songs=1)
+    arguments = dict(
+        xml_paths={},
+        dataset_roots={"MUSDB18": musdb18["root"]},
+        cache_dir=musdb18["cache"],
+        pkl_path=musdb18["pkl"],
+        supervised_database="MUSDB18",
+        unsupervised_databases=(),
+        supervised_valid_songs=1,
+    )
     arguments.update(kwargs)
     return Datasets.get_dataset(**arguments)
 
@@ -64,7 +67,7 @@ def load_songs(musdb18):
 
 
 def snr_db(reference, estimate):
-    return 10 * np.log10(np.sum(reference ** 2) / np.sum((reference - estimate) ** 2))
+    return 10 * np.log10(np.sum(reference**2) / np.sum((reference - estimate) ** 2))
 
 
 def song_names(triples):
@@ -74,20 +77,24 @@ def song_names(triples):
 def test_discovery_lists_stem_files_with_splits_names_and_stream_metadata(musdb18):
     description = DatasetLayouts.discover_database("MUSDB18", musdb18["root"])
     assert [(track.song_name, track.split) for track in description.tracks] == (
-        [(name, "Training") for name in sorted(TRAIN)] + [(name, "Test") for name in TEST])
+        [(name, "Training") for name in sorted(TRAIN)] + [(name, "Test") for name in TEST]
+    )
     actions = description.tracks[1]
     assert (actions.artist, actions.title) == tuple(VALID[0].split(" - ", 1))
     assert [(item.name, item.relative_path, item.audio_format) for item in actions.instruments] == [
-        ("Mix", f"train/{VALID[0]}.stem.mp4", "stem.mp4")]
-    assert {(item.sample_rate, item.channels, item.length) for track in description.tracks
-            for item in track.instruments} == {(MUSDB18_SR, 2, 1.0)}
+        ("Mix", f"train/{VALID[0]}.stem.mp4", "stem.mp4")
+    ]
+    assert {
+        (item.sample_rate, item.channels, item.length) for track in description.tracks for item in track.instruments
+    } == {(MUSDB18_SR, 2, 1.0)}
 
 
 def test_command_line_writes_the_musdb18_xml(musdb18, tmp_path, capsys):
     xml_path = str(tmp_path / "MUSDB18.xml")
     Datasets.main(["MUSDB18", musdb18["root"], "--xml", xml_path])
     assert capsys.readouterr().out.strip().splitlines() == [
-        f"MUSDB18: 4 tracks (3 Training, 1 Test), 0.00 hours, sample rates {MUSDB18_SR} Hz -> {xml_path}"]
+        f"MUSDB18: 4 tracks (3 Training, 1 Test), 0.00 hours, sample rates {MUSDB18_SR} Hz -> {xml_path}"
+    ]
     assert DatasetXML.read_database_xml(xml_path) == DatasetLayouts.discover_database("MUSDB18", musdb18["root"])
 
 
@@ -104,7 +111,8 @@ def test_stems_are_decoded_once_into_the_cache_as_wav(musdb18, monkeypatch):
         mixture, accompaniment, voice = song.triple
         assert all(sample.path.startswith(musdb18["cache"]) and sample.path.endswith(".wav") for sample in song.triple)
         assert {(sample.sample_rate, sample.channels, sample.duration) for sample in song.triple} == {
-            (MUSDB18_SR, 2, 1.0)}
+            (MUSDB18_SR, 2, 1.0)
+        }
         np.testing.assert_allclose(read(accompaniment) + read(voice), read(mixture), rtol=0, atol=1e-6)
         encoded = musdb18_stems(name)
         assert snr_db(encoded[STREAM["vocals"]], read(voice)) > AAC_MIN_SNR_DB
@@ -141,11 +149,14 @@ def short_decode(path, *args, **kwargs):
     return np.zeros((1, MUSDB18_SR // 2, 2), np.float32), MUSDB18_SR
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("garbage", "Cannot read the MUSDB18 stem file"),
-    (decoder_error, "Cannot decode the mixture stream"),
-    (short_decode, r"decodes to 0\.500 s but the file declares 1\.000 s"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("garbage", "Cannot read the MUSDB18 stem file"),
+        (decoder_error, "Cannot decode the mixture stream"),
+        (short_decode, r"decodes to 0\.500 s but the file declares 1\.000 s"),
+    ],
+)
 def test_stem_file_that_cannot_be_decoded_is_named(musdb18, monkeypatch, damage, message):
     Datasets.prepare_database("MUSDB18", None, musdb18["root"], musdb18["cache"])  # discovery reads the intact file
     path = os.path.join(musdb18["root"], "test", "C - Three.stem.mp4")
@@ -154,8 +165,11 @@ def test_stem_file_that_cannot_be_decoded_is_named(musdb18, monkeypatch, damage,
             handle.write(b"\0\0\0\x20ftypisom garbage")
     else:
         decode = stempeg.read_stems
-        monkeypatch.setattr(stempeg, "read_stems", lambda filename, *args, **kwargs: (
-            damage if filename == path else decode)(filename, *args, **kwargs))
+        monkeypatch.setattr(
+            stempeg,
+            "read_stems",
+            lambda filename, *args, **kwargs: (damage if filename == path else decode)(filename, *args, **kwargs),
+        )
     with pytest.raises(ValueError, match=message) as raised:
         load_songs(musdb18)
     assert path in str(raised.value)
@@ -177,8 +191,9 @@ def test_musdb_valid_takes_musdbs_validation_tracks_out_of_train(musdb18, tmp_pa
     roots = {"MUSDB18": musdb18["root"]}
     if database == "MUSDB18HQ":
         roots = {"MUSDB18HQ": make_musdb18hq(tmp_path / "MUSDB18HQ", train=TRAIN, test=TEST)}
-    dataset = build_musdb18(musdb18, dataset_roots=roots, supervised_database=database,
-                            supervised_validation="musdb_valid")
+    dataset = build_musdb18(
+        musdb18, dataset_roots=roots, supervised_database=database, supervised_validation="musdb_valid"
+    )
     assert song_names(dataset["valid"]) == list(VALID)
     assert song_names(dataset["train_sup"]) == ["A - One"]
     assert song_names(dataset["test"]) == list(TEST)
@@ -188,34 +203,43 @@ def test_musdb_valid_takes_musdbs_validation_tracks_out_of_train(musdb18, tmp_pa
 
 def fake_musdb_songs(training, test=()):
     def triple(name):
-        return tuple(Sample(f"/fake/{name}/{role}.wav", 44100, 2, 200.0, "MUSDB18", name)
-                     for role in DerivedAudio.SOURCE_ORDER)
+        return tuple(
+            Sample(f"/fake/{name}/{role}.wav", 44100, 2, 200.0, "MUSDB18", name) for role in DerivedAudio.SOURCE_ORDER
+        )
 
     return [LabelledSong(triple(name), "Training") for name in training] + [
-        LabelledSong(triple(name), "Test") for name in test]
+        LabelledSong(triple(name), "Test") for name in test
+    ]
 
 
 def test_musdb_valid_uses_the_whole_official_list_and_logs_missing_tracks(caplog):
     assert len(OFFICIAL_VALID) == 14
     songs = fake_musdb_songs(["Other - Train Song"] + list(OFFICIAL_VALID), ["Test - One", "Test - Two"])
-    dataset = Datasets.partition_dataset({"MUSDB18": songs}, "MUSDB18", (), supervised_valid_songs=1,
-                                         supervised_validation="musdb_valid")
+    dataset = Datasets.partition_dataset(
+        {"MUSDB18": songs}, "MUSDB18", (), supervised_valid_songs=1, supervised_validation="musdb_valid"
+    )
     assert song_names(dataset["valid"]) == list(OFFICIAL_VALID)
     assert song_names(dataset["train_sup"]) == ["Other - Train Song"]
     assert song_names(dataset["test"]) == ["Test - One", "Test - Two"]  # supervised_valid_songs is not used
     with caplog.at_level(logging.WARNING, logger="Datasets"):
-        dataset = Datasets.partition_dataset({"MUSDB18": songs[:-3]}, "MUSDB18", (),
-                                             supervised_validation="musdb_valid")
+        dataset = Datasets.partition_dataset(
+            {"MUSDB18": songs[:-3]}, "MUSDB18", (), supervised_validation="musdb_valid"
+        )
     assert len(dataset["valid"]) == 13
-    assert any("1 of musdb's 14 validation tracks" in record.getMessage() and OFFICIAL_VALID[-1] in record.getMessage()
-               for record in caplog.records)
+    assert any(
+        "1 of musdb's 14 validation tracks" in record.getMessage() and OFFICIAL_VALID[-1] in record.getMessage()
+        for record in caplog.records
+    )
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"supervised_validation": "musdb_valid"}, "needs supervised_database MUSDB18 or MUSDB18HQ, not 'DSD100'"),
-    ({"supervised_validation": "official"}, "supervised_validation='official' is not supported"),
-    ({"supervised_database": "MUSDB18", "supervised_validation": None}, "supervised_validation=None"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"supervised_validation": "musdb_valid"}, "needs supervised_database MUSDB18 or MUSDB18HQ, not 'DSD100'"),
+        ({"supervised_validation": "official"}, "supervised_validation='official' is not supported"),
+        ({"supervised_database": "MUSDB18", "supervised_validation": None}, "supervised_validation=None"),
+    ],
+)
 def test_bad_supervised_validation(tmp_path, settings, message):
     with pytest.raises(DatasetConfigError, match=message):
         Datasets.get_dataset({}, {}, str(tmp_path / "cache"), str(tmp_path / "dataset.pkl"), **settings)
@@ -224,8 +248,9 @@ def test_bad_supervised_validation(tmp_path, settings, message):
 def test_musdb_valid_without_any_validation_track_names_the_expected_ones(musdb18, tmp_path):
     roots = {"MUSDB18HQ": make_musdb18hq(tmp_path / "MUSDB18HQ", train=("A - One",), test=TEST)}
     with pytest.raises(DatasetConfigError, match="none of musdb's 14 validation tracks") as raised:
-        build_musdb18(musdb18, dataset_roots=roots, supervised_database="MUSDB18HQ",
-                      supervised_validation="musdb_valid")
+        build_musdb18(
+            musdb18, dataset_roots=roots, supervised_database="MUSDB18HQ", supervised_validation="musdb_valid"
+        )
     assert all(name in str(raised.value) for name in OFFICIAL_VALID)
     assert "supervised_validation=test_songs" in str(raised.value)
 
@@ -233,11 +258,15 @@ def test_musdb_valid_without_any_validation_track_names_the_expected_ones(musdb1
 def test_without_ffmpeg_the_project_imports_and_a_stem_file_says_what_to_install(musdb18):
     # stempeg refuses to be imported without ffmpeg; only MUSDB18 files may need it.
     path = os.path.join(musdb18["root"], "test", "C - Three.stem.mp4")
-    script = ("import Datasets\nfrom databases import DatasetLayouts\n"
-              f"DatasetLayouts.stem_file_info({path!r})\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                            env=dict(os.environ, PATH=os.path.dirname(sys.executable)))
+    script = f"import Datasets\nfrom databases import DatasetLayouts\nDatasetLayouts.stem_file_info({path!r})\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        env=dict(os.environ, PATH=os.path.dirname(sys.executable)),
+    )
     assert result.returncode != 0
     assert "AudioDecoderError: Reading MUSDB18 stem files needs ffmpeg and ffprobe" in result.stderr
     assert "apt-get install ffmpeg" in result.stderr

@@ -34,8 +34,12 @@ def make_folders(root):
         that must be found (the other files there are not audio or hidden).
     """
     layout = {
-        "mixtures": {"song a.wav": (44100, 2), "live/2019/song b.flac": (22050, 1), "live/song c.ogg": (16000, 2),
-                     "Radio/song d.mp3": (44100, 2)},
+        "mixtures": {
+            "song a.wav": (44100, 2),
+            "live/2019/song b.flac": (22050, 1),
+            "live/song c.ogg": (16000, 2),
+            "Radio/song d.mp3": (44100, 2),
+        },
         "accompaniment": {"karaoke one.flac": (48000, 2)},
         "voice": {"take 1.wav": (8000, 1), "Artist - Title/vocals.WAV": (11025, 2), "sub/take 2.aiff": (32000, 1)},
     }
@@ -69,7 +73,7 @@ def test_files_of_any_format_rate_and_channels_in_nested_folders_join_train_unsu
         folder, files = folders[role]
         added = folder_samples(dataset, index)
         # The databases' thirds come first, unchanged; then every audio file, in sorted path order.
-        assert dataset["train_unsup"][index][:len(without["train_unsup"][index])] == without["train_unsup"][index]
+        assert dataset["train_unsup"][index][: len(without["train_unsup"][index])] == without["train_unsup"][index]
         assert len(dataset["train_unsup"][index]) == len(without["train_unsup"][index]) + len(files)
         assert [os.path.relpath(sample.path, folder) for sample in added] == sorted(files)
         for sample in added:
@@ -82,8 +86,9 @@ def test_files_of_any_format_rate_and_channels_in_nested_folders_join_train_unsu
     table = Datasets.dataset_table(dataset)
     assert any(line.split()[:3] == ["train_unsup/voice", "folders", "3"] for line in table.splitlines())
     # Training reads them like any other file: at the model's rate, mono.
-    converted = AudioCache.model_rate_dataset({"train_unsup": dataset["train_unsup"]}, setup["cache"], 8192, True,
-                                              num_workers=0)
+    converted = AudioCache.model_rate_dataset(
+        {"train_unsup": dataset["train_unsup"]}, setup["cache"], 8192, True, num_workers=0
+    )
     for index in range(3):
         for sample in folder_samples(converted, index):
             assert (sample.sample_rate, sample.channels) == (8192, 1) and abs(sample.duration - 1.5) < 0.06
@@ -104,8 +109,11 @@ def test_folders_instead_of_the_databases_thirds(setup, tmp_path):
 def test_a_folder_as_a_string_and_folders_nested_in_each_other_count_each_file_once(setup, tmp_path):
     folders = make_folders(tmp_path / "unpaired")
     mixtures = folders["mixtures"][0]
-    dataset = build(setup, unsupervised_databases=[],
-                    unpaired_folders={"mixtures": [mixtures, os.path.join(mixtures, "live")], "voice": mixtures})
+    dataset = build(
+        setup,
+        unsupervised_databases=[],
+        unpaired_folders={"mixtures": [mixtures, os.path.join(mixtures, "live")], "voice": mixtures},
+    )
     assert len(dataset["train_unsup"][0]) == 4 and len(dataset["train_unsup"][2]) == 4
     assert dataset["train_unsup"][1] == []
 
@@ -153,19 +161,25 @@ def test_a_folder_that_holds_the_databases_own_test_files_adds_nothing_of_them(s
     sources = os.path.join(setup["roots"]["DSD100"], "Sources", "Test")
     dataset = build(setup, unpaired_folders={"voice": [sources]}, unsupervised_databases=[])
     assert dataset["train_unsup"][2] == []
-    dataset = build(setup, unpaired_folders={"mixtures": [os.path.join(setup["roots"]["DSD100"], "Sources")]},
-                    unsupervised_databases=[])
+    dataset = build(
+        setup,
+        unpaired_folders={"mixtures": [os.path.join(setup["roots"]["DSD100"], "Sources")]},
+        unsupervised_databases=[],
+    )
     # Of the Dev and Test folders' 16 stems, the 4 vocals are the songs' own files, the other 12 are
     # named after their song ("001 - Alpha - First" without its number): all train_sup, valid or test songs.
     assert dataset["train_unsup"][0] == []
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"voice": ["/no/such/folder"]}, "unpaired_folders.voice: the folder /no/such/folder does not exist"),
-    ({"drums": ["{tmp}"]}, r"unpaired_folders.drums names a source the model does not have \(model_config.sources"),
-    ({"mixtures": [3]}, "unpaired_folders.mixtures=\\[3\\] must be a folder or a list of folders"),
-    (["{tmp}"], "unpaired_folders=.* must be a dict"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"voice": ["/no/such/folder"]}, "unpaired_folders.voice: the folder /no/such/folder does not exist"),
+        ({"drums": ["{tmp}"]}, r"unpaired_folders.drums names a source the model does not have \(model_config.sources"),
+        ({"mixtures": [3]}, "unpaired_folders.mixtures=\\[3\\] must be a folder or a list of folders"),
+        (["{tmp}"], "unpaired_folders=.* must be a dict"),
+    ],
+)
 def test_wrong_settings_are_one_clear_error_before_any_work(setup, tmp_path, settings, message):
     settings = eval(repr(settings).replace("{tmp}", str(tmp_path)))
     with pytest.raises(DatasetConfigError, match=message):
@@ -175,8 +189,11 @@ def test_wrong_settings_are_one_clear_error_before_any_work(setup, tmp_path, set
 
 def test_a_source_folder_for_a_source_the_model_does_not_have(setup, tmp_path):
     folders = make_folders(tmp_path / "unpaired")
-    with pytest.raises(DatasetConfigError, match=r"unpaired_folders.accompaniment names a source the model does not "
-                                                 r"have \(model_config.sources = \['voice'\]\)"):
+    with pytest.raises(
+        DatasetConfigError,
+        match=r"unpaired_folders.accompaniment names a source the model does not "
+        r"have \(model_config.sources = \['voice'\]\)",
+    ):
         build(setup, unpaired_folders=settings_of(folders), sources=("voice",))
     with pytest.raises(DatasetConfigError, match="train_unsup holds only the lists mixtures, accompaniment, voice"):
         build(setup, unpaired_folders={"drums": [folders["voice"][0]]}, sources=("voice", "drums"))
@@ -211,12 +228,24 @@ def test_unreadable_files_are_named(setup, tmp_path):
 
 def test_the_semi_supervised_phase_needs_every_unpaired_list(setup, tmp_path):
     folders = make_folders(tmp_path / "unpaired")
-    arguments = (setup["xmls"], setup["roots"], setup["cache"], setup["pkl"],
-                 {"unsupervised_databases": [], "supervised_valid_songs": 1}, None, False, {})
-    with pytest.raises(DatasetConfigError, match="train_unsup has no mixtures and no accompaniment: .* Add folders "
-                                                 "to unpaired_folders.mixtures, unpaired_folders.accompaniment"):
-        TrainingData.load_dataset(*arguments, {"voice": [folders["voice"][0]]}, ["accompaniment", "voice"],
-                                  need_unpaired=True)
+    arguments = (
+        setup["xmls"],
+        setup["roots"],
+        setup["cache"],
+        setup["pkl"],
+        {"unsupervised_databases": [], "supervised_valid_songs": 1},
+        None,
+        False,
+        {},
+    )
+    with pytest.raises(
+        DatasetConfigError,
+        match="train_unsup has no mixtures and no accompaniment: .* Add folders "
+        "to unpaired_folders.mixtures, unpaired_folders.accompaniment",
+    ):
+        TrainingData.load_dataset(
+            *arguments, {"voice": [folders["voice"][0]]}, ["accompaniment", "voice"], need_unpaired=True
+        )
     dataset = TrainingData.load_dataset(*arguments, {"voice": [folders["voice"][0]]}, ["accompaniment", "voice"])
     assert [len(samples) for samples in dataset["train_unsup"]] == [0, 0, 3]
 
@@ -227,7 +256,8 @@ def test_folders_are_added_to_a_custom_dataset(setup, tmp_path, monkeypatch):
         "from Sample import Sample\n"
         f"S = Sample.from_path({audio!r}, 'mine', 'song')\n"
         "def load():\n"
-        "    return {'train_sup': [(S, S, S)], 'train_unsup': [[S], [S], [S]], 'valid': [], 'test': []}\n")
+        "    return {'train_sup': [(S, S, S)], 'train_unsup': [[S], [S], [S]], 'valid': [], 'test': []}\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     folders = make_folders(tmp_path / "unpaired")
     try:
@@ -248,9 +278,15 @@ def user_command(section, replacements):
 
 def test_the_docs_command_for_unpaired_folders_works_as_written(setup, tmp_path):
     folders = make_folders(tmp_path / "unpaired")
-    arguments = user_command("## Your own unpaired folders", {
-        "/data/DSD100": setup["roots"]["DSD100"], "/data/songs": folders["mixtures"][0],
-        "/data/instrumentals": folders["accompaniment"][0], "/data/acapellas": folders["voice"][0]})
+    arguments = user_command(
+        "## Your own unpaired folders",
+        {
+            "/data/DSD100": setup["roots"]["DSD100"],
+            "/data/songs": folders["mixtures"][0],
+            "/data/instrumentals": folders["accompaniment"][0],
+            "/data/acapellas": folders["voice"][0],
+        },
+    )
     arguments += [f"dataset_xmls.DSD100={setup['xmls']['DSD100']}", "partition_config.supervised_valid_songs=1"]
     assert arguments[0] == "with"
     result = run_training(["datasets"] + arguments, tmp_path)
@@ -273,9 +309,15 @@ def test_the_docs_command_for_paired_song_folders_works_as_written(tmp_path):
         for index in range(count):
             write_wav(songs / split / f"Artist - {split} {index}" / "mixture.wav", noise(f"{split}{index}m"), SR)
             write_wav(songs / split / f"Artist - {split} {index}" / "vocals.wav", noise(f"{split}{index}v"), SR)
-    arguments = user_command("## Paired song folders", {
-        "/data/mysongs": str(songs), "/data/songs": folders["mixtures"][0],
-        "/data/instrumentals": folders["accompaniment"][0], "/data/acapellas": folders["voice"][0]})
+    arguments = user_command(
+        "## Paired song folders",
+        {
+            "/data/mysongs": str(songs),
+            "/data/songs": folders["mixtures"][0],
+            "/data/instrumentals": folders["accompaniment"][0],
+            "/data/acapellas": folders["voice"][0],
+        },
+    )
     result = run_training(["datasets"] + arguments, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = table_rows(result.stdout)

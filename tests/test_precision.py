@@ -23,17 +23,15 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
+from small_config import small_config
+from test_models import random_batch, semi_supervised_feed, session
+from tiny_model import TINY_CONFIG
 
-from common import Checkpoints
-from common import Precision
-from common import Utils
+from common import Checkpoints, Precision, Utils
 from common.Config import ModelConfig
 from evaluation import Separation
 from Models.TrainingGraph import build_training_graph
 from Models.WGAN_Critic import Critic, gradient_penalty
-from small_config import small_config
-from test_models import random_batch, semi_supervised_feed, session
-from tiny_model import TINY_CONFIG
 
 tf.compat.v1.disable_eager_execution()
 
@@ -55,6 +53,7 @@ def assert_close_to_scale(mixed, reference, what):
 @pytest.fixture
 def fake_machine(monkeypatch):
     """``describe(cpu_flags, gpus=(), onednn=True)``: what machine_policy sees (its cache cleared)."""
+
     def describe(cpu_flags, gpus=(), onednn=True):
         monkeypatch.setattr(Precision, "read_cpu_flags", lambda: None if cpu_flags is None else frozenset(cpu_flags))
         monkeypatch.setattr(Precision, "visible_gpus", lambda: list(gpus))
@@ -67,6 +66,7 @@ def fake_machine(monkeypatch):
 
 # --- The setting and the choice ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", ["half", "bfloat16", "Mixed", 16, True])
 def test_a_bad_precision_is_a_clear_error_naming_the_setting(value):
     with pytest.raises(ValueError, match=r"model_config\.precision"):
@@ -78,21 +78,26 @@ def test_a_bad_precision_is_a_clear_error_naming_the_setting(value):
 def test_the_default_is_the_papers_float32():
     assert Precision.check_precision(None) == "float32"
     assert Precision.machine_policy(ModelConfig().precision) == Precision.FLOAT32
-    assert Precision.choose_policy("float32", gpus=[{"compute_capability": (9, 0)}], cpu_flags={"amx_bf16"}) \
+    assert (
+        Precision.choose_policy("float32", gpus=[{"compute_capability": (9, 0)}], cpu_flags={"amx_bf16"})
         == Precision.FLOAT32
+    )
 
 
-@pytest.mark.parametrize("gpus, flags, onednn, dtype, loss_scaling", [
-    ((), {"avx512f", "avx512_bf16"}, True, "bfloat16", False),          # this project's AMD EPYC
-    ((), {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, True, "bfloat16", False),  # Xeon (AMX)
-    ((), {"avx512f"}, True, "float32", False),                          # AVX-512 without BF16
-    ((), {"avx2", "fma"}, True, "float32", False),
-    ((), {"avx512_bf16"}, False, "float32", False),                     # TF_ENABLE_ONEDNN_OPTS=0
-    ((), None, True, "float32", False),                                 # no /proc/cpuinfo
-    ([{"device_name": "A100", "compute_capability": (8, 0)}], set(), True, "bfloat16", False),
-    ([{"device_name": "T4", "compute_capability": (7, 5)}], {"avx512_bf16"}, True, "float16", True),
-    ([{"device_name": "P100", "compute_capability": (6, 0)}], {"avx512_bf16"}, True, "float32", False),
-])
+@pytest.mark.parametrize(
+    "gpus, flags, onednn, dtype, loss_scaling",
+    [
+        ((), {"avx512f", "avx512_bf16"}, True, "bfloat16", False),  # this project's AMD EPYC
+        ((), {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}, True, "bfloat16", False),  # Xeon (AMX)
+        ((), {"avx512f"}, True, "float32", False),  # AVX-512 without BF16
+        ((), {"avx2", "fma"}, True, "float32", False),
+        ((), {"avx512_bf16"}, False, "float32", False),  # TF_ENABLE_ONEDNN_OPTS=0
+        ((), None, True, "float32", False),  # no /proc/cpuinfo
+        ([{"device_name": "A100", "compute_capability": (8, 0)}], set(), True, "bfloat16", False),
+        ([{"device_name": "T4", "compute_capability": (7, 5)}], {"avx512_bf16"}, True, "float16", True),
+        ([{"device_name": "P100", "compute_capability": (6, 0)}], {"avx512_bf16"}, True, "float32", False),
+    ],
+)
 def test_the_choice_follows_the_device(gpus, flags, onednn, dtype, loss_scaling):
     policy = Precision.choose_policy("mixed", gpus=gpus, cpu_flags=flags, onednn=onednn)
     assert (policy.precision, policy.compute_dtype, policy.loss_scaling) == ("mixed", dtype, loss_scaling)
@@ -128,6 +133,7 @@ def test_the_cpu_flags_are_read_from_proc_cpuinfo(tmp_path):
 
 # --- The graph --------------------------------------------------------------------------------
 
+
 def ops_of_dtype(graph, dtype, types=None):
     """Ops (of ``types``, if given) whose ``T`` attribute is ``dtype``."""
     found = []
@@ -152,12 +158,27 @@ def test_the_mixed_graph_runs_convolutions_in_bfloat16_and_keeps_weights_and_los
     # score layers; every other convolution, transposed convolution and dense layer is bfloat16.
     assert in_bf16 and in_f32 and all("/output_" in name or "/score/" in name for name in in_f32), sorted(in_f32)
     assert not any("/output_" in name or "/score/" in name for name in in_bf16)
-    assert all(variable.dtype.base_dtype == tf.float32 for variable in tf.compat.v1.global_variables(graph)
-               if variable.dtype.base_dtype.is_floating)
-    losses = [model.supervised_loss, model.separator_loss, model.L_u, model.additive_penalty, model.validation_loss,
-              *model.critic_losses.values(), *model.gradient_penalty.values(), *model.wasserstein.values()]
-    outputs = [*model.separator_outputs.values(), *model.inference_outputs.values(),
-               *model.critic_real_scores.values(), *model.critic_fake_scores.values()]
+    assert all(
+        variable.dtype.base_dtype == tf.float32
+        for variable in tf.compat.v1.global_variables(graph)
+        if variable.dtype.base_dtype.is_floating
+    )
+    losses = [
+        model.supervised_loss,
+        model.separator_loss,
+        model.L_u,
+        model.additive_penalty,
+        model.validation_loss,
+        *model.critic_losses.values(),
+        *model.gradient_penalty.values(),
+        *model.wasserstein.values(),
+    ]
+    outputs = [
+        *model.separator_outputs.values(),
+        *model.inference_outputs.values(),
+        *model.critic_real_scores.values(),
+        *model.critic_fake_scores.values(),
+    ]
     assert all(tensor.dtype == tf.float32 for tensor in losses + outputs)
     # Normalisation, the gradient-penalty norm and every reduction of a loss stay float32.
     for op_type in ("Log1p", "Expm1", "Sqrt", "Mean", "Square"):
@@ -182,8 +203,12 @@ def first_and_later_values(policy, checkpoint, steps=5):
                 sess.run(tf.compat.v1.global_variables_initializer())
                 saver.save(sess, checkpoint)
             feed = semi_supervised_feed(model, np.random.default_rng(0))
-            fetches = {"scalars": model.separator_scalars, "critics": model.critic_scalars,
-                       "outputs": model.separator_outputs, "scores": model.critic_real_scores}
+            fetches = {
+                "scalars": model.separator_scalars,
+                "critics": model.critic_scalars,
+                "outputs": model.separator_outputs,
+                "scores": model.critic_real_scores,
+            }
             values = [sess.run(fetches, feed)]
             for _ in range(steps):
                 assert sess.run(model.critic_weights_finite, feed)
@@ -215,8 +240,9 @@ def test_the_gradient_penalty_agrees_with_float32_where_it_is_not_zero():
         real, fake = tf.constant(random_batch(rng, 8, (16, 8))), tf.constant(random_batch(rng, 8, (16, 8)))
         penalties = {"float32": gradient_penalty(Critic("critic_gp", 4, 8), real, fake, seed=5)}
         with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(), reuse=True):  # the same weights
-            penalties["bfloat16"] = gradient_penalty(Critic("critic_gp", 4, 8, compute_dtype="bfloat16"),
-                                                     real, fake, seed=5)
+            penalties["bfloat16"] = gradient_penalty(
+                Critic("critic_gp", 4, 8, compute_dtype="bfloat16"), real, fake, seed=5
+            )
         # Steeper critics, so that gradient norms exceed 1 and the one-sided penalty is not zero.
         steeper = tf.group(*[variable.assign(3.0 * variable) for variable in tf.compat.v1.global_variables()])
         with session(graph) as sess:
@@ -229,16 +255,24 @@ def test_the_gradient_penalty_agrees_with_float32_where_it_is_not_zero():
 
 # --- Loss scaling (float16 on GPUs; the logic is device-independent) ------------------------------
 
+
 def test_loss_scaling_skips_a_non_finite_step_halves_the_scale_and_grows_it_after_good_steps():
     with tf.Graph().as_default() as graph:
         weight = tf.compat.v1.get_variable("w", [2], initializer=tf.compat.v1.ones_initializer())
-        step = tf.compat.v1.get_variable("global_step", [], tf.int64, trainable=False,
-                                         initializer=tf.compat.v1.zeros_initializer())
+        step = tf.compat.v1.get_variable(
+            "global_step", [], tf.int64, trainable=False, initializer=tf.compat.v1.zeros_initializer()
+        )
         factor = tf.compat.v1.placeholder(tf.float32, [])
         loss = tf.reduce_sum(factor * weight)
         with tf.compat.v1.variable_scope("solver"):
-            train = Precision.loss_scaled_minimize(tf.compat.v1.train.GradientDescentOptimizer(0.5), loss, [weight],
-                                                   global_step=step, initial_scale=8.0, growth_interval=2)
+            train = Precision.loss_scaled_minimize(
+                tf.compat.v1.train.GradientDescentOptimizer(0.5),
+                loss,
+                [weight],
+                global_step=step,
+                initial_scale=8.0,
+                growth_interval=2,
+            )
             scale, good_steps = tf.compat.v1.get_collection(Precision.LOSS_SCALE_COLLECTION)
         assert scale.op.name == "solver/loss_scale"
         assert {v.op.name for v in Precision.saved_variables()} == {"w", "global_step"}
@@ -259,6 +293,7 @@ def test_loss_scaling_skips_a_non_finite_step_halves_the_scale_and_grows_it_afte
 
 
 # --- Saving, restoring and the Separator ---------------------------------------------------------
+
 
 def separator_config(**changes):
     """small_config, whose 16 x 8 outputs suit its 16 frequency bins, as Separation.Separator needs."""
@@ -329,21 +364,28 @@ def test_training_refuses_a_bad_precision_before_writing_model_config_json(tmp_p
 
     folders = {"model_base_dir": str(tmp_path / "checkpoints"), "log_dir": str(tmp_path / "logs")}
     with pytest.raises(Training.UsageError, match=r"model_config\.precision"):
-        Training.ex.run("main", config_updates={"model_config": dict(folders, precision="fp8"), "use_demo": True,
-                                                "cache_dir": str(tmp_path / "cache")})
+        Training.ex.run(
+            "main",
+            config_updates={
+                "model_config": dict(folders, precision="fp8"),
+                "use_demo": True,
+                "cache_dir": str(tmp_path / "cache"),
+            },
+        )
     assert not os.path.exists(tmp_path / "checkpoints") and not os.path.exists(tmp_path / "cache")
     assert Training.config()["model_config"]["precision"] == "float32"
 
 
-def test_the_separate_command_takes_eval_precision_over_the_checkpoints(mixed_model, fake_machine, tmp_path,
-                                                                           caplog):
-    import Training
+def test_the_separate_command_takes_eval_precision_over_the_checkpoints(mixed_model, fake_machine, tmp_path, caplog):
     from conftest import write_wav
+
+    import Training
 
     fake_machine({"avx512f", "avx512_bf16"})
     folder = mixed_model[0]
-    song = write_wav(tmp_path / "song.wav", 0.1 * np.random.default_rng(0).standard_normal(4000),
-                     TINY_CONFIG.signal.expected_sr)
+    song = write_wav(
+        tmp_path / "song.wav", 0.1 * np.random.default_rng(0).standard_normal(4000), TINY_CONFIG.signal.expected_sr
+    )
     settings = {"model_path": folder, "input_path": song, "output_dir": str(tmp_path / "out")}
     with caplog.at_level(logging.INFO, logger="common.Precision"):
         Training.ex.run("separate", config_updates=dict(settings, eval_precision="float32"))

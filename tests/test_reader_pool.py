@@ -9,10 +9,21 @@ import time
 
 import psutil
 import pytest
+from conftest import ROOT, process_gone, wait_until
+from songs import (
+    BINS,
+    FFT,
+    HOP,
+    SR,
+    ExplodingSample,
+    check_paired_alignment,
+    chirp,
+    chirp_song,
+    generator_kwargs,
+    make_sample,
+)
 
 from pipeline import BatchGenerators
-from conftest import ROOT, process_gone, wait_until
-from songs import BINS, FFT, HOP, SR, check_paired_alignment, chirp, chirp_song, ExplodingSample, generator_kwargs, make_sample
 
 
 def multiprocessing_helper(process):
@@ -20,8 +31,9 @@ def multiprocessing_helper(process):
     started with ``-c "from multiprocessing.<helper> import main..."``; workers forked by the
     forkserver inherit that command line but are not our direct children."""
     command = " ".join(process.cmdline())
-    return process.ppid() == os.getpid() and ("multiprocessing.forkserver" in command or
-                                             "multiprocessing.resource_tracker" in command)
+    return process.ppid() == os.getpid() and (
+        "multiprocessing.forkserver" in command or "multiprocessing.resource_tracker" in command
+    )
 
 
 def worker_children():
@@ -115,7 +127,9 @@ def test_crashing_worker_makes_get_batch_raise(tmp_path):
 
 def test_killed_worker_makes_get_batch_raise(tmp_path):
     songs = [chirp_song(tmp_path, "a", 1.0)]
-    with BatchGenerators.PairedBatchGenerator(songs, (BINS, 12), (BINS, 12), **generator_kwargs(num_workers=1)) as generator:
+    with BatchGenerators.PairedBatchGenerator(
+        songs, (BINS, 12), (BINS, 12), **generator_kwargs(num_workers=1)
+    ) as generator:
         generator.get_batch()
         pid = generator.worker_pids()[0]
         os.kill(pid, signal.SIGKILL)
@@ -133,11 +147,11 @@ def test_workers_end_with_their_parent(tmp_path, ending, kill):
     sample = make_sample(tmp_path / "a.wav", chirp(1.0, SR))
     log = tmp_path / "imports.log"
     script = tmp_path / "main_script.py"
-    script.write_text(SCRIPT.format(root=ROOT, log=str(log), path=sample.path, bins=BINS, fft=FFT, hop=HOP,
-                                    ending=ending))
+    script.write_text(
+        SCRIPT.format(root=ROOT, log=str(log), path=sample.path, bins=BINS, fft=FFT, hop=HOP, ending=ending)
+    )
     # stderr is captured: after a SIGKILL the resource tracker warns about the semaphores it frees.
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         pids = [int(pid) for pid in process.stdout.readline().split()]
         assert len(pids) == 2

@@ -7,25 +7,33 @@ import os
 
 import numpy as np
 import pytest
-
-import Evaluate
-from evaluation import Metrics
-from evaluation import Results
 from conftest import write_wav
 from tiny_model import SR, fake_row
 
+import Evaluate
+from evaluation import Metrics, Results
+
 
 def test_result_files_have_the_documented_columns(tmp_path):
-    results = {name: [fake_row(name, database, f"song{i}", source, sdr)
-                      for i, (database, sdr) in enumerate([("DSD100", 3.0), ("DSD100", math.nan), ("iKala", 7.5),
-                                                           ("iKala", math.inf)])
-                      for source in ("accompaniment", "voice")]
-               for name in ("supervised", "semi-supervised")}
+    results = {
+        name: [
+            fake_row(name, database, f"song{i}", source, sdr)
+            for i, (database, sdr) in enumerate(
+                [("DSD100", 3.0), ("DSD100", math.nan), ("iKala", 7.5), ("iKala", math.inf)]
+            )
+            for source in ("accompaniment", "voice")
+        ]
+        for name in ("supervised", "semi-supervised")
+    }
 
     paths = Results.write_results(results, str(tmp_path / "out"))
 
-    assert [os.path.basename(path) for path in paths] == ["results.json", "per_song.csv", "summary.csv",
-                                                          "sdr_boxplot.png"]
+    assert [os.path.basename(path) for path in paths] == [
+        "results.json",
+        "per_song.csv",
+        "summary.csv",
+        "sdr_boxplot.png",
+    ]
     with open(paths[1], newline="") as handle:
         per_song = list(csv.reader(handle))
     # The rows hold only v3 metrics: the v4 columns are left out, not filled with NaN.
@@ -35,8 +43,14 @@ def test_result_files_have_the_documented_columns(tmp_path):
         summary = list(csv.DictReader(handle))
     assert tuple(summary[0]) == Results.SUMMARY_COLUMNS
     assert {row["metric"] for row in summary} == set(Metrics.METRICS)
-    dsd_sdr = [row for row in summary if row["model"] == "supervised" and row["database"] == "DSD100"
-               and row["source"] == "voice" and row["metric"] == "SDR"][0]
+    dsd_sdr = [
+        row
+        for row in summary
+        if row["model"] == "supervised"
+        and row["database"] == "DSD100"
+        and row["source"] == "voice"
+        and row["metric"] == "SDR"
+    ][0]
     assert (float(dsd_sdr["mean"]), dsd_sdr["num_defined"], dsd_sdr["num_undefined"]) == (3.0, "1", "1")
 
     def reject(constant):
@@ -62,6 +76,7 @@ def test_result_files_have_the_documented_columns(tmp_path):
 
 # ---- BSS Eval v4 columns and museval's per-track JSON ----
 
+
 def stationary_sources(seconds, seed):
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * SR)) / SR
@@ -75,16 +90,23 @@ def evaluated_rows(folder, model, songs, bss_eval=("v3", "v4")):
     noise level)]``: the estimates are the references plus white noise."""
     rows = []
     for index, (database, song, references, noise) in enumerate(songs):
-        paths = tuple(write_wav(os.path.join(folder, database, song, f"{name}.wav"), audio, SR)
-                      for name, audio in zip(("accompaniment", "voice"), references))
+        paths = tuple(
+            write_wav(os.path.join(folder, database, song, f"{name}.wav"), audio, SR)
+            for name, audio in zip(("accompaniment", "voice"), references)
+        )
         estimates = references + noise * np.random.default_rng(index).standard_normal(references.shape)
-        job = Evaluate.SongJob(index=index, model=model, database=database, song=song,
-                               source_names=("accompaniment", "voice"),
-                               source_paths=tuple(None if not np.any(ref) else path
-                                                  for ref, path in zip(references, paths)),
-                               mixture=references.sum(axis=0), sample_rate=SR, bss_eval=tuple(bss_eval),
-                               estimates={"accompaniment": estimates[0].astype(np.float32),
-                                          "voice": estimates[1].astype(np.float32)})
+        job = Evaluate.SongJob(
+            index=index,
+            model=model,
+            database=database,
+            song=song,
+            source_names=("accompaniment", "voice"),
+            source_paths=tuple(None if not np.any(ref) else path for ref, path in zip(references, paths)),
+            mixture=references.sum(axis=0),
+            sample_rate=SR,
+            bss_eval=tuple(bss_eval),
+            estimates={"accompaniment": estimates[0].astype(np.float32), "voice": estimates[1].astype(np.float32)},
+        )
         rows += Evaluate.evaluate_song(job)
     return rows
 
@@ -92,10 +114,13 @@ def evaluated_rows(folder, model, songs, bss_eval=("v3", "v4")):
 def three_songs():
     """A normal song, one whose voice starts after 2 s, and one without voice (database B)."""
     late_voice, no_voice = stationary_sources(5.0, 2), stationary_sources(4.0, 3)
-    late_voice[1, :2 * SR] = 0.0
+    late_voice[1, : 2 * SR] = 0.0
     no_voice[1] = 0.0
-    return [("A", "one", stationary_sources(6.0, 1), 0.02), ("A", "late voice", late_voice, 0.05),
-            ("B", "no voice", no_voice, 0.02)]
+    return [
+        ("A", "one", stationary_sources(6.0, 1), 0.02),
+        ("A", "late voice", late_voice, 0.05),
+        ("B", "no voice", no_voice, 0.02),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +128,12 @@ def v4_results(tmp_path_factory):
     """``{model: rows}`` of two models on :func:`three_songs`, and the folder their results went to."""
     folder = tmp_path_factory.mktemp("v4")
     songs = three_songs()
-    results = {"supervised": evaluated_rows(str(folder / "audio"), "supervised", songs),
-               "semi-supervised": evaluated_rows(str(folder / "audio"), "semi-supervised",
-                                                 [song[:3] + (song[3] / 2,) for song in songs])}
+    results = {
+        "supervised": evaluated_rows(str(folder / "audio"), "supervised", songs),
+        "semi-supervised": evaluated_rows(
+            str(folder / "audio"), "semi-supervised", [song[:3] + (song[3] / 2,) for song in songs]
+        ),
+    }
     Results.write_results(results, str(folder / "out"))
     return results, folder / "out"
 
@@ -126,8 +154,7 @@ def test_v4_columns_and_frame_counts_are_in_every_file_and_the_table(v4_results)
     assert float(rows[("supervised", "one", "voice")]["SDR_v4"]) > 10
 
     with open(out / "summary.csv", newline="") as handle:
-        summary = {(row["model"], row["database"], row["source"], row["metric"]): row
-                   for row in csv.DictReader(handle)}
+        summary = {(row["model"], row["database"], row["source"], row["metric"]): row for row in csv.DictReader(handle)}
     voice = summary[("supervised", "all", "voice", "SDR_v4")]
     assert (voice["num_defined"], voice["num_undefined"]) == ("2", "1")
     defined = [row["SDR_v4"] for row in results["supervised"] if row["source"] == "voice"][:2]
@@ -168,8 +195,11 @@ def test_museval_json_is_valid_in_museval_layout_and_museval_aggregates_it_to_ou
     store = museval.EvalStore()  # museval's own loader and aggregation (median over frames, then tracks)
     store.add_eval_dir(str(folder))
     scores = store.agg_frames_tracks_scores()
-    summary = {(row["source"], row["metric"]): row["median"] for row in Results.summarise(results)
-               if row["model"] == "supervised" and row["database"] == "all"}
+    summary = {
+        (row["source"], row["metric"]): row["median"]
+        for row in Results.summarise(results)
+        if row["model"] == "supervised" and row["database"] == "all"
+    }
     for source, target in (("accompaniment", "accompaniment"), ("voice", "vocals")):
         for metric in Metrics.MUSEVAL_METRICS:
             ours = summary[(source, metric + "_v4")]
@@ -220,14 +250,22 @@ def _full_disk_for(monkeypatch, name):
 def test_a_result_file_that_cannot_be_written_is_named_and_the_rest_is_kept(tmp_path, monkeypatch, caplog):
     from common import Utils
 
-    results = {"supervised": [fake_row("supervised", "DSD100", f"song{i}", source, 3.0 + i)
-                              for i in range(2) for source in ("accompaniment", "voice")]}
+    results = {
+        "supervised": [
+            fake_row("supervised", "DSD100", f"song{i}", source, 3.0 + i)
+            for i in range(2)
+            for source in ("accompaniment", "voice")
+        ]
+    }
     out = tmp_path / "out"
     _full_disk_for(monkeypatch, "per_song.csv")
 
-    with pytest.raises(Utils.OutputError, match=r"^Cannot write .*out/per_song\.csv: No space left on device "
-                                                r"\(1 of 5 result writes failed; kept: results\.json, summary\.csv, "
-                                                r"sdr_boxplot\.png;"):
+    with pytest.raises(
+        Utils.OutputError,
+        match=r"^Cannot write .*out/per_song\.csv: No space left on device "
+        r"\(1 of 5 result writes failed; kept: results\.json, summary\.csv, "
+        r"sdr_boxplot\.png;",
+    ):
         Results.write_results(results, str(out))
 
     assert sorted(os.listdir(out)) == ["results.json", "sdr_boxplot.png", "summary.csv"]

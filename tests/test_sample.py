@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile
 from audioread import rawread
-
 from conftest import sine, write_wav
+
 from Sample import AudioDecoderError, Sample
 
 
@@ -88,8 +88,11 @@ def test_a_file_the_installed_ffmpeg_cannot_decode_says_what_is_wrong_not_instal
     with pytest.raises(ValueError, match=r"passwd: it is a text file, not audio") as raised:
         Sample.from_path(text)
     assert "install ffmpeg" not in str(raised.value)
-    with pytest.raises(ValueError, match=r"track\.stem\.mp4: ffmpeg cannot decode it, the file is corrupt or not "
-                                         r"audio \(.*Invalid data found") as raised:
+    with pytest.raises(
+        ValueError,
+        match=r"track\.stem\.mp4: ffmpeg cannot decode it, the file is corrupt or not "
+        r"audio \(.*Invalid data found",
+    ) as raised:
         Sample.from_path(corrupt)
     assert "install ffmpeg" not in str(raised.value)
 
@@ -97,7 +100,7 @@ def test_a_file_the_installed_ffmpeg_cannot_decode_says_what_is_wrong_not_instal
 def test_a_wav_shorter_than_its_header_promises_is_described_with_a_warning(tmp_path, caplog):
     full = write_wav(tmp_path / "full.wav", sine(440, 4.0, 8000), 8000, subtype="PCM_16")
     cut = tmp_path / "cut.wav"
-    cut.write_bytes(open(full, "rb").read()[:44 + 2 * int(8000 * 4 / 3)])
+    cut.write_bytes(open(full, "rb").read()[: 44 + 2 * int(8000 * 4 / 3)])
     sample = Sample.from_path(cut)
     assert round(sample.duration, 3) == 1.333
     assert f"Audio file {cut} is truncated: its header promises 4.000 s but it holds 1.333 s" in caplog.text

@@ -4,18 +4,29 @@ reader for non-finite samples) and with a store of other STFT settings."""
 import os
 
 import pytest
+from songs import (
+    BINS,
+    FFT,
+    SR,
+    chirp,
+    chirp_song,
+    generator_kwargs,
+    magnitude_store,
+    make_sample,
+    song_with_a_bad_voice_sample,
+)
 
-from pipeline import BatchGenerators
 import Input
-from songs import BINS, FFT, SR, chirp, chirp_song, generator_kwargs, magnitude_store, make_sample, song_with_a_bad_voice_sample
+from pipeline import BatchGenerators
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_a_non_finite_file_stops_the_batch_generator_instead_of_being_skipped(tmp_path, num_workers):
     good, bad = chirp_song(tmp_path, "good", 1.0), song_with_a_bad_voice_sample(tmp_path, "bad")
     with pytest.raises(Input.NonFiniteAudioError, match="bad_voice.wav"):
-        with BatchGenerators.PairedBatchGenerator([good, bad], (BINS, 12), (BINS, 12),
-                                        **generator_kwargs(num_workers=num_workers)) as generator:
+        with BatchGenerators.PairedBatchGenerator(
+            [good, bad], (BINS, 12), (BINS, 12), **generator_kwargs(num_workers=num_workers)
+        ) as generator:
             for _ in range(50):
                 generator.get_batch()
 
@@ -26,10 +37,14 @@ def test_unreadable_file_is_skipped_with_one_warning(tmp_path, caplog):
     with open(bad[2].path, "wb") as handle:  # corrupted after the dataset was built
         handle.write(b"garbage" * 100)
     with caplog.at_level("WARNING", logger="pipeline.Sections"):
-        with BatchGenerators.PairedBatchGenerator([good, bad], (BINS, 12), (BINS, 12), **generator_kwargs()) as generator:
+        with BatchGenerators.PairedBatchGenerator(
+            [good, bad], (BINS, 12), (BINS, 12), **generator_kwargs()
+        ) as generator:
             for _ in range(10):
                 batch = generator.get_batch()
-    warnings = [record for record in caplog.records if record.name == "pipeline.Sections" and record.levelname == "WARNING"]
+    warnings = [
+        record for record in caplog.records if record.name == "pipeline.Sections" and record.levelname == "WARNING"
+    ]
     assert len(warnings) == 1 and bad[2].path in warnings[0].getMessage()
     assert generator.stats()["unreadable_entries"] == 1
     assert batch[2].any()  # only the good song (with a voice) is left

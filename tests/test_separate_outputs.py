@@ -32,6 +32,7 @@ def _model_of(path):
 
 # ---- item 2: inputs and files separate did not write are never overwritten -------------------------------
 
+
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_an_output_path_that_is_an_input_is_refused_whatever_overwrite_says(tmp_path, tiny_model, overwrite):
     folder = tmp_path / "songs"
@@ -39,8 +40,11 @@ def test_an_output_path_that_is_an_input_is_refused_whatever_overwrite_says(tmp_
     user_file = write_wav(folder / "a_voice.wav", sine(660, 0.5, 22050), 22050)
     before = open(user_file, "rb").read()
 
-    with pytest.raises(FileExistsError, match=re.escape(user_file) + r" is one of the inputs.*not even with "
-                                              r"overwrite=True"):
+    with pytest.raises(
+        FileExistsError,
+        match=re.escape(user_file) + r" is one of the inputs.*not even with "
+        r"overwrite=True",
+    ):
         SeparateFiles.separate_path(tiny_model[0], str(folder), str(folder), overwrite=overwrite)
 
     assert open(user_file, "rb").read() == before
@@ -114,8 +118,9 @@ def test_a_second_run_into_a_folder_in_use_fails_and_no_song_mixes_two_models(tm
 
     def start(model, hold):
         arguments = [model, str(tmp_path / "in"), str(out)] + ([str(paused), str(release)] if hold else ["-", "-"])
-        return subprocess.Popen([sys.executable, str(driver)] + arguments, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, str(driver)] + arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     first = start(model_a, hold=True)
     try:
@@ -148,12 +153,16 @@ def test_the_lock_is_released_and_a_held_lock_refuses_a_second_holder(tmp_path):
 
 # ---- item 8: full disks and unwritable places -------------------------------------------------------------
 
+
 def test_an_output_dir_under_a_file_is_named_before_the_model_loads(tmp_path, tiny_model, monkeypatch):
     song = write_wav(tmp_path / "a.wav", sine(440, 0.5, 22050), 22050)
     (tmp_path / "notes.txt").write_text("not a folder")
     monkeypatch.setattr(SeparateFiles, "Separator", _no_model_load)
-    with pytest.raises(Utils.OutputError, match=r"Cannot write into .*notes\.txt/out: .*notes\.txt is a file, "
-                                                r"not a folder$"):
+    with pytest.raises(
+        Utils.OutputError,
+        match=r"Cannot write into .*notes\.txt/out: .*notes\.txt is a file, "
+        r"not a folder$",
+    ):
         SeparateFiles.separate_path(tiny_model[0], song, str(tmp_path / "notes.txt" / "out"))
 
 
@@ -161,8 +170,11 @@ def test_too_little_free_space_is_named_before_the_model_loads(tmp_path, tiny_mo
     song = write_wav(tmp_path / "a.wav", sine(440, 2.0, 44100), 44100)  # 2 outputs of 352.8 kB
     monkeypatch.setattr(SeparateFiles, "Separator", _no_model_load)
     monkeypatch.setattr(os, "statvfs", lambda path: types.SimpleNamespace(f_bavail=100, f_frsize=4096))
-    with pytest.raises(Utils.OutputError, match=r"Cannot write into .*out: No space left on device "
-                                                r"\(0\.7 MB needed, 0\.4 MB free\)"):
+    with pytest.raises(
+        Utils.OutputError,
+        match=r"Cannot write into .*out: No space left on device "
+        r"\(0\.7 MB needed, 0\.4 MB free\)",
+    ):
         SeparateFiles.separate_path(tiny_model[0], song, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
@@ -179,9 +191,12 @@ def test_a_disk_that_fills_up_leaves_no_partial_song_and_names_the_file(tmp_path
         fsync(fd)
 
     monkeypatch.setattr(os, "fsync", full_disk_for_b_voice)
-    with pytest.raises(Utils.OutputError, match=r"^Cannot write .*out/b_voice\.wav: No space left on device\. "
-                                                r"No output of .*b\.wav was written; the outputs of the 1 file\(s\) "
-                                                r"before are complete$"):
+    with pytest.raises(
+        Utils.OutputError,
+        match=r"^Cannot write .*out/b_voice\.wav: No space left on device\. "
+        r"No output of .*b\.wav was written; the outputs of the 1 file\(s\) "
+        r"before are complete$",
+    ):
         SeparateFiles.separate_path(tiny_model[0], str(tmp_path / "in"), str(out))
     assert sorted(os.listdir(out)) == ["a_accompaniment.wav", "a_voice.wav"]  # no b_*, no temporary, no lock
 
@@ -199,14 +214,18 @@ def test_a_failed_run_removes_the_output_folder_it_created(tmp_path, tiny_model)
 
 # ---- item 9: a truncated WAV is named -----------------------------------------------------------------------
 
+
 def test_a_truncated_wav_is_separated_with_a_warning_giving_both_lengths(tmp_path, tiny_model, caplog):
     full = write_wav(tmp_path / "full.wav", sine(440, 4.0, 8000), 8000, subtype="PCM_16")
     data = open(full, "rb").read()
     truncated = tmp_path / "in" / "cut.wav"
     truncated.parent.mkdir()
-    truncated.write_bytes(data[:44 + 2 * int(8000 * 4 / 3)])
+    truncated.write_bytes(data[: 44 + 2 * int(8000 * 4 / 3)])
     with caplog.at_level(logging.WARNING):
         written = SeparateFiles.separate_path(tiny_model[0], str(truncated), str(tmp_path / "out"))
-    assert re.search(re.escape(str(truncated)) + r" is truncated: its header promises 4\.000 s but it holds "
-                                                 r"1\.333 s", caplog.text)
+    assert re.search(
+        re.escape(str(truncated)) + r" is truncated: its header promises 4\.000 s but it holds "
+        r"1\.333 s",
+        caplog.text,
+    )
     assert soundfile.info(written[0]).frames == int(8000 * 4 / 3)

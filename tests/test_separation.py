@@ -8,16 +8,14 @@ import shutil
 import numpy as np
 import pytest
 import soundfile
-
-from evaluation import SeparateFiles
-from evaluation import Separation
-from common import Utils
 from conftest import sine, write_wav
 from tiny_model import TINY_CONFIG, identity_predict, signals
 
+from common import Utils
+from evaluation import SeparateFiles, Separation
 
-@pytest.mark.parametrize("frames, expected", [(5, [0]), (18, [0]), (36, [0, 18]), (40, [0, 18, 22]),
-                                              (19, [0, 1])])
+
+@pytest.mark.parametrize("frames, expected", [(5, [0]), (18, [0]), (36, [0, 18]), (40, [0, 18, 22]), (19, [0, 1])])
 def test_chunk_starts_cover_the_song_with_the_last_chunk_at_the_end(frames, expected):
     assert Separation.chunk_starts(frames, 18) == expected
 
@@ -54,7 +52,7 @@ def test_context_frames_are_zero_at_the_song_edges():
     Separation.separate_spectrogram(np.ones((65, 40), np.float32), predict, TINY_CONFIG, batch_size=8)
     context = (input_shape[1] - output_shape[1]) // 2
     first_chunk = seen[0][0, :, :, 0]
-    assert not first_chunk[:, :context].any() and first_chunk[:, context:context + 18].any()
+    assert not first_chunk[:, :context].any() and first_chunk[:, context : context + 18].any()
 
 
 @pytest.mark.parametrize("length", [300, 8192 + 4097])
@@ -72,8 +70,7 @@ def test_identity_separator_reconstructs_audio_of_odd_length(length):
 
 def test_predict_fn_with_wrong_output_shape_is_reported():
     with pytest.raises(ValueError, match="predict_fn returned shape"):
-        Separation.separate_spectrogram(np.ones((65, 20), np.float32),
-                                      lambda batch: {"voice": batch}, TINY_CONFIG)
+        Separation.separate_spectrogram(np.ones((65, 20), np.float32), lambda batch: {"voice": batch}, TINY_CONFIG)
 
 
 def test_separator_restores_the_saved_weights(tiny_model):

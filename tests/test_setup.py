@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import sine, write_wav
 
 import Input
-from conftest import sine, write_wav
 from Sample import Sample
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,7 +44,7 @@ def test_an_mp3_file_is_described_and_read_through_ffmpeg(tmp_path):
     reference = Input.read_audio(wav, 8192, mono_downmix=True)
     # An MP3 encoder delays the signal and adds padding; the tone's level survives either way.
     rms = float(np.sqrt(np.mean(audio[4096:12288] ** 2)))
-    assert rms == pytest.approx(float(np.sqrt(np.mean(reference ** 2))), rel=0.1)
+    assert rms == pytest.approx(float(np.sqrt(np.mean(reference**2))), rel=0.1)
 
 
 def _fake_tools(folder, uid, tools):
@@ -53,9 +53,11 @@ def _fake_tools(folder, uid, tools):
     chmod = shutil.which("chmod")
     scripts = {"id": f"#!/bin/sh\necho {uid}\n"}
     for tool in tools:
-        scripts[tool] = (f"#!/bin/sh\necho \"{tool} $*\" >> {folder}/calls.log\n"
-                         f"case \"$*\" in *install*) for t in ffmpeg ffprobe; do "
-                         f"printf '#!/bin/sh\\n' > {folder}/$t; {chmod} +x {folder}/$t; done;; esac\n")
+        scripts[tool] = (
+            f'#!/bin/sh\necho "{tool} $*" >> {folder}/calls.log\n'
+            f'case "$*" in *install*) for t in ffmpeg ffprobe; do '
+            f"printf '#!/bin/sh\\n' > {folder}/$t; {chmod} +x {folder}/$t; done;; esac\n"
+        )
     for name, text in scripts.items():
         path = os.path.join(folder, name)
         with open(path, "w") as handle:
@@ -66,8 +68,7 @@ def _fake_tools(folder, uid, tools):
 def _run_ensure_ffmpeg(folder):
     # PATH holds only the fake tools, so the real ffmpeg and package managers are not found.
     env = {"PATH": str(folder), "HOME": str(folder)}
-    return subprocess.run([shutil.which("sh"), ENSURE_FFMPEG], capture_output=True, text=True, env=env,
-                          timeout=60)
+    return subprocess.run([shutil.which("sh"), ENSURE_FFMPEG], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_missing_ffmpeg_is_installed_with_apt_get_as_root(tmp_path):

@@ -31,8 +31,12 @@ def test_musdb18hq_with_only_mixture_and_vocals(setup, tmp_path):
     audio = make_mixture_and_vocals(root, [("train", "A - One"), ("train", "B - Two"), ("test", "C - Three")])
     description = discover_database("MUSDB18HQ", str(root))
     assert [[item.name for item in track.instruments] for track in description.tracks] == [["Mix", "Voice"]] * 3
-    dataset = build(setup, dataset_roots=dict(setup["roots"], MUSDB18HQ=str(root)), supervised_database="MUSDB18HQ",
-                    supervised_valid_songs=0)
+    dataset = build(
+        setup,
+        dataset_roots=dict(setup["roots"], MUSDB18HQ=str(root)),
+        supervised_database="MUSDB18HQ",
+        supervised_valid_songs=0,
+    )
     assert [triple[0].song for triple in dataset["train_sup"]] == ["A - One", "B - Two"]
     mixture, accompaniment, voice = dataset["test"][0]
     assert mixture.song == "C - Three"
@@ -52,10 +56,12 @@ def make_song_folders(root):
     """Four songs in every accepted combination of files; returns song -> (mixture, accompaniment,
     voice) as the dataset must give them (float32 [samples, 2])."""
     expected = {}
-    layout = (("train", "Ann - Mixture And Voice", {"mixture.wav": "m", "vocals.flac": "v"}),
-              ("train", "Bob - All Three", {"Mix.wav": "m", "Voice.WAV": "v", "instrumental.wav": "a"}),
-              ("test", "Cat - Accompaniment And Voice", {"accompaniment.wav": "a", "vocals.wav": "v"}),
-              ("test", "Dan - Mixture And Accompaniment", {"mixture.wav": "m", "accompaniment.wav": "a"}))
+    layout = (
+        ("train", "Ann - Mixture And Voice", {"mixture.wav": "m", "vocals.flac": "v"}),
+        ("train", "Bob - All Three", {"Mix.wav": "m", "Voice.WAV": "v", "instrumental.wav": "a"}),
+        ("test", "Cat - Accompaniment And Voice", {"accompaniment.wav": "a", "vocals.wav": "v"}),
+        ("test", "Dan - Mixture And Accompaniment", {"mixture.wav": "m", "accompaniment.wav": "a"}),
+    )
     for split, song, files in layout:
         voice, accompaniment = noise(song + "v"), noise(song + "a")
         signals = {"m": voice + accompaniment, "a": accompaniment, "v": voice}
@@ -72,8 +78,12 @@ def test_song_folders_as_the_paired_database(setup, tmp_path):
     root = tmp_path / "songs"
     expected = make_song_folders(root)
     before = files_under(root)
-    dataset = build(setup, dataset_roots=dict(setup["roots"], SongFolders=str(root)),
-                    supervised_database="SongFolders", supervised_valid_songs=1)
+    dataset = build(
+        setup,
+        dataset_roots=dict(setup["roots"], SongFolders=str(root)),
+        supervised_database="SongFolders",
+        supervised_valid_songs=1,
+    )
     assert [triple[0].song for triple in dataset["train_sup"]] == ["Ann - Mixture And Voice", "Bob - All Three"]
     assert [triple[0].song for triple in dataset["valid"][:1]] == ["Cat - Accompaniment And Voice"]
     assert dataset["test"][0][0].song == "Dan - Mixture And Accompaniment"
@@ -94,8 +104,9 @@ def test_song_folders_without_splits_as_an_unsupervised_database(setup, tmp_path
     for index in range(3):
         write_wav(root / f"Song {index}" / "mix.wav", noise(f"{index}m"), SR)
         write_wav(root / f"Song {index}" / "voice.wav", noise(f"{index}v"), SR)
-    dataset = build(setup, dataset_roots=dict(setup["roots"], SongFolders=str(root)),
-                    unsupervised_databases=["SongFolders"])
+    dataset = build(
+        setup, dataset_roots=dict(setup["roots"], SongFolders=str(root)), unsupervised_databases=["SongFolders"]
+    )
     assert [sample.song for sample in dataset["train_unsup"][0]] == ["Song 0"]
     assert [triple[0].song for triple in dataset["test"] if triple[0].database == "SongFolders"] == ["Song 2"]
 
@@ -107,11 +118,16 @@ def test_song_folders_with_splits_can_be_written_to_an_xml_from_the_command_line
     assert capsys.readouterr().out.startswith("SongFolders: 4 tracks (2 Training, 2 Test)")
 
 
-@pytest.mark.parametrize("files, message", [
-    (["vocals.wav"], "Song folder .*Lonely holds only vocals.wav: a song folder needs two or three of"),
-    (["mixture.wav", "mixture.flac", "vocals.wav"], "Song folder .*Lonely holds 2 files for its Mix: "
-                                                    "mixture.flac, mixture.wav"),
-])
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        (["vocals.wav"], "Song folder .*Lonely holds only vocals.wav: a song folder needs two or three of"),
+        (
+            ["mixture.wav", "mixture.flac", "vocals.wav"],
+            "Song folder .*Lonely holds 2 files for its Mix: mixture.flac, mixture.wav",
+        ),
+    ],
+)
 def test_song_folder_errors_name_the_folder(tmp_path, files, message):
     for name in files:
         path = tmp_path / "songs" / "train" / "Lonely" / name

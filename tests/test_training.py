@@ -18,17 +18,16 @@ import psutil
 import pytest
 import soundfile
 import tensorflow as tf
+from conftest import ROOT, process_gone, wait_until, write_wav
+from small_config import small_config
 
-from common import Checkpoints
-from common import Utils
+import Training
+from common import Checkpoints, Utils
 from databases import DemoDatabase
 from experiment import Trainer
 from experiment.Settings import PhaseSettings
 from experiment.TrainingData import TrainingData
-import Training
 from Sample import Sample
-from conftest import ROOT, process_gone, wait_until, write_wav
-from small_config import small_config
 
 tf.compat.v1.disable_eager_execution()
 
@@ -37,9 +36,18 @@ SR = 8192
 
 def tiny_model_config(tmp_path, **changes):
     """A model small enough to train a few steps in a second or two (epoch_it=2, num_disc=1)."""
-    settings = dict(model_base_dir=str(tmp_path / "checkpoints"), log_dir=str(tmp_path / "logs"), expected_sr=SR,
-                    init_disc_lr=1e-3, init_sup_sep_lr=1e-3, init_unsup_sep_lr=1e-3, num_freqs=32, num_fft=64,
-                    num_hop=32, critic_dense_units=4)
+    settings = dict(
+        model_base_dir=str(tmp_path / "checkpoints"),
+        log_dir=str(tmp_path / "logs"),
+        expected_sr=SR,
+        init_disc_lr=1e-3,
+        init_sup_sep_lr=1e-3,
+        init_unsup_sep_lr=1e-3,
+        num_freqs=32,
+        num_fft=64,
+        num_hop=32,
+        critic_dense_units=4,
+    )
     return small_config(**dict(settings, **changes))
 
 
@@ -48,8 +56,10 @@ def make_song(folder, index, seconds=2.0):
     t = np.arange(int(seconds * SR)) / SR
     accompaniment = 0.2 * np.sin(2 * np.pi * (110 + 20 * index) * t) + 0.1 * np.sin(2 * np.pi * 330 * t)
     voice = 0.3 * np.sin(2 * np.pi * (440 + 30 * index) * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)
-    paths = [write_wav(folder / f"song{index}_{role}.wav", audio, SR)
-             for role, audio in (("mix", accompaniment + voice), ("acc", accompaniment), ("voice", voice))]
+    paths = [
+        write_wav(folder / f"song{index}_{role}.wav", audio, SR)
+        for role, audio in (("mix", accompaniment + voice), ("acc", accompaniment), ("voice", voice))
+    ]
     return tuple(Sample.from_path(path, database="tiny", song=f"song{index}") for path in paths)
 
 
@@ -66,8 +76,10 @@ class FakePairedGenerator:
     ``on_failure()`` and returns a batch whose first source is +inf."""
 
     def __init__(self, model_config, fail_at=None, error=None, on_failure=None):
-        (self.f_in, self.t_in), (self.f_out, self.t_out) = (model_config.network.input_shape,
-                                                            model_config.network.output_shape)
+        (self.f_in, self.t_in), (self.f_out, self.t_out) = (
+            model_config.network.input_shape,
+            model_config.network.output_shape,
+        )
         self.batch = model_config.training.batch_size
         self.sources = len(model_config.network.sources)
         self.fail_at, self.error, self.on_failure, self.calls = fail_at, error, on_failure, 0
@@ -79,8 +91,9 @@ class FakePairedGenerator:
         if failing and self.error is not None:
             raise self.error()
         mixture = self.rng.random((self.batch, self.f_in, self.t_in, 1), dtype=np.float32)
-        sources = [self.rng.random((self.batch, self.f_out, self.t_out, 1), dtype=np.float32)
-                   for _ in range(self.sources)]
+        sources = [
+            self.rng.random((self.batch, self.f_out, self.t_out, 1), dtype=np.float32) for _ in range(self.sources)
+        ]
         if failing and self.on_failure is not None:
             self.on_failure()
         elif failing:
@@ -96,8 +109,7 @@ def set_learning_rate_to_nan():
     Adam's update then makes every separator weight NaN (NaN times anything is NaN), while the
     loss of that step, computed before the update, is still finite."""
     session = tf.compat.v1.get_default_session()
-    learning_rate = next(variable for variable in tf.compat.v1.global_variables()
-                         if variable.op.name == "sup_sep_lr")
+    learning_rate = next(variable for variable in tf.compat.v1.global_variables() if variable.op.name == "sup_sep_lr")
     learning_rate.load(float("nan"), session)
 
 
@@ -109,17 +121,23 @@ def use_fake_generator(monkeypatch, generator):
     monkeypatch.setattr(TrainingData, "batch_generators", fake)
 
 
-def run_phase(phase, dataset, model_config, experiment_id="exp", seed=1, max_epochs=3, deterministic=False,
-              **kwargs):
-    settings = PhaseSettings(experiment_id=experiment_id, seed=seed, patience=10, max_epochs=max_epochs,
-                             summary_every=1, image_every=2, deterministic=deterministic)
+def run_phase(phase, dataset, model_config, experiment_id="exp", seed=1, max_epochs=3, deterministic=False, **kwargs):
+    settings = PhaseSettings(
+        experiment_id=experiment_id,
+        seed=seed,
+        patience=10,
+        max_epochs=max_epochs,
+        summary_every=1,
+        image_every=2,
+        deterministic=deterministic,
+    )
     return Trainer.optimise(phase, TrainingData(dataset), model_config, settings, **kwargs)
 
 
-@pytest.mark.parametrize("failure, named", [(None, "supervised_loss"),
-                                             (set_learning_rate_to_nan, "separator weights")])
+@pytest.mark.parametrize("failure, named", [(None, "supervised_loss"), (set_learning_rate_to_nan, "separator weights")])
 def test_a_non_finite_loss_or_weight_stops_the_phase_naming_it_and_the_step_and_keeps_last_good_checkpoint(
-        tmp_path, tiny_dataset, monkeypatch, caplog, failure, named):
+    tmp_path, tiny_dataset, monkeypatch, caplog, failure, named
+):
     config = tiny_model_config(tmp_path)
     use_fake_generator(monkeypatch, FakePairedGenerator(config, fail_at=5, on_failure=failure))
     state = run_phase("sup", tiny_dataset, config)
@@ -144,13 +162,13 @@ def test_non_finite_critic_weights_stop_the_semi_supervised_phase(tmp_path, tiny
     monkeypatch.setattr(Trainer.Trainer, "restore_or_initialise", then_a_nan_critic_learning_rate)
     with pytest.raises(RuntimeError, match="before any epoch finished"):
         run_phase("semisup", tiny_dataset, config, max_epochs=1)
-    state = Checkpoints.PhaseState.load(Checkpoints.phase_folder(config.folders.model_base_dir, "exp", "semisup"),
-                                        "semisup")
+    state = Checkpoints.PhaseState.load(
+        Checkpoints.phase_folder(config.folders.model_base_dir, "exp", "semisup"), "semisup"
+    )
     assert state.finished and "critics' weights" in state.stop_reason and "step 0" in state.stop_reason
 
 
-def test_interrupt_saves_a_checkpoint_and_resume_continues_the_step_counter(tmp_path, tiny_dataset,
-                                                                           monkeypatch):
+def test_interrupt_saves_a_checkpoint_and_resume_continues_the_step_counter(tmp_path, tiny_dataset, monkeypatch):
     config = tiny_model_config(tmp_path, epoch_it=3)
     use_fake_generator(monkeypatch, FakePairedGenerator(config, fail_at=5, error=KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
@@ -179,7 +197,9 @@ def interrupted_run(tmp_path, dataset, monkeypatch):
         run_phase("sup", dataset, config, max_epochs=3)
     folder = Checkpoints.phase_folder(config.folders.model_base_dir, "exp", "sup")
     assert tf.train.get_checkpoint_state(folder).all_model_checkpoint_paths[-2:] == [
-        os.path.join(folder, "model-4"), os.path.join(folder, "model-5")]
+        os.path.join(folder, "model-4"),
+        os.path.join(folder, "model-5"),
+    ]
     return config, folder
 
 
@@ -188,12 +208,17 @@ def truncate(path):
         handle.truncate(os.path.getsize(path) // 2)
 
 
-@pytest.mark.parametrize("damage, bad_file", [
-    ("data", "model-5.data-00000-of-00001 is truncated"),
-    ("index", "model-5.index is truncated"),
-    ("gone", "model-5.index is missing")])  # the `checkpoint` state file still lists model-5
-def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny_dataset, monkeypatch, caplog,
-                                                                   damage, bad_file):
+@pytest.mark.parametrize(
+    "damage, bad_file",
+    [
+        ("data", "model-5.data-00000-of-00001 is truncated"),
+        ("index", "model-5.index is truncated"),
+        ("gone", "model-5.index is missing"),
+    ],
+)  # the `checkpoint` state file still lists model-5
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(
+    tmp_path, tiny_dataset, monkeypatch, caplog, damage, bad_file
+):
     config, folder = interrupted_run(tmp_path, tiny_dataset, monkeypatch)
     if damage == "gone":
         for path in glob.glob(os.path.join(folder, "model-5.*")):
@@ -242,11 +267,13 @@ def op_determinism_off_afterwards():
     """Op determinism is process-wide: switch it off again so later tests may use unseeded ops."""
     yield
     from tensorflow.python.framework import config  # the public API can only switch it on
+
     config.disable_op_determinism()
 
 
-def test_same_seed_gives_identical_losses_and_another_seed_does_not(tmp_path, tiny_dataset,
-                                                                    op_determinism_off_afterwards):
+def test_same_seed_gives_identical_losses_and_another_seed_does_not(
+    tmp_path, tiny_dataset, op_determinism_off_afterwards
+):
     first = first_losses(tmp_path, tiny_dataset, seed=5, name="a")
     again = first_losses(tmp_path, tiny_dataset, seed=5, name="b")
     other = first_losses(tmp_path, tiny_dataset, seed=6, name="c")
@@ -271,18 +298,39 @@ def test_semi_supervised_phase_trains_critics_and_writes_tensorboard_summaries(t
     best = os.path.dirname(state.best_checkpoint)
     assert Checkpoints.read_model_config(best).network.sources == ("accompaniment", "voice")
     tags = summary_tags(config.folders.log_dir)
-    expected = {"supervised_loss", "L_u", "additive_penalty", "unsupervised_loss", "separator_loss",
-                "learning_rate/separator", "learning_rate/critics", "valid_loss", "test_loss",
-                "critic_loss/voice", "wasserstein/accompaniment", "gradient_penalty/voice",
-                "voice/estimate", "voice/true", "mixture", "mixture/image", "voice/estimate/image"}
+    expected = {
+        "supervised_loss",
+        "L_u",
+        "additive_penalty",
+        "unsupervised_loss",
+        "separator_loss",
+        "learning_rate/separator",
+        "learning_rate/critics",
+        "valid_loss",
+        "test_loss",
+        "critic_loss/voice",
+        "wasserstein/accompaniment",
+        "gradient_penalty/voice",
+        "voice/estimate",
+        "voice/true",
+        "mixture",
+        "mixture/image",
+        "voice/estimate/image",
+    }
     missing = expected - tags
     assert not missing, f"missing summaries {missing} in {sorted(tags)}"
 
 
 def run_cli(args, cwd, timeout=600):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, os.path.join(ROOT, "Training.py")] + args, cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "Training.py")] + args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_fresh_clone_with_placeholder_paths_explains_how_to_configure_the_data(tmp_path):
@@ -293,17 +341,37 @@ def test_fresh_clone_with_placeholder_paths_explains_how_to_configure_the_data(t
     assert "Traceback" not in message
 
 
-TINY_DEMO = ["demo_database.song_seconds=4", "demo_database.ikala_clip_seconds=4",
-             "demo_database.dsd_songs_per_split=2", "demo_database.medleydb_songs=3",
-             "demo_database.ccmixter_songs=3", "demo_database.ikala_clips=3",
-             "partition_config.supervised_valid_songs=1", "eval_workers=1"]
+TINY_DEMO = [
+    "demo_database.song_seconds=4",
+    "demo_database.ikala_clip_seconds=4",
+    "demo_database.dsd_songs_per_split=2",
+    "demo_database.medleydb_songs=3",
+    "demo_database.ccmixter_songs=3",
+    "demo_database.ikala_clips=3",
+    "partition_config.supervised_valid_songs=1",
+    "eval_workers=1",
+]
 
 
 def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_and_separate_work(tmp_path):
-    result = run_cli(["with", "demo", "experiment_id=tiny", "max_epochs=1", "model_config.epoch_it=2",
-                      "model_config.batch_size=2", "model_config.num_workers=1", "model_config.num_disc=1",
-                      "model_config.critic_warmup=1", "model_config.duration=2", "model_config.cache_size=4", "model_config.min_replacement_rate=1"]
-                     + TINY_DEMO, cwd=tmp_path)
+    result = run_cli(
+        [
+            "with",
+            "demo",
+            "experiment_id=tiny",
+            "max_epochs=1",
+            "model_config.epoch_it=2",
+            "model_config.batch_size=2",
+            "model_config.num_workers=1",
+            "model_config.num_disc=1",
+            "model_config.critic_warmup=1",
+            "model_config.duration=2",
+            "model_config.cache_size=4",
+            "model_config.min_replacement_rate=1",
+        ]
+        + TINY_DEMO,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "runs" / "1" / "run.json") as handle:
         run = json.load(handle)
@@ -324,30 +392,34 @@ def test_tiny_demo_run_completes_both_phases_and_writes_results_then_evaluate_an
     # Below the table, the experiment's answer: one gain line per source with its song count.
     gain_lines = result.stdout.split("SDR gain of the semi-supervised over the supervised model")[1].splitlines()[1:]
     assert [line.split(":")[0].strip() for line in gain_lines[:2]] == ["accompaniment", "voice"]
-    assert all(re.search(r"SDR [+-]\d+\.\d\d dB \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] over \d+ songs", line)
-               for line in gain_lines[:2])
+    assert all(
+        re.search(r"SDR [+-]\d+\.\d\d dB \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] over \d+ songs", line)
+        for line in gain_lines[:2]
+    )
     with open(tmp_path / "runs" / "1" / "info.json") as handle:
         gains = json.load(handle)["sdr_gain"]
     assert [row["source"] for row in gains if row["database"] == "all"] == ["accompaniment", "voice"]
     with open(results / "gain.json") as handle:
         assert [(row["database"], row["source"]) for row in json.load(handle)["rows"]] == [
-            (row["database"], row["source"]) for row in gains]
+            (row["database"], row["source"]) for row in gains
+        ]
 
     model = "checkpoints/tiny_semisup/best"
-    evaluation = run_cli(["evaluate", "with", "demo", f"model_path={model}", "partition=valid"] + TINY_DEMO,
-                         cwd=tmp_path)
+    evaluation = run_cli(
+        ["evaluate", "with", "demo", f"model_path={model}", "partition=valid"] + TINY_DEMO, cwd=tmp_path
+    )
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     assert "tiny_semisup" in evaluation.stdout and "SDR" in evaluation.stdout
 
     song = write_wav(tmp_path / "my song.wav", 0.1 * np.random.default_rng(0).standard_normal((22051, 2)), 22050)
-    separation = run_cli(["separate", "with", f"model_path={model}", f"input_path={song}", "output_dir=out"],
-                         cwd=tmp_path)
+    separation = run_cli(
+        ["separate", "with", f"model_path={model}", f"input_path={song}", "output_dir=out"], cwd=tmp_path
+    )
     assert separation.returncode == 0, separation.stderr[-3000:]
     for source in ("voice", "accompaniment"):
         info = soundfile.info(str(tmp_path / "out" / f"my song_{source}.wav"))
         assert (info.samplerate, info.frames) == (22050, 22051)
-    again = run_cli(["separate", "with", f"model_path={model}", f"input_path={song}", "output_dir=out"],
-                    cwd=tmp_path)
+    again = run_cli(["separate", "with", f"model_path={model}", f"input_path={song}", "output_dir=out"], cwd=tmp_path)
     assert again.returncode != 0 and "overwrite" in again.stderr and "Traceback" not in again.stderr
 
 
@@ -366,9 +438,15 @@ def test_the_demo_recipe_without_the_demo_data_keeps_training_settings_and_drops
 
 
 def test_the_demo_recipe_runs_on_data_given_by_dataset_roots(tmp_path):
-    roots = DemoDatabase.generate_demo_database(str(tmp_path / "my data"), dsd_songs_per_split=2, medleydb_songs=3,
-                                                ccmixter_songs=3, ikala_clips=3, song_seconds=4.0,
-                                                ikala_clip_seconds=4.0)
+    roots = DemoDatabase.generate_demo_database(
+        str(tmp_path / "my data"),
+        dsd_songs_per_split=2,
+        medleydb_songs=3,
+        ccmixter_songs=3,
+        ikala_clips=3,
+        song_seconds=4.0,
+        ikala_clip_seconds=4.0,
+    )
     settings = [f"dataset_roots.{name}={root}" for name, root in roots.items()]
     settings += [f"dataset_xmls.{name}={tmp_path / (name + '.xml')}" for name in roots]
     result = run_cli(["datasets", "with", "demo", "use_demo=False"] + settings, cwd=tmp_path, timeout=120)
@@ -387,9 +465,16 @@ def test_a_validation_song_without_voice_gets_silent_clips(tmp_path, tiny_datase
     assert state.epoch == 1 and state.best_checkpoint
 
 
-SMALL_MODEL = ["model_config.num_fft=128", "model_config.num_hop=64", "model_config.num_freqs=64",
-               "model_config.num_frames=16", "model_config.num_layers=2", "model_config.num_initial_filters=4",
-               "model_config.critic_initial_filters=4", "model_config.critic_dense_units=4"]
+SMALL_MODEL = [
+    "model_config.num_fft=128",
+    "model_config.num_hop=64",
+    "model_config.num_freqs=64",
+    "model_config.num_frames=16",
+    "model_config.num_layers=2",
+    "model_config.num_initial_filters=4",
+    "model_config.critic_initial_filters=4",
+    "model_config.critic_dense_units=4",
+]
 
 
 def test_resuming_with_settings_of_another_network_is_refused_before_anything_is_written(tmp_path, tiny_dataset):
@@ -400,8 +485,10 @@ def test_resuming_with_settings_of_another_network_is_refused_before_anything_is
     files = sorted(os.listdir(folder))
 
     other = config.replace(num_layers=1, num_initial_filters=8)
-    with pytest.raises(Checkpoints.SettingsMismatchError,
-                       match=r"model_config.num_layers=1 \(the folder's: 2\); model_config.num_initial_filters=8"):
+    with pytest.raises(
+        Checkpoints.SettingsMismatchError,
+        match=r"model_config.num_layers=1 \(the folder's: 2\); model_config.num_initial_filters=8",
+    ):
         Checkpoints.check_same_network(folder, other)
     with pytest.raises(Checkpoints.SettingsMismatchError, match="num_layers"):
         run_phase("sup", tiny_dataset, other, max_epochs=2)
@@ -411,16 +498,31 @@ def test_resuming_with_settings_of_another_network_is_refused_before_anything_is
 
 
 def test_kill_9_mid_epoch_leaves_no_reader_behind_and_resume_continues_from_the_last_epoch(tmp_path):
-    args = (["with", "demo", "experiment_id=killed", "max_epochs=2", "model_config.epoch_it=200",
-             "model_config.batch_size=2", "model_config.num_workers=2", "model_config.num_disc=1",
-             "model_config.duration=2", "model_config.cache_size=4", "model_config.min_replacement_rate=1"]
-            + SMALL_MODEL + TINY_DEMO)
+    args = (
+        [
+            "with",
+            "demo",
+            "experiment_id=killed",
+            "max_epochs=2",
+            "model_config.epoch_it=200",
+            "model_config.batch_size=2",
+            "model_config.num_workers=2",
+            "model_config.num_disc=1",
+            "model_config.duration=2",
+            "model_config.cache_size=4",
+            "model_config.min_replacement_rate=1",
+        ]
+        + SMALL_MODEL
+        + TINY_DEMO
+    )
     state_file = tmp_path / "checkpoints" / "killed_sup" / Checkpoints.STATE_FILE
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     with open(tmp_path / "killed.log", "w") as log:
-        trainer = subprocess.Popen([sys.executable, os.path.join(ROOT, "Training.py")] + args, cwd=tmp_path,
-                                   env=env, stdout=log, stderr=log)
+        trainer = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "Training.py")] + args, cwd=tmp_path, env=env, stdout=log, stderr=log
+        )
     try:
+
         def first_epoch_done():
             assert trainer.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
             return state_file.is_file() and json.loads(state_file.read_text())["epoch"] >= 1
@@ -433,8 +535,9 @@ def test_kill_9_mid_epoch_leaves_no_reader_behind_and_resume_continues_from_the_
     finally:
         trainer.kill()
         trainer.wait()
-    assert wait_until(lambda: all(process_gone(pid) for pid in children), 15), \
-        [pid for pid in children if not process_gone(pid)]
+    assert wait_until(lambda: all(process_gone(pid) for pid in children), 15), [
+        pid for pid in children if not process_gone(pid)
+    ]
     before = json.loads(state_file.read_text())
     assert before["epoch"] == 1 and not before["finished"]  # killed during the second epoch
 
@@ -451,8 +554,9 @@ def test_kill_9_mid_epoch_leaves_no_reader_behind_and_resume_continues_from_the_
 
 
 @pytest.mark.parametrize("warmup, mixture_batches", [(0, 4), (3, 7)])
-def test_critic_warmup_updates_the_critics_before_the_first_separator_step(tmp_path, tiny_dataset, monkeypatch,
-                                                                           warmup, mixture_batches):
+def test_critic_warmup_updates_the_critics_before_the_first_separator_step(
+    tmp_path, tiny_dataset, monkeypatch, warmup, mixture_batches
+):
     real = TrainingData.batch_generators
     calls = []
 

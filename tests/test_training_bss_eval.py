@@ -13,15 +13,30 @@ import pytest
 import Training
 from evaluation import Comparison
 
-TINY_DEMO = {"use_demo": True, "eval_workers": 1, "partition_config": {"supervised_valid_songs": 1},
-             "demo_database": {"song_seconds": 4, "ikala_clip_seconds": 4, "dsd_songs_per_split": 2,
-                               "medleydb_songs": 3, "ccmixter_songs": 3, "ikala_clips": 3}}
+TINY_DEMO = {
+    "use_demo": True,
+    "eval_workers": 1,
+    "partition_config": {"supervised_valid_songs": 1},
+    "demo_database": {
+        "song_seconds": 4,
+        "ikala_clip_seconds": 4,
+        "dsd_songs_per_split": 2,
+        "medleydb_songs": 3,
+        "ccmixter_songs": 3,
+        "ikala_clips": 3,
+    },
+}
 
 
 def run(command, tmp_path, **updates):
     """``Training.ex.run(command)`` with every file under ``tmp_path``; returns its printed output."""
-    config = {**TINY_DEMO, "cache_dir": str(tmp_path / "cache"), "dataset_pkl": str(tmp_path / "dataset.pkl"),
-              "results_dir": str(tmp_path / "results"), **updates}
+    config = {
+        **TINY_DEMO,
+        "cache_dir": str(tmp_path / "cache"),
+        "dataset_pkl": str(tmp_path / "dataset.pkl"),
+        "results_dir": str(tmp_path / "results"),
+        **updates,
+    }
     output = io.StringIO()
     try:
         with contextlib.redirect_stdout(output):
@@ -34,15 +49,20 @@ def run(command, tmp_path, **updates):
 @pytest.mark.parametrize("command", ["main", "evaluate"])
 def test_a_bad_bss_eval_setting_is_a_usage_error_before_any_training_or_evaluation(tmp_path, command):
     with pytest.raises(Training.UsageError, match=r"bss_eval=\['v3', 'v5'\]: use a list of 'v3'"):
-        run(command, tmp_path, bss_eval=["v3", "v5"], model_path=str(tmp_path / "model"),
-            model_config={"model_base_dir": str(tmp_path / "checkpoints"), "log_dir": str(tmp_path / "logs")})
+        run(
+            command,
+            tmp_path,
+            bss_eval=["v3", "v5"],
+            model_path=str(tmp_path / "model"),
+            model_config={"model_base_dir": str(tmp_path / "checkpoints"), "log_dir": str(tmp_path / "logs")},
+        )
     assert not (tmp_path / "cache").exists() and not (tmp_path / "checkpoints").exists()
 
 
 def test_evaluate_command_with_v4_only_writes_v4_columns_and_museval_json(tmp_path, tiny_model):
     printed = run("evaluate", tmp_path, model_path=tiny_model[0], partition="test", bss_eval=["v4"])
 
-    out_dir, = glob.glob(str(tmp_path / "results" / "evaluate_*"))
+    (out_dir,) = glob.glob(str(tmp_path / "results" / "evaluate_*"))
     with open(os.path.join(out_dir, "per_song.csv"), newline="") as handle:
         header = next(csv.reader(handle))
     assert "SDR_v4" in header and "frames_v4" in header and "SDR" not in header and "NSDR" not in header
@@ -53,8 +73,11 @@ def test_evaluate_command_with_v4_only_writes_v4_columns_and_museval_json(tmp_pa
 
 def test_the_gain_lines_use_sdr_v4_when_v3_is_off():
     def rows(offset):
-        return [{"database": "D", "song": f"s{index}", "source": source, "SDR_v4": index + offset}
-                for index in range(4) for source in ("accompaniment", "voice")]
+        return [
+            {"database": "D", "song": f"s{index}", "source": source, "SDR_v4": index + offset}
+            for index in range(4)
+            for source in ("accompaniment", "voice")
+        ]
 
     assert Comparison.gain_metric(("v3", "v4")) == "SDR" and Comparison.gain_metric(("v4",)) == "SDR_v4"
     metric = Comparison.gain_metric(("v4",))
@@ -65,7 +88,8 @@ def test_the_gain_lines_use_sdr_v4_when_v3_is_off():
 
 
 def test_evaluate_names_an_unwritable_results_dir_before_the_work_and_keeps_the_table_on_a_full_disk(
-        tmp_path, tiny_model, monkeypatch, caplog):
+    tmp_path, tiny_model, monkeypatch, caplog
+):
     import errno
 
     from tiny_model import fake_row

@@ -92,9 +92,9 @@ def test_captured_output_keeps_the_log_lines_and_leaves_progress_bars_out():
     expected = "00:00:01 INFO Training: start\n00:00:02 INFO Training: epoch 1 done\ntable\n\n  indented\n"
     for cut in range(0, len(text), 7):  # sacred's heartbeats, at any point of the output
         output_filter, captured, cout = Utils.CapturedOutputFilter(), "", ""
-        for chunk in (text[:cut], text[cut:cut + 40], text[cut + 40:]):
+        for chunk in (text[:cut], text[cut : cut + 40], text[cut + 40 :]):
             filtered = output_filter(captured + chunk)
             assert filtered.startswith(captured), cut  # the file observer appends what is new
-            cout += filtered[len(cout):]
+            cout += filtered[len(cout) :]
             captured = filtered
         assert cout == expected, cut

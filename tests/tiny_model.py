@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from conftest import centre_crop, write_wav
+from small_config import small_config
 
 import Input
 from common import Checkpoints
@@ -12,8 +14,6 @@ from evaluation import Metrics
 from Models import Inference
 from Models.Unet import Unet
 from Sample import Sample
-from conftest import centre_crop, write_wav
-from small_config import small_config
 
 tf.compat.v1.disable_eager_execution()
 
@@ -46,9 +46,14 @@ def make_song(folder, name, sample_rate, seed, silent_voice=False):
         references[1] = 0.0
     if sample_rate != SR:
         references = np.stack([Input._resample(np.asarray(ref, np.float32), SR, sample_rate) for ref in references])
-    paths = [write_wav(os.path.join(folder, name, file), audio, sample_rate)
-             for file, audio in (("mix.wav", references.sum(axis=0)), ("acc.wav", references[0]),
-                                 ("voice.wav", references[1]))]
+    paths = [
+        write_wav(os.path.join(folder, name, file), audio, sample_rate)
+        for file, audio in (
+            ("mix.wav", references.sum(axis=0)),
+            ("acc.wav", references[0]),
+            ("voice.wav", references[1]),
+        )
+    ]
     return tuple(Sample.from_path(path, database="DB" if seed % 2 else "Other", song=name) for path in paths)
 
 
@@ -63,14 +68,18 @@ def save_tiny_model(folder):
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(0)
-        inference = Inference.build_inference(Unet(2, 4, TINY_CONFIG.network.sources), input_shape, reuse=False,
-                                              name="mixture")
+        inference = Inference.build_inference(
+            Unet(2, 4, TINY_CONFIG.network.sources), input_shape, reuse=False, name="mixture"
+        )
         mixture, outputs = inference.mixture, inference.estimates
         with tf.compat.v1.variable_scope("critic_voice"):  # not restored by Evaluate
             tf.compat.v1.get_variable("unused", [2])
         # Positive output biases keep the random ReLU outputs from being silent.
-        biases = [variable for variable in tf.compat.v1.global_variables()
-                  if "output_" in variable.name and "bias" in variable.name]
+        biases = [
+            variable
+            for variable in tf.compat.v1.global_variables()
+            if "output_" in variable.name and "bias" in variable.name
+        ]
         raise_biases = tf.group(*[variable.assign(tf.fill(variable.shape, 0.05)) for variable in biases])
         with tf.compat.v1.Session() as session:
             session.run(tf.compat.v1.global_variables_initializer())
@@ -85,6 +94,9 @@ def fake_row(model, database, song, source, sdr=5.0):
     row = {"model": model, "database": database, "song": song, "source": source, "seconds": 30.0}
     row.update({metric: sdr + index for index, metric in enumerate(Metrics.METRICS)})
     undefined = [metric for metric in Metrics.METRICS if math.isnan(row[metric])]
-    row.update(undefined=bool(undefined), undefined_metrics=";".join(undefined),
-               undefined_reason="silent reference" if undefined else "")
+    row.update(
+        undefined=bool(undefined),
+        undefined_metrics=";".join(undefined),
+        undefined_reason="silent reference" if undefined else "",
+    )
     return row
