@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Callable, Dict, Iterator, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, Optional, Sequence, Union
 
 from common import TensorFlowSetup, Utils
 
@@ -46,8 +46,6 @@ TensorFlowSetup.import_tensorflow()  # its start-up lines once, and only at TF_C
 import numpy as np
 import tensorflow as tf
 from sacred import SETTINGS, Experiment
-from sacred.config.config_scope import ConfigScope
-from sacred.config.config_summary import ConfigSummary
 from sacred.observers import FileStorageObserver
 from sacred.run import Run
 from sacred.utils import SacredError
@@ -56,8 +54,9 @@ import Datasets
 import Evaluate
 import Input
 from common import Checkpoints, Config
+from databases import DatasetDicts
 from evaluation import Comparison, Headline, Results, SeparateFiles
-from experiment import Settings
+from experiment import ConfigDocs, Settings
 from experiment.Experiment import run_experiment
 from experiment.TrainingData import TrainingData, load_dataset
 from Sample import AudioDecoderError
@@ -106,55 +105,9 @@ def unusable_files_end_the_run() -> Iterator[None]:
         raise UsageError(str(error)) from error
 
 
-def nested_descriptions() -> Dict[str, str]:
-    """``{dotted key: description}`` of the config's nested keys, for print_config."""
-    docs = {f"model_config.{key}": doc for key, doc in Config.descriptions().items()}
-    for name in DATABASES:
-        docs[f"dataset_xmls.{name}"] = f"XML describing {name} (its databaseFolderPath and songs)"
-        docs[f"dataset_roots.{name}"] = f"{name}'s folder, instead of the XML's databaseFolderPath (None: the XML's)"
-    docs.update(
-        {
-            # A dict literal over several lines has no line of its own that sacred could read.
-            "partition_config": "how the databases are split into train_sup, train_unsup, valid and test",
-            "partition_config.supervised_database": "its Training split is train_sup",
-            "partition_config.unsupervised_databases": "their songs are split in thirds (train_unsup, valid, test)",
-            "partition_config.supervised_valid_songs": "first songs of its Test split go to valid, the rest to test",
-            "partition_config.supervised_validation": '"test_songs", or "musdb_valid" (MUSDB18/MUSDB18HQ): '
-            "musdb's 14 valid tracks of train",
-            "demo_database.song_seconds": "length of each generated demo song (s)",
-            "unpaired_folders.mixtures": "folders of songs without stems, added to train_unsup's mixtures",
-            "unpaired_folders.accompaniment": "folders of instrumentals, added to train_unsup's accompaniments",
-            "unpaired_folders.voice": "folders of a cappella recordings, added to train_unsup's voices",
-        }
-    )
-    return docs
-
-
-class DocumentedConfigScope(ConfigScope):
-    """A sacred config scope whose nested keys are described too (``print_config``).
-
-    Sacred takes a key's description from the comment on the line that assigns it
-    (sacred/config/config_scope.py, ``get_config_comments``: only plain names are assigned,
-    so a dict's entries get none); the descriptions of nested keys are added by dotted path.
-    """
-
-    def __init__(self, function: Callable, docs: Mapping[str, str]):
-        super().__init__(function)
-        self.nested_docs = dict(docs)
-
-    def __call__(
-        self, fixed: Optional[dict] = None, preset: Optional[dict] = None, fallback: Optional[dict] = None
-    ) -> ConfigSummary:
-        """The scope's values and descriptions, as sacred's, plus those of the nested keys."""
-        summary = super().__call__(fixed, preset, fallback)
-        for path, doc in self.nested_docs.items():
-            summary.docs.setdefault(path, doc)
-        return summary
-
-
-def documented_config(function: Callable) -> DocumentedConfigScope:
+def documented_config(function: Callable) -> ConfigDocs.DocumentedConfigScope:
     """Like ``@ex.config``, with :func:`nested_descriptions` for the nested keys."""
-    scope = DocumentedConfigScope(function, nested_descriptions())
+    scope = ConfigDocs.DocumentedConfigScope(function, ConfigDocs.nested_descriptions(DATABASES))
     ex.configurations.append(scope)
     return scope
 
@@ -346,7 +299,7 @@ def main(_run: Run, _config: dict) -> dict:
             config.network.sources,
             need_unpaired=True,
         )
-        LOGGER.info("Dataset:\n%s", Datasets.dataset_table(dataset))
+        LOGGER.info("Dataset:\n%s", DatasetDicts.dataset_table(dataset))
         data = TrainingData.prepare(dataset, _config["cache_dir"], config.signal, _config["spectrogram_cache"])
     _run.info["experiment_id"] = settings.experiment_id
 
@@ -412,7 +365,7 @@ def datasets(
             unpaired_folders,
             model_config["sources"],
         )
-    print(Datasets.dataset_table(dataset))
+    print(DatasetDicts.dataset_table(dataset))
 
 
 @ex.command

@@ -11,16 +11,15 @@ from databases.DemoSynthesis import (
     VOWEL_FORMANTS,
     add_at,
     decaying_tone,
-    draw_voice_style,
     midi_to_hz,
     pan,
     render_arpeggio,
     render_bass,
     render_chords,
     render_drums,
-    render_voice,
     sustained_tone,
 )
+from databases.DemoVoice import draw_voice_style, render_voice
 
 DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala")
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}

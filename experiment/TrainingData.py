@@ -12,7 +12,7 @@ import numpy as np
 import Datasets
 import Input
 from common.Config import ModelConfig, Signal
-from databases import DatasetXML, DemoDatabase
+from databases import DatasetDicts, DatasetXML, DemoDatabase
 from evaluation import Separation
 from pipeline import AudioCache, BatchGenerators
 
@@ -70,7 +70,7 @@ def load_dataset(
         **partition_config,
     )
     if need_unpaired:
-        Datasets.check_unpaired_lists(dataset)
+        DatasetDicts.check_unpaired_lists(dataset)
     return dataset
 
 

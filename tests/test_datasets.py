@@ -12,7 +12,7 @@ from conftest import write_wav
 from fake_databases import SR, build, make_dsd100, make_musdb18hq, noise
 
 import Datasets
-from databases import DatasetCache, DatasetXML, DerivedAudio
+from databases import DatasetCache, DatasetDicts, DatasetXML, DerivedAudio
 from databases.DatasetXML import LabelledSong
 from Datasets import DatasetConfigError
 from Sample import Sample
@@ -244,7 +244,7 @@ def test_custom_dataset_function(setup, custom_module):
         setup, dataset_roots={}, custom_dataset=f"{custom_module}:good", custom_dataset_kwargs={"copies": 2}
     )
     assert len(dataset["train_sup"]) == 2 and isinstance(dataset["valid"][0], tuple)
-    assert "mine" in Datasets.dataset_table(dataset)
+    assert "mine" in DatasetDicts.dataset_table(dataset)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +270,7 @@ def test_dataset_table_counts_songs_and_hours():
         "CCMixter": fake_songs("CCMixter", 50),
         "iKala": fake_songs("iKala", 252),
     }
-    lines = Datasets.dataset_table(Datasets.partition_dataset(songs)).splitlines()
+    lines = DatasetDicts.dataset_table(Datasets.partition_dataset(songs)).splitlines()
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in lines[2:]}
     assert rows[("train_sup", "DSD100")] == ["50", "2.50"]
     assert rows[("train_unsup/voice", "iKala")] == ["84", "4.20"]

@@ -19,7 +19,7 @@ LAYERS = [  # top to bottom: (folder, top-level modules of the same layer)
     ("Models", set()),
     ("pipeline", set()),
     ("databases", {"Datasets"}),
-    (None, {"Input", "Sample"}),  # the signal: audio files, spectrograms, song metadata
+    ("audio", {"Input", "Sample"}),  # the signal: audio files, spectrograms, song metadata
 ]
 SHARED = "common"
 MAX_LINES = 500

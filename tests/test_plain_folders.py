@@ -13,7 +13,7 @@ from conftest import write_wav
 from fake_databases import SR, build, docs_command, noise, run_training, table_rows
 
 import Datasets
-from databases import DerivedAudio, PlainFolders
+from databases import DatasetDicts, DerivedAudio, PlainFolders
 from databases.DatasetXML import DatasetConfigError
 from experiment import TrainingData
 from pipeline import AudioCache
@@ -83,7 +83,7 @@ def test_files_of_any_format_rate_and_channels_in_nested_folders_join_train_unsu
     assert [sample.song for sample in folder_samples(dataset, 2)] == ["Artist - Title", "take 2", "take 1"]
     for key in ("train_sup", "valid", "test"):
         assert dataset[key] == without[key]
-    table = Datasets.dataset_table(dataset)
+    table = DatasetDicts.dataset_table(dataset)
     assert any(line.split()[:3] == ["train_unsup/voice", "folders", "3"] for line in table.splitlines())
     # Training reads them like any other file: at the model's rate, mono.
     converted = AudioCache.model_rate_dataset(
@@ -103,7 +103,7 @@ def test_folders_instead_of_the_databases_thirds(setup, tmp_path):
     assert [triple[0].song for triple in dataset["test"]] == ["Delta - Fourth"]
     assert [len(samples) for samples in dataset["train_unsup"]] == [4, 1, 3]
     assert all(sample.database == "folders" for samples in dataset["train_unsup"] for sample in samples)
-    Datasets.check_unpaired_lists(dataset)  # all three lists hold files: the semi-supervised phase can run
+    DatasetDicts.check_unpaired_lists(dataset)  # all three lists hold files: the semi-supervised phase can run
 
 
 def test_a_folder_as_a_string_and_folders_nested_in_each_other_count_each_file_once(setup, tmp_path):
