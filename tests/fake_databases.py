@@ -12,9 +12,10 @@ import numpy as np
 import soundfile
 import stempeg
 import yaml
-from conftest import write_wav
 
 import Datasets
+
+from conftest import write_wav
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -3,11 +3,12 @@
 
 import numpy as np
 import soundfile
-from conftest import write_wav
 
 import Input
 from pipeline import AudioCache
 from Sample import Sample
+
+from conftest import write_wav
 
 SR = 8192
 FFT, HOP = 256, 128

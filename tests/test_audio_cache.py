@@ -11,11 +11,12 @@ import re
 import numpy as np
 import pytest
 import soundfile
-from conftest import sine, write_wav
 
 import Input
 from pipeline import AudioCache
 from Sample import Sample
+
+from conftest import sine, write_wav
 
 SR = 8192
 

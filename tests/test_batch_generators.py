@@ -3,6 +3,10 @@ whole-song validation batches, reading in the calling process (``num_workers=0``
 
 import numpy as np
 import pytest
+
+import Input
+from pipeline import BatchGenerators
+
 from conftest import sine
 from songs import (
     BINS,
@@ -18,9 +22,6 @@ from songs import (
     song_with_a_bad_voice_sample,
     whole_song_magnitudes,
 )
-
-import Input
-from pipeline import BatchGenerators
 
 
 def test_validation_batches_refuse_a_non_finite_song(tmp_path):

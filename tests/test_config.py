@@ -11,11 +11,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
-from small_config import small_config
 
 from common import Checkpoints, Utils
 from common.Config import ConfigError, ModelConfig, Network, model_file_keys
+
+from conftest import ROOT
+from small_config import small_config
 
 
 def test_an_unknown_key_is_refused_naming_the_key_it_resembles():

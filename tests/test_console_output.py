@@ -15,9 +15,10 @@ from collections import Counter
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, write_wav
 
 from common import Precision, TensorFlowSetup
+
+from conftest import ROOT, write_wav
 
 # absl's record prefix: "I0000 00:00:1796257568.233280   11150 port.cc:153] message"
 RECORD = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ (\S+\] .*)$", re.MULTILINE)

@@ -7,12 +7,13 @@ import os
 import pickle
 
 import pytest
-from fake_databases import build
 
 import Datasets
 from databases import DatasetCache, DatasetXML
 from Datasets import DatasetConfigError
 from Sample import Sample
+
+from fake_databases import build
 
 
 class _Payload:

@@ -3,11 +3,12 @@
 import os
 
 import pytest
-from conftest import write_wav
-from fake_databases import MAKERS, SR, build, make_dsd100, make_medleydb, noise
 
 from databases import DatasetLayouts
 from Datasets import DatasetConfigError
+
+from conftest import write_wav
+from fake_databases import MAKERS, SR, build, make_dsd100, make_medleydb, noise
 
 
 def test_discover_dsd100_in_sorted_order_with_splits(tmp_path):

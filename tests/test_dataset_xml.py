@@ -6,11 +6,12 @@ import os
 import shutil
 
 import pytest
-from conftest import write_wav
-from fake_databases import PAPER_DATABASES, REPO, SR, build, make_dsd100, noise
 
 from databases import DatasetLayouts, DatasetXML
 from Datasets import DatasetConfigError
+
+from conftest import write_wav
+from fake_databases import PAPER_DATABASES, REPO, SR, build, make_dsd100, noise
 
 
 @pytest.mark.parametrize("name", PAPER_DATABASES)

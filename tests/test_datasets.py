@@ -8,14 +8,15 @@ import shutil
 import sys
 
 import pytest
-from conftest import write_wav
-from fake_databases import SR, build, make_dsd100, make_musdb18hq, noise
 
 import Datasets
 from databases import DatasetCache, DatasetDicts, DatasetXML, DerivedAudio
 from databases.DatasetXML import LabelledSong
 from Datasets import DatasetConfigError
 from Sample import Sample
+
+from conftest import write_wav
+from fake_databases import SR, build, make_dsd100, make_musdb18hq, noise
 
 
 def test_relative_database_folder_is_relative_to_the_xml(setup):

@@ -11,13 +11,14 @@ import stat
 import numpy as np
 import pytest
 import soundfile
-from conftest import write_wav
-from fake_databases import SR, build, files_under, noise, paired_triples, read
 
 import Datasets
 import Input
 from databases import DerivedAudio
 from pipeline import AudioCache
+
+from conftest import write_wav
+from fake_databases import SR, build, files_under, noise, paired_triples, read
 
 
 def test_derived_audio_adds_up_and_lives_in_the_cache(setup):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import List, Sequence, Set, Tuple
 
 import pytest
+
 from conftest import ROOT
 
 DOCS = ["README.md"] + sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "docs", "*.md")))

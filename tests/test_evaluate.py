@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from conftest import write_wav
-from tiny_model import SR, make_song
 
 import Evaluate
 import Input
 from evaluation import Metrics, Results
+
+from conftest import write_wav
+from tiny_model import SR, make_song
 
 
 def test_evaluate_model_in_process_and_in_worker_processes_agree(tmp_path, tiny_model):

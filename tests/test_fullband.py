@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-from conftest import write_wav
-from tiny_model import TINY_CONFIG
 
 import Input
 from evaluation import FullBand, SeparateFiles, Separation
+
+from conftest import write_wav
+from tiny_model import TINY_CONFIG
 
 PAPER_GRID = dataclasses.replace(TINY_CONFIG.signal, num_fft=512, num_hop=256)
 

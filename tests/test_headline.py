@@ -6,9 +6,10 @@ import os
 import re
 
 import pytest
-from tiny_model import fake_row
 
 from evaluation import Comparison, Headline, Results
+
+from tiny_model import fake_row
 
 DATABASES = ("CCMixter", "DSD100", "MedleyDB", "iKala")
 SOURCES = ("accompaniment", "voice")

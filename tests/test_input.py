@@ -6,10 +6,11 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from conftest import ROOT, sine, write_wav
-from songs import SR, chirp, song_with_a_bad_voice_sample
 
 import Input
+
+from conftest import ROOT, sine, write_wav
+from songs import SR, chirp, song_with_a_bad_voice_sample
 
 
 def test_resampling_keeps_a_sines_frequency(tmp_path):

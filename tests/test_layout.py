@@ -11,6 +11,7 @@ import glob
 import os
 
 import pytest
+
 from conftest import ROOT
 
 LAYERS = [  # top to bottom: (folder, top-level modules of the same layer)

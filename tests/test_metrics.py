@@ -5,9 +5,10 @@ import sys
 
 import numpy as np
 import pytest
-from tiny_model import SR, fake_row, signals
 
 from evaluation import Metrics, Results
+
+from tiny_model import SR, fake_row, signals
 
 
 def test_perfect_estimates_score_high_and_swapped_estimates_low():

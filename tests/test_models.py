@@ -5,13 +5,14 @@ import contextlib
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import centre_crop
-from small_config import small_config
 
 from Models import Inference, Layers
 from Models.TrainingGraph import build_training_graph
 from Models.Unet import Unet
 from Models.WGAN_Critic import Critic, critic_loss, gradient_penalty
+
+from conftest import centre_crop
+from small_config import small_config
 
 tf.compat.v1.disable_eager_execution()
 

@@ -15,13 +15,14 @@ import sys
 import numpy as np
 import pytest
 import stempeg
-from fake_databases import MUSDB18_SR, files_under, make_musdb18, make_musdb18hq, musdb18_stems, read, write_stem_file
 
 import Datasets
 from databases import DatasetLayouts, DatasetXML, DerivedAudio
 from databases.DatasetXML import LabelledSong
 from Datasets import DatasetConfigError
 from Sample import Sample
+
+from fake_databases import MUSDB18_SR, files_under, make_musdb18, make_musdb18hq, musdb18_stems, read, write_stem_file
 
 OFFICIAL_VALID = DatasetLayouts.musdb_validation_tracks()
 VALID = OFFICIAL_VALID[:2]

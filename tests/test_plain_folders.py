@@ -9,14 +9,15 @@ import sys
 
 import pytest
 import soundfile
-from conftest import write_wav
-from fake_databases import SR, build, docs_command, noise, run_training, table_rows
 
 import Datasets
 from databases import DatasetDicts, DerivedAudio, PlainFolders
 from databases.DatasetXML import DatasetConfigError
 from experiment import TrainingData
 from pipeline import AudioCache
+
+from conftest import write_wav
+from fake_databases import SR, build, docs_command, noise, run_training, table_rows
 
 
 def write_audio(path, audio, sample_rate, **kwargs):

@@ -23,15 +23,16 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from small_config import small_config
 from test_models import random_batch, semi_supervised_feed, session
-from tiny_model import TINY_CONFIG
 
 from common import Checkpoints, Precision, Utils
 from common.Config import ModelConfig
 from evaluation import Separation
 from Models.TrainingGraph import build_training_graph
 from Models.WGAN_Critic import Critic, gradient_penalty
+
+from small_config import small_config
+from tiny_model import TINY_CONFIG
 
 tf.compat.v1.disable_eager_execution()
 
@@ -377,9 +378,9 @@ def test_training_refuses_a_bad_precision_before_writing_model_config_json(tmp_p
 
 
 def test_the_separate_command_takes_eval_precision_over_the_checkpoints(mixed_model, fake_machine, tmp_path, caplog):
-    from conftest import write_wav
-
     import Training
+
+    from conftest import write_wav
 
     fake_machine({"avx512f", "avx512_bf16"})
     folder = mixed_model[0]

@@ -9,6 +9,9 @@ import time
 
 import psutil
 import pytest
+
+from pipeline import BatchGenerators
+
 from conftest import ROOT, process_gone, wait_until
 from songs import (
     BINS,
@@ -22,8 +25,6 @@ from songs import (
     generator_kwargs,
     make_sample,
 )
-
-from pipeline import BatchGenerators
 
 
 def multiprocessing_helper(process):

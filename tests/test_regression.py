@@ -8,6 +8,7 @@ these values by 1e-2 or more.
 
 import numpy as np
 import pytest
+
 import regression_data
 
 # (relative, absolute) tolerance per group of values.

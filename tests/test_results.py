@@ -7,11 +7,12 @@ import os
 
 import numpy as np
 import pytest
-from conftest import write_wav
-from tiny_model import SR, fake_row
 
 import Evaluate
 from evaluation import Metrics, Results
+
+from conftest import write_wav
+from tiny_model import SR, fake_row
 
 
 def test_result_files_have_the_documented_columns(tmp_path):

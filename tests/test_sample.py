@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import soundfile
 from audioread import rawread
-from conftest import sine, write_wav
 
 from Sample import AudioDecoderError, Sample
+
+from conftest import sine, write_wav
 
 
 def test_from_path_reads_wav_metadata(tmp_path):

@@ -4,6 +4,10 @@ reader for non-finite samples) and with a store of other STFT settings."""
 import os
 
 import pytest
+
+import Input
+from pipeline import BatchGenerators
+
 from songs import (
     BINS,
     FFT,
@@ -15,9 +19,6 @@ from songs import (
     make_sample,
     song_with_a_bad_voice_sample,
 )
-
-import Input
-from pipeline import BatchGenerators
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])

@@ -14,10 +14,11 @@ import types
 import numpy as np
 import pytest
 import soundfile
-from conftest import ROOT, sine, wait_until, write_wav
 
 from common import Utils
 from evaluation import SeparateFiles
+
+from conftest import ROOT, sine, wait_until, write_wav
 
 
 def _no_model_load(*args, **kwargs):

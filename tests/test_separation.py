@@ -8,11 +8,12 @@ import shutil
 import numpy as np
 import pytest
 import soundfile
-from conftest import sine, write_wav
-from tiny_model import TINY_CONFIG, identity_predict, signals
 
 from common import Utils
 from evaluation import SeparateFiles, Separation
+
+from conftest import sine, write_wav
+from tiny_model import TINY_CONFIG, identity_predict, signals
 
 
 @pytest.mark.parametrize("frames, expected", [(5, [0]), (18, [0]), (36, [0, 18]), (40, [0, 18, 22]), (19, [0, 1])])

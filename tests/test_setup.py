@@ -9,10 +9,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import sine, write_wav
 
 import Input
 from Sample import Sample
+
+from conftest import sine, write_wav
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENSURE_FFMPEG = os.path.join(REPO, "tools", "ensure-ffmpeg.sh")

@@ -6,12 +6,13 @@ import os
 import numpy as np
 import pytest
 import soundfile
-from conftest import write_wav
-from fake_databases import SR, build, files_under, noise, read
 
 import Datasets
 from databases.DatasetLayouts import discover_database
 from databases.DatasetXML import DatasetConfigError
+
+from conftest import write_wav
+from fake_databases import SR, build, files_under, noise, read
 
 
 def make_mixture_and_vocals(root, songs):

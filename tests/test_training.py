@@ -18,8 +18,6 @@ import psutil
 import pytest
 import soundfile
 import tensorflow as tf
-from conftest import ROOT, process_gone, wait_until, write_wav
-from small_config import small_config
 
 import Training
 from common import Checkpoints, Utils
@@ -28,6 +26,9 @@ from experiment import Trainer
 from experiment.Settings import PhaseSettings
 from experiment.TrainingData import TrainingData
 from Sample import Sample
+
+from conftest import ROOT, process_gone, wait_until, write_wav
+from small_config import small_config
 
 tf.compat.v1.disable_eager_execution()
 

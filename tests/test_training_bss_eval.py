@@ -92,9 +92,9 @@ def test_evaluate_names_an_unwritable_results_dir_before_the_work_and_keeps_the_
 ):
     import errno
 
-    from tiny_model import fake_row
-
     import Evaluate
+
+    from tiny_model import fake_row
 
     def no_evaluation(*args, **kwargs):
         raise AssertionError("evaluated although results_dir cannot be written")

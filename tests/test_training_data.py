@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
+
+from experiment.TrainingData import TrainingData
+
 from conftest import centre_crop
 from small_config import small_config
 from songs import chirp_song
-
-from experiment.TrainingData import TrainingData
 
 TINY = dict(batch_size=8, num_freqs=128, num_fft=256, num_hop=128, cache_size=8, min_replacement_rate=4)
 

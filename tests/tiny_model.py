@@ -5,8 +5,6 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from conftest import centre_crop, write_wav
-from small_config import small_config
 
 import Input
 from common import Checkpoints
@@ -14,6 +12,9 @@ from evaluation import Metrics
 from Models import Inference
 from Models.Unet import Unet
 from Sample import Sample
+
+from conftest import centre_crop, write_wav
+from small_config import small_config
 
 tf.compat.v1.disable_eager_execution()
 
