@@ -275,6 +275,11 @@ def _lines(table: Sequence[dict]):
     return [(key[0], key[1], key[2], keyed.get(key + ("valid",)), keyed.get(key + ("test",))) for key in order]
 
 
+def _counts(valid: Optional[dict], test: Optional[dict], key: str) -> str:
+    """``<valid> / <test>`` songs or seeds of a line (``-`` where a partition has no row)."""
+    return " / ".join("-" if row is None else str(row[key]) for row in (valid, test))
+
+
 def _failures(row: Optional[dict]) -> str:
     return "-" if row is None else f"{row['failures']} / {row['baseline_failures']}"
 
@@ -284,15 +289,15 @@ def format_terminal(table: Sequence[dict], chosen: dict, phases: Sequence[dict],
     lines = [f"{metric} gain in dB, paired by song and seed: mean [95% crossed bootstrap interval over songs and seeds]."
              " Variants are chosen on validation; test columns are reported, never used to choose.",
              "Failures (silent or non-finite estimates, scored as the worst value): model / baseline, test songs."]
-    header = f"{'database':<14} {'source':<14} {'valid':>24} {'test':>24} {'songs':>6} {'seeds':>6} {'failures':>9}"
+    header = (f"{'database':<14} {'source':<14} {'valid':>24} {'test':>24} {'songs v/t':>10} {'seeds v/t':>10} "
+              f"{'failures':>9}")
     current = None
     for comparison, database, source, valid, test in _lines(table):
         if comparison != current:
             lines += ["", comparison, header]
             current = comparison
-        counts = test or valid
         lines.append(f"{database:<14} {source:<14} {_interval(valid):>24} {_interval(test):>24} "
-                     f"{counts['songs']:>6} {counts['seeds']:>6} {_failures(test):>9}")
+                     f"{_counts(valid, test, 'songs'):>10} {_counts(valid, test, 'seeds'):>10} {_failures(test):>9}")
     if chosen:
         lines += ["", "Chosen on validation (mean validation " + metric + "):"]
         lines += [f"  {model}: {variant} ({mean:+.2f} dB)" for model, (variant, mean) in chosen.items()]
@@ -306,12 +311,12 @@ def format_terminal(table: Sequence[dict], chosen: dict, phases: Sequence[dict],
 
 def format_markdown(table: Sequence[dict], chosen: dict, phases: Sequence[dict], metric: str) -> str:
     """The comparison as Markdown tables."""
-    lines = [f"| comparison | database | source | valid {metric} gain (dB) | test {metric} gain (dB) | songs | seeds "
-             "| test failures (model / baseline) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| comparison | database | source | valid {metric} gain (dB) | test {metric} gain (dB) "
+             "| songs (valid / test) | seeds (valid / test) | test failures (model / baseline) |",
+             "|---|---|---|---|---|---|---|---|"]
     for comparison, database, source, valid, test in _lines(table):
-        counts = test or valid
         lines.append(f"| {comparison} | {database} | {source} | {_interval(valid)} | {_interval(test)} | "
-                     f"{counts['songs']} | {counts['seeds']} | {_failures(test)} |")
+                     f"{_counts(valid, test, 'songs')} | {_counts(valid, test, 'seeds')} | {_failures(test)} |")
     if chosen:
         lines += ["", "| model | chosen variant | mean validation " + metric + " (dB) |", "|---|---|---|"]
         lines += [f"| {model} | {variant} | {mean:+.2f} |" for model, (variant, mean) in chosen.items()]
@@ -331,12 +336,11 @@ def format_latex(table: Sequence[dict], metric: str) -> str:
     """The gains as a LaTeX ``tabular`` (booktabs rules)."""
     lines = [r"\begin{tabular}{lllllrrr}", r"\toprule",
              f"comparison & database & source & valid {_latex(metric)} gain (dB) & test {_latex(metric)} gain (dB) "
-             r"& songs & seeds & failures \\", r"\midrule"]
+             r"& songs (valid / test) & seeds (valid / test) & failures \\", r"\midrule"]
     for comparison, database, source, valid, test in _lines(table):
-        counts = test or valid
         lines.append(" & ".join(_latex(cell) for cell in (comparison, database, source, _interval(valid),
-                                                           _interval(test), counts["songs"], counts["seeds"],
-                                                           _failures(test))) + r" \\")
+                                                           _interval(test), _counts(valid, test, "songs"),
+                                                           _counts(valid, test, "seeds"), _failures(test))) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
