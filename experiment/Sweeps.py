@@ -142,15 +142,18 @@ def prepare_data(sweep: Sweep, run: PointRun) -> None:
         raise SweepError(f"Preparing the data failed ({log}): {last_line(log, start)}")
 
 
-def launch(sweep: Sweep, point_ids: Sequence[str]) -> None:
-    """Run or submit these points with the sweep's executor, after preparing the shared data."""
+def launch(sweep: Sweep, point_ids: Sequence[str], prepare: bool = True) -> None:
+    """Run or submit these points with the sweep's executor, after preparing the shared data
+    (``prepare``: ``submit`` does; ``resubmit`` finds it prepared, and each training process holds
+    the data lock while it checks it, SweepRuns.py)."""
     if not point_ids:
         LOGGER.info("Nothing to run: every point is done, pending or running.")
         return
     runs = point_runs(sweep, point_ids, sweep.resources["executor"])
     os.makedirs(sweep.folder, exist_ok=True)
     write_description(sweep)
-    prepare_data(sweep, runs[0])
+    if prepare:
+        prepare_data(sweep, runs[0])
     if sweep.resources["executor"] == "slurm":
         run_slurm(sweep, runs)
     else:
@@ -223,7 +226,7 @@ def resubmit(sweep: Sweep) -> None:
             set_aside(sweep, row["point"])
         if row["state"] in ("failed", "interrupted", "not submitted"):
             chosen.append(row["point"])
-    launch(sweep, chosen)
+    launch(sweep, chosen, prepare=False)
 
 
 def parse_arguments(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
