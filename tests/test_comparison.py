@@ -92,3 +92,57 @@ def test_gain_lines_name_each_source_with_its_song_count():
         "  voice: SDR +1.00 dB [+1.00, +1.00] over 2 songs",
         "  accompaniment: SDR +0.50 dB [+0.50, +0.50] over 2 songs",
     ]
+
+
+def rows_with_reasons(values, reasons, model="m", source="voice"):
+    """Rows as per_song.csv gives them: metric (NaN where undefined) and ';'-separated reasons."""
+    return [dict(row, undefined_reason=reasons.get(row["song"], "")) for row in rows(values, model, source=source)]
+
+
+def test_a_silent_estimate_is_a_failure_scored_as_the_worst_value_and_counted_per_model():
+    baseline = rows_with_reasons({"a": 4.0, "b": 2.0, "c": 6.0}, {})
+    semi = rows_with_reasons({"a": 5.0, "b": math.nan, "c": 7.0}, {"b": "silent estimate"})
+    (row,) = [row for row in Comparison.gain_table([baseline], [semi]) if row["database"] == "all"]
+    # b scores 2.0, the lowest finite value of both models here: difference 0, not left out.
+    assert row["songs"] == 3 and row["mean"] == pytest.approx((1.0 + 0.0 + 1.0) / 3)
+    assert (row["failures"], row["baseline_failures"]) == (1, 0)
+    # Dropping b instead would have claimed +1.0 dB.
+    assert Comparison.paired_differences(baseline, semi) == {("DB", "voice"): {"a": 1.0, "c": 1.0}}
+
+
+def test_a_failure_never_beats_a_real_estimate_and_minus_infinity_is_a_failure():
+    baseline = rows_with_reasons({"a": -3.0, "b": 1.0}, {})
+    semi = rows_with_reasons({"a": -math.inf, "b": 2.0}, {})
+    differences, failures = Comparison.scored_differences(
+        baseline, semi, "SDR", Comparison.score_range([baseline, semi], "SDR")
+    )
+    assert differences[("DB", "voice")] == {"a": 0.0, "b": 1.0}  # -inf scored as -3.0, the worst real value
+    assert failures[("DB", "voice")] == [0, 1]
+
+
+def test_a_silent_reference_is_no_models_failure_and_leaves_the_song_out():
+    reasons = {"b": "silent reference"}
+    baseline = rows_with_reasons({"a": 1.0, "b": math.nan}, reasons)
+    semi = rows_with_reasons({"a": 2.0, "b": math.nan}, reasons)
+    (row,) = [row for row in Comparison.gain_table([baseline], [semi]) if row["database"] == "all"]
+    assert row["songs"] == 1 and row["mean"] == pytest.approx(1.0)
+    assert (row["failures"], row["baseline_failures"]) == (0, 0)
+
+
+def test_both_models_failing_on_a_song_is_a_tie_counted_for_both():
+    reasons = {"b": "silent estimate"}
+    baseline = rows_with_reasons({"a": 1.0, "b": math.nan}, reasons)
+    semi = rows_with_reasons({"a": 3.0, "b": math.nan}, reasons)
+    (row,) = [row for row in Comparison.gain_table([baseline], [semi]) if row["database"] == "all"]
+    assert row["songs"] == 2 and row["mean"] == pytest.approx(1.0)
+    assert (row["failures"], row["baseline_failures"]) == (1, 1)
+
+
+def test_gain_lines_show_failures_when_there_are_any():
+    baseline = rows_with_reasons({"a": 1.0, "b": 2.0}, {})
+    semi = rows_with_reasons({"a": 2.0, "b": math.nan}, {"b": "silent estimate"})
+    lines = Comparison.format_gain_lines(Comparison.gain_table([baseline], [semi])).splitlines()
+    assert lines[1] == (
+        "  voice: SDR +0.00 dB [-1.00, +1.00] over 2 songs; failures (silent or non-finite "
+        "estimate, scored as the worst value): semi-supervised 1, supervised 0"
+    )

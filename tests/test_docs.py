@@ -265,8 +265,9 @@ def check_command(tokens: Sequence[str], facts: Facts) -> List[str]:
                 if not arg.startswith("-") and not os.path.exists(os.path.join(ROOT, arg))
             ]
         elif args[:1] == ["-m"]:
-            if args[1:2] != ["venv"]:
-                problems.append(f"unexpected module {args[1:2]}")
+            module = args[1] if len(args) > 1 else ""
+            if module != "venv" and not os.path.isfile(os.path.join(ROOT, *module.split(".")) + ".py"):
+                problems.append(f"no module {module} in the repository")
         elif args and args[0] != "-c":
             if not os.path.isfile(os.path.join(ROOT, args[0])):
                 problems.append(f"no script {args[0]}")
