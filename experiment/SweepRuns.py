@@ -36,9 +36,12 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from common import Utils
+
+if TYPE_CHECKING:  # submitit is imported where a sweep runs on Slurm
+    import submitit
 
 LOGGER = logging.getLogger(__name__)
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
