@@ -199,7 +199,7 @@ def test_status_shows_the_failures_error_and_the_cancelled_point(sweep_run):
     for point in BROKEN:
         assert sweep_run["after"][point]["state"] == "failed"
         assert sweep_run["after"][point]["detail"] == (
-            "UsageError: semisup_init='bogus': use 'scratch' (the paper) or 'supervised'."
+            "UsageError: semisup_init='bogus': use one of 'scratch', 'supervised'"
         )
     lines = {line.split()[0]: line for line in final.stdout.splitlines()[1:-1]}
     assert "failed" in lines[BROKEN[0]] and "semisup_init='bogus'" in lines[BROKEN[0]]
