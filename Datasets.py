@@ -40,12 +40,12 @@ import sys
 from typing import Optional, Sequence
 
 from common import Utils
-from databases import DatasetCache, PlainFolders, SharedSongs
+from databases import DatasetCache, PlainFolders, SharedSongs, Sources
 from databases.DatasetDicts import (  # the dataset dict's own checks and table
     load_custom_dataset,
     validate_dataset,
 )
-from databases.DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database, musdb_validation_tracks
+from databases.DatasetLayouts import DATABASE_NAMES, LAYOUT_HINTS, discover_database
 from databases.DatasetXML import (
     SPLITS,
     DatabaseDescription,
@@ -56,14 +56,15 @@ from databases.DatasetXML import (
     write_database_xml,
 )
 from databases.DerivedAudio import DATASET_FORMAT_VERSION, load_database_songs
+from databases.Partition import (  # the paper's partition, re-exported as part of this module's interface
+    _check_supervised_validation,
+    partition_dataset,
+    without_missing,
+)
 
 LOGGER = logging.getLogger(__name__)
 
 SUPERVISED_DATABASES = ("DSD100", "MUSDB18HQ", "MUSDB18", "SongFolders")
-# supervised_validation: "test_songs" = the paper's rule (the first supervised_valid_songs Test
-# songs are valid); "musdb_valid" = musdb's official validation tracks (split='valid') of train.
-SUPERVISED_VALIDATION_RULES = ("test_songs", "musdb_valid")
-MUSDB_VALID_DATABASES = ("MUSDB18", "MUSDB18HQ")
 
 
 def prepare_database(
@@ -155,119 +156,6 @@ def _unconfigured_message(name, xml_path, description):
     )
 
 
-def partition_dataset(
-    songs_by_database: dict,
-    supervised_database: str = "DSD100",
-    unsupervised_databases: Sequence[str] = ("MedleyDB", "CCMixter", "iKala"),
-    supervised_valid_songs: int = 25,
-    supervised_validation: str = "test_songs",
-) -> dict:
-    """Split songs into the four partitions of the paper.
-
-    Args:
-        songs_by_database: dict name -> list of :class:`LabelledSong` in XML order; databases
-            that are absent (skipped optional ones) contribute nothing.
-        supervised_database: its Training songs form ``train_sup``; of its Test songs the first
-            ``supervised_valid_songs`` go to ``valid`` and the rest to ``test``.
-        unsupervised_databases: for each, in this order, with n = len // 3: the first n songs
-            go to ``train_unsup`` (as three unpaired lists), the next n to ``valid``, the rest
-            to ``test``.
-        supervised_valid_songs: see above (paper: 25 of DSD100's 50 Test songs).
-        supervised_validation: ``"test_songs"`` (the paper's rule above) or ``"musdb_valid"``
-            (MUSDB18 / MUSDB18HQ only): musdb's official validation tracks (its
-            ``split='valid'``, :func:`DatasetLayouts.musdb_validation_tracks`) among the
-            Training songs go to ``valid``, the other Training songs to ``train_sup`` and all
-            Test songs to ``test``; ``supervised_valid_songs`` is then not used.
-
-    Raises:
-        DatasetConfigError: a supervised song without databaseSplit, an invalid
-            ``supervised_validation``, or "musdb_valid" when none of the validation tracks is
-            among the Training songs.
-
-    Returns:
-        The dataset dict (see the module docstring); ``valid``/``test`` list the supervised
-        database's songs first, then the unsupervised databases in the given order.
-    """
-    _check_supervised_validation(supervised_validation, supervised_database)
-    dataset = {"train_sup": [], "train_unsup": [[], [], []], "valid": [], "test": []}
-    supervised = songs_by_database.get(supervised_database)
-    if supervised is not None:
-        for song in supervised:
-            if song.split not in SPLITS:
-                raise DatasetConfigError(
-                    f"Song '{song.triple[0].song}' of the supervised database "
-                    f"{supervised_database} has no databaseSplit: set Training or Test in its XML"
-                )
-        test_songs = [song.triple for song in supervised if song.split == "Test"]
-        if supervised_validation == "musdb_valid":
-            dataset["train_sup"], dataset["valid"] = _musdb_validation_split(supervised, supervised_database)
-            dataset["test"] += test_songs
-        else:
-            if supervised_valid_songs > len(test_songs):
-                LOGGER.warning(
-                    "supervised_valid_songs=%d but %s has only %d Test songs: all go to valid, none to test",
-                    supervised_valid_songs,
-                    supervised_database,
-                    len(test_songs),
-                )
-            dataset["train_sup"] = [song.triple for song in supervised if song.split == "Training"]
-            dataset["valid"] += test_songs[:supervised_valid_songs]
-            dataset["test"] += test_songs[supervised_valid_songs:]
-    for name in unsupervised_databases:
-        triples = [song.triple for song in songs_by_database.get(name, [])]
-        third = len(triples) // 3
-        for index, samples in enumerate(zip(*triples[:third])):
-            dataset["train_unsup"][index].extend(samples)
-        dataset["valid"] += triples[third : 2 * third]
-        dataset["test"] += triples[2 * third :]
-    return dataset
-
-
-def _musdb_validation_split(songs, database):
-    """``(train_sup, valid)`` triples of ``supervised_validation="musdb_valid"``, both in XML order.
-
-    valid = the Training songs named ("Artist - Title") in musdb's validation list, train_sup
-    = the other Training songs. Validation tracks that are missing are logged.
-    """
-    expected = musdb_validation_tracks()
-    training = [song.triple for song in songs if song.split == "Training"]
-    valid = [triple for triple in training if triple[0].song in expected]
-    if not valid:
-        raise DatasetConfigError(
-            f"supervised_validation='musdb_valid' but none of musdb's {len(expected)} validation tracks is a "
-            f"Training song of {database} (expected: {'; '.join(expected)}). Use the complete {database} "
-            "(its train/ folder), restore those tracks in its XML, or set "
-            "partition_config.supervised_validation=test_songs"
-        )
-    found = {triple[0].song for triple in valid}
-    missing = [name for name in expected if name not in found]
-    if missing:
-        LOGGER.warning(
-            "supervised_validation='musdb_valid': %d of musdb's %d validation tracks are not Training "
-            "songs of %s, valid has %d songs; missing: %s",
-            len(missing),
-            len(expected),
-            database,
-            len(valid),
-            "; ".join(missing),
-        )
-    return [triple for triple in training if triple[0].song not in found], valid
-
-
-def _check_supervised_validation(supervised_validation, supervised_database):
-    if supervised_validation not in SUPERVISED_VALIDATION_RULES:
-        raise DatasetConfigError(
-            f"supervised_validation={supervised_validation!r} is not supported; use one of "
-            f"{', '.join(SUPERVISED_VALIDATION_RULES)}"
-        )
-    if supervised_validation == "musdb_valid" and supervised_database not in MUSDB_VALID_DATABASES:
-        raise DatasetConfigError(
-            f"supervised_validation='musdb_valid' (musdb's official validation tracks) needs "
-            f"supervised_database {' or '.join(MUSDB_VALID_DATABASES)}, not "
-            f"'{supervised_database}': set supervised_validation=test_songs for it"
-        )
-
-
 def _check_partition_settings(
     supervised_database,
     unsupervised_databases,
@@ -342,7 +230,10 @@ def get_dataset(
         unpaired_folders: list name (``mixtures``, ``accompaniment``, ``voice``) -> folder(s)
             whose audio files (sub-folders included) are added to ``train_unsup`` unpaired
             (databases/PlainFolders.py); with or instead of the unsupervised databases' thirds.
-        sources: the model's sources (``model_config.sources``): a source folder must name one.
+        sources: the model's sources (``model_config.sources``): every item is ``(mixture,
+            *sources)`` in this order, ``train_unsup`` one list of mixtures and one per source;
+            a source folder must name one. Where each database's sources come from, and what
+            a database that lacks one gives: databases/Sources.py.
 
     Returns:
         dict with keys train_sup, train_unsup, valid, test (see the module docstring): the
@@ -353,23 +244,26 @@ def get_dataset(
     Raises:
         DatasetConfigError: wrong settings, folders or files, before any audio is derived.
     """
+    sources = tuple(sources)
     folders = PlainFolders.check_unpaired_folders(unpaired_folders, sources)
     if custom_dataset:
-        dataset = load_custom_dataset(custom_dataset, custom_dataset_kwargs)
+        dataset = load_custom_dataset(custom_dataset, custom_dataset_kwargs, sources)
         if folders:
-            samples = PlainFolders.read_unpaired_samples(PlainFolders.list_unpaired_files(folders))
-            dataset = validate_dataset(PlainFolders.add_to_dataset(dataset, samples)[0])
+            samples = PlainFolders.read_unpaired_samples(PlainFolders.list_unpaired_files(folders, sources))
+            dataset = validate_dataset(PlainFolders.add_to_dataset(dataset, samples, sources)[0], sources=sources)
         return dataset
     _check_partition_settings(
         supervised_database, unsupervised_databases, supervised_valid_songs, optional_databases, supervised_validation
     )
+    _check_sources(sources, supervised_database)
     DatasetCache.check_replaceable(pkl_path)  # a foreign file there stops the run before any work
-    folder_files = PlainFolders.list_unpaired_files(folders)
+    folder_files = PlainFolders.list_unpaired_files(folders, sources)
     settings = {
         "supervised_database": supervised_database,
         "unsupervised_databases": list(unsupervised_databases),
         "supervised_valid_songs": supervised_valid_songs,
         "supervised_validation": supervised_validation,
+        "sources": list(sources),
     }
     cache_dir = os.path.abspath(cache_dir)
     databases = {}
@@ -387,17 +281,35 @@ def get_dataset(
         databases, dict(settings, shared_song_rules=SharedSongs.RULES_VERSION), cache_dir, folder_files
     )
     dataset = DatasetCache.load(
-        pkl_path, fingerprint, lambda stored: validate_dataset(stored, origin=f"the dataset stored in {pkl_path}")
+        pkl_path,
+        fingerprint,
+        lambda stored: validate_dataset(stored, origin=f"the dataset stored in {pkl_path}", sources=sources),
     )
     if dataset is None:
         folder_samples = PlainFolders.read_unpaired_samples(folder_files)  # its errors before any derived audio
-        songs = {name: load_database_songs(database, cache_dir) for name, database in databases.items()}
+        stems = Sources.extra_stems(sources)
+        songs = {name: load_database_songs(database, cache_dir, stems) for name, database in databases.items()}
         dataset, _ = SharedSongs.keep_each_song_in_one_partition(partition_dataset(songs, **settings))
-        dataset, _ = PlainFolders.add_to_dataset(dataset, folder_samples)
-        dataset = validate_dataset(dataset, origin="Datasets.partition_dataset")
+        dataset, _ = PlainFolders.add_to_dataset(without_missing(dataset), folder_samples, sources)
+        dataset = validate_dataset(dataset, origin="Datasets.partition_dataset", sources=sources)
         DatasetCache.save(pkl_path, fingerprint, dataset)
         LOGGER.info("Built the dataset structure and saved it to %s", pkl_path)
     return dataset
+
+
+def _check_sources(sources, supervised_database):
+    """Before any work: the supervised database gives every source (databases/Sources.py)."""
+    lacking = Sources.missing_sources(supervised_database, sources)
+    if lacking:
+        given = {name for names in Sources.DATABASE_SOURCES.values() for name in names}
+        unknown = [f"; {Sources.unknown_source_hint(source)}" for source in lacking if source not in given]
+        raise DatasetConfigError(
+            f"The supervised database {supervised_database} cannot give {', '.join(lacking)} "
+            f"(model_config.sources = {list(sources)}; it gives "
+            f"{', '.join(Sources.DATABASE_SOURCES[supervised_database])}): choose another "
+            "partition_config.supervised_database (DSD100, MUSDB18HQ and MUSDB18 give drums, bass, other and "
+            f"voice), other sources, or a custom_dataset{''.join(unknown)}"
+        )
 
 
 def dataset_fingerprint(databases: dict, settings: dict, cache_dir: str, folder_files: Sequence = ()) -> str:

@@ -55,7 +55,7 @@ import Evaluate
 import Input
 from common import Checkpoints, Config
 from databases import DatasetDicts
-from evaluation import Comparison, Headline, Results, SeparateFiles
+from evaluation import Comparison, Headline, ModelFolder, Results, SeparateFiles
 from experiment import ConfigDocs, Settings
 from experiment.Experiment import run_experiment
 from experiment.TrainingData import TrainingData, load_dataset
@@ -299,7 +299,7 @@ def main(_run: Run, _config: dict) -> dict:
             config.network.sources,
             need_unpaired=True,
         )
-        LOGGER.info("Dataset:\n%s", DatasetDicts.dataset_table(dataset))
+        LOGGER.info("Dataset:\n%s", DatasetDicts.dataset_table(dataset, config.network.sources))
         data = TrainingData.prepare(dataset, _config["cache_dir"], config.signal, _config["spectrogram_cache"])
     _run.info["experiment_id"] = settings.experiment_id
 
@@ -365,7 +365,7 @@ def datasets(
             unpaired_folders,
             model_config["sources"],
         )
-    print(DatasetDicts.dataset_table(dataset))
+    print(DatasetDicts.dataset_table(dataset, model_config["sources"]))
 
 
 @ex.command
@@ -400,6 +400,8 @@ def evaluate(
             )
         bss_eval = Evaluate.check_bss_eval(bss_eval)
         Utils.check_writable(results_dir)  # before the model is loaded and the songs separated
+        # The songs' sources are the checkpoint's, whatever model_config.sources says.
+        sources = Checkpoints.read_model_config(ModelFolder.find_checkpoint(model_path)[1]).network.sources
         dataset = load_dataset(
             dataset_xmls,
             dataset_roots,
@@ -410,7 +412,7 @@ def evaluate(
             use_demo,
             demo_database,
             unpaired_folders,
-            model_config["sources"],
+            sources,
         )
         rows = Evaluate.evaluate_model(
             model_path,

@@ -100,6 +100,11 @@ def _sources(value) -> Tuple[str, ...]:
         raise ValueError("give a non-empty list of source names, e.g. ['accompaniment', 'voice']")
     if not all(isinstance(name, str) and name for name in value) or len(set(value)) != len(value):
         raise ValueError("source names must be distinct non-empty strings")
+    if "vocals" in value:
+        raise ValueError(
+            "the project calls the singing voice 'voice' (SiSEC's 'vocals' is used only in museval JSON): "
+            "write 'voice', e.g. ['drums', 'bass', 'other', 'voice']"
+        )
     return tuple(value)
 
 

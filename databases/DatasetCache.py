@@ -31,8 +31,9 @@ from Sample import Sample
 LOGGER = logging.getLogger(__name__)
 
 MAGIC = b"# dataset cache of Datasets.py: a JSON header line, then a pickle of Samples\n"
-# Bump when the stored structure changes; a cache of another version is rebuilt.
-CACHE_FORMAT_VERSION = 2
+# Bump when the stored structure changes; a cache of another version is rebuilt
+# (3: items hold the mixture and the configured sources, train_unsup one list per source).
+CACHE_FORMAT_VERSION = 3
 LEGACY_KEYS = {"fingerprint", "format_version", "dataset"}
 MAX_HEADER_BYTES = 4096
 # A format-1 cache of every database of the paper is well under 1 MB; larger pickles are not ours.

@@ -21,9 +21,10 @@
   Training (train/) or Test (test/); musdb's official validation tracks
   (:func:`musdb_validation_tracks`) are a subset of train/.
 - MedleyDB: ``Mix`` (the _MIX.wav, used for its sample rate only) and one entry per stem:
-  ``Voice`` for the singer labels in :data:`MEDLEYDB_VOCAL_LABELS`, otherwise ``Bass``,
-  ``Drums``, ``Guitar``, ``Piano`` or ``Other``. Voice = sum of the ``Voice`` stems (silence
-  if none), accompaniment = sum of all other stems, mixture = voice + accompaniment.
+  its instrumentName from its labels by the editable file :data:`Sources.MEDLEYDB_STEMS_FILE`
+  (``Voice`` for singers, ``Drums``, ``Bass``, ``Guitar``, ``Piano``, else ``Other``).
+  Voice = sum of the ``Voice`` stems (silence if none), accompaniment = sum of all other
+  stems, mixture = voice + accompaniment; drums, bass, other: databases/Sources.py.
 - CCMixter: ``Mix`` (mix.wav), ``Instrumental`` (source-01.wav), ``Voice`` (source-02.wav).
 - iKala: ``Mix`` (the stereo Wavfile/<id>.wav); accompaniment = left channel, voice = right
   channel, mixture = left + right (all three mono).
@@ -40,6 +41,7 @@ import yaml
 from tqdm import tqdm
 
 from databases.DatasetXML import DatabaseDescription, DatasetConfigError, Instrument, Track
+from databases.Sources import read_medleydb_labels
 from Sample import AUDIO_EXTENSIONS, FFMPEG_INSTALL_HINT, AudioDecoderError, Sample
 
 if TYPE_CHECKING:  # stempeg refuses to import without ffmpeg: see import_stempeg
@@ -48,28 +50,6 @@ if TYPE_CHECKING:  # stempeg refuses to import without ffmpeg: see import_stempe
 LOGGER = logging.getLogger(__name__)
 
 DATABASE_NAMES = ("DSD100", "MedleyDB", "CCMixter", "iKala", "MUSDB18HQ", "MUSDB18", "SongFolders")
-# The singer labels of PAPER.md; spoken-word stems ("male speaker", "female speaker") are not
-# singing and stay in the accompaniment.
-MEDLEYDB_VOCAL_LABELS = frozenset(
-    {"male singer", "female singer", "vocalists", "male rapper", "female rapper", "choir"}
-)
-MEDLEYDB_MULTIPLE_VOICE_LABELS = frozenset({"vocalists", "choir"})
-MEDLEYDB_INSTRUMENT_NAMES = {
-    "electric bass": "Bass",
-    "double bass": "Bass",
-    "drum set": "Drums",
-    "drum machine": "Drums",
-    "kick drum": "Drums",
-    "snare drum": "Drums",
-    "bass drum": "Drums",
-    "toms": "Drums",
-    "auxiliary percussion": "Drums",
-    "clean electric guitar": "Guitar",
-    "distorted electric guitar": "Guitar",
-    "acoustic guitar": "Guitar",
-    "piano": "Piano",
-    "electric piano": "Piano",
-}
 # (file stem, instrumentName) of the sources of a DSD100 / MUSDB18-HQ song, mixture excluded;
 # only the vocals are needed (accompaniment = mixture - vocals), the other stems are listed if present.
 MULTITRACK_SOURCES = (("vocals", "Voice"), ("bass", "Bass"), ("drums", "Drums"), ("other", "Other"))
@@ -370,6 +350,7 @@ def _split_artist_title(folder_name, separator=" - "):
 
 
 def _discover_medleydb(root):
+    mapping = read_medleydb_labels()
     tracks = []
     for name in tqdm(
         _sorted_entries(os.path.join(root, "Audio"), want_dirs=True),
@@ -381,7 +362,7 @@ def _discover_medleydb(root):
         metadata = _read_medleydb_metadata(root, name)
         instruments = [_describe_file(root, f"Audio/{name}/{name}_MIX.wav", "Mix", True)]
         for stem_id, stem in sorted(metadata["stems"].items()):
-            instruments.append(_medleydb_stem(root, name, stem_id, stem))
+            instruments.append(_medleydb_stem(root, name, stem_id, stem, mapping))
         artist, title = _split_artist_title(name, "_")
         tracks.append(
             Track(
@@ -416,23 +397,22 @@ def _read_medleydb_metadata(root, name):
     return metadata
 
 
-def _medleydb_stem(root, name, stem_id, stem):
+def _medleydb_stem(root, name, stem_id, stem, mapping):
     if not isinstance(stem, dict) or not stem.get("filename"):
         raise DatasetConfigError(f"MedleyDB song {name}: stem {stem_id} in its METADATA.yaml has no 'filename'")
     labels = stem.get("instrument") or []
     labels = {str(label).strip().lower() for label in (labels if isinstance(labels, list) else [labels])}
-    if labels & MEDLEYDB_VOCAL_LABELS:
+    if labels & mapping.vocal:
         instrument_name = "Voice"
     else:
         instrument_name = next(
-            (MEDLEYDB_INSTRUMENT_NAMES[label] for label in sorted(labels) if label in MEDLEYDB_INSTRUMENT_NAMES),
-            "Other",
+            (mapping.instrument_of[label] for label in sorted(labels) if label in mapping.instrument_of), "Other"
         )
     return _describe_file(
         root,
         f"Audio/{name}/{name}_STEMS/{stem['filename']}",
         instrument_name,
-        multiple_voices=bool(labels & MEDLEYDB_MULTIPLE_VOICE_LABELS),
+        multiple_voices=bool(labels & mapping.multiple_voices),
     )
 
 

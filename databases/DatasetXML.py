@@ -13,7 +13,7 @@ track list is filled by discovery from the folder's public layout and written ba
 
 import dataclasses
 import os
-from typing import NamedTuple, Optional
+from typing import Mapping, NamedTuple, Optional, Sequence
 
 from lxml import etree
 
@@ -74,10 +74,17 @@ class DatabaseDescription:
 
 
 class LabelledSong(NamedTuple):
-    """A paired song ``(mixture, accompaniment, voice)`` and its databaseSplit (or None)."""
+    """A paired song ``(mixture, accompaniment, voice)``, its databaseSplit (or None) and the
+    further stems it gives when asked for (``{"drums": Sample, ...}``, see databases/Sources.py)."""
 
     triple: tuple
     split: Optional[str]
+    stems: Optional[Mapping[str, object]] = None
+
+    def item(self, sources: Sequence[str]) -> tuple:
+        """``(mixture, *sources)`` in the order of ``sources``; ``None`` for a source the song lacks."""
+        given = dict(self.stems or {}, accompaniment=self.triple[1], voice=self.triple[2])
+        return (self.triple[0],) + tuple(given.get(source) for source in sources)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+from typing import Sequence
 
 import ffmpeg
 import numpy as np
@@ -36,6 +37,7 @@ from tqdm import tqdm
 
 import Input
 from common import Utils
+from databases import Sources
 from databases.DatasetLayouts import MUSDB18_STREAMS, import_stempeg, stem_file_info
 from databases.DatasetXML import DatasetConfigError, LabelledSong, PreparedDatabase
 from Sample import FFMPEG_INSTALL_HINT, SOUNDFILE_EXTENSIONS, AudioDecoderError, Sample
@@ -51,13 +53,19 @@ AAC_FRAME_SAMPLES = 1024
 MUSDB18_LENGTH_TOLERANCE_FRAMES = 4
 
 
-def load_database_songs(database: PreparedDatabase, cache_dir: str) -> list:
+def load_database_songs(database: PreparedDatabase, cache_dir: str, stems: Sequence[str] = ()) -> list:
     """Build the ``(mixture, accompaniment, voice)`` triples of every track, in XML order.
 
     Derived audio (see the module docstring) is written into ``cache_dir`` or reused from it.
 
+    Args:
+        stems: further sources wanted, of ``Sources.STEM_SOURCES`` (drums, bass, other); a
+            song gives those its database and files have (databases/Sources.py), nothing else
+            is read or derived.
+
     Returns:
-        list of :class:`LabelledSong` (triple of Samples and the track's databaseSplit).
+        list of :class:`LabelledSong` (triple of Samples, the track's databaseSplit and the
+        wanted stems it gives).
 
     Raises:
         FileNotFoundError: a file listed in the XML is missing.
@@ -73,12 +81,17 @@ def load_database_songs(database: PreparedDatabase, cache_dir: str) -> list:
         "iKala": _ikala_song,
         "SongFolders": _song_folder_song,
     }
+    stem_builders = {"DSD100": _multitrack_stems, "MUSDB18HQ": _multitrack_stems, "MUSDB18": _musdb18_stems}
+    stem_builders["MedleyDB"] = _medleydb_stems
+    wanted = [stem for stem in stems if stem in Sources.DATABASE_SOURCES[database.name]]
     songs = []
     for track in tqdm(
         database.description.tracks, desc=f"Preparing {database.name}", unit="song", leave=False, disable=None
     ):
         context = _SongContext(database, track, os.path.abspath(cache_dir))
-        songs.append(LabelledSong(triple=builders[database.name](context), split=track.split))
+        triple = builders[database.name](context)
+        given = stem_builders[database.name](context, wanted, triple[0]) if wanted else None
+        songs.append(LabelledSong(triple=triple, split=track.split, stems=given))
     return songs
 
 
@@ -243,6 +256,48 @@ def _ikala_song(context):
     return tuple(derived[role] for role in SOURCE_ORDER)
 
 
+def _multitrack_stems(context, stems, mixture):
+    """DSD100 / MUSDB18-HQ: each wanted stem's file (``Drums``, ``Bass``, ``Other``) as it is, or
+    re-cut to the mixture's rate and length if its format differs; a song without the file
+    does not give that stem."""
+    given = {}
+    for stem in stems:
+        paths = context.paths(stem.capitalize())
+        if len(paths) != 1:
+            continue
+        sample = context.sample(paths[0])
+        if _same_format([mixture, sample]):
+            given[stem] = sample
+        else:
+            inputs = [("mixture", mixture.path), (stem, paths[0])]
+            given.update(_derived_samples(context, inputs, (stem,), lambda audio, stem=stem: {stem: audio[stem]}))
+    return given
+
+
+def _musdb18_stems(context, stems, mixture):
+    """MUSDB18 stem file: each wanted stem's AAC stream (drums 1, bass 2, other 3), decoded once."""
+    path = context.single_path("Mix")
+    return _derived_samples(
+        context, [("stems", path)], tuple(stems), lambda audio: audio, reader=_musdb18_reader(tuple(stems))
+    )
+
+
+def _medleydb_stems(context, stems, mixture):
+    """MedleyDB: each wanted stem = the sum of the stems whose instrumentName maps to it
+    (Sources.medleydb_stem: Voice, Drums, Bass; every other name is other), silence if none."""
+    items = [item for item in context.track.instruments if item.name != "Mix"]
+    inputs = [(f"stem{index}", context.absolute(item)) for index, item in enumerate(items)]
+    stem_of = {label: Sources.medleydb_stem(item.name) for (label, _), item in zip(inputs, items)}
+    mix_paths = context.paths("Mix")
+    reference_rate = context.sample(mix_paths[0]).sample_rate if mix_paths else None
+
+    def sum_stems(audio):
+        template = np.zeros_like(next(iter(audio.values())))
+        return {stem: sum((audio[label] for label in audio if stem_of[label] == stem), template) for stem in stems}
+
+    return _derived_samples(context, inputs, tuple(stems), sum_stems, reference_rate)
+
+
 def _same_format(samples):
     """True if all samples share sample rate, channel count and number of frames."""
     signatures = {
@@ -315,16 +370,27 @@ def _read_musdb18_stems(inputs, reference_rate, where):
         ValueError: the file cannot be decoded, or decodes to much less audio than it declares.
         DatasetConfigError: the file lacks one of the 5 MUSDB18 streams.
     """
-    ((_, path),) = inputs
-    info = stem_file_info(path)
-    sample_rate = info.sample_rate(0)
-    declared = int(round(info.duration(0) * sample_rate))
-    audio = {
-        label: _decode_stem_stream(path, info, MUSDB18_STREAMS.index(stream), sample_rate, declared, where)
-        for label, stream in (("mixture", "mixture"), ("voice", "vocals"))
-    }
-    shortest = min(len(signal) for signal in audio.values())
-    return {label: np.ascontiguousarray(signal[:shortest]) for label, signal in audio.items()}, sample_rate
+    return _musdb18_reader((("mixture", "mixture"), ("voice", "vocals")))(inputs, reference_rate, where)
+
+
+def _musdb18_reader(streams):
+    """A reader like :func:`_read_musdb18_stems` of the ``streams``: (label, MUSDB18 stream
+    name) pairs, or stream names used as their own labels (e.g. ``("drums", "bass")``)."""
+    pairs = [(item, item) if isinstance(item, str) else item for item in streams]
+
+    def read(inputs, reference_rate, where):
+        ((_, path),) = inputs
+        info = stem_file_info(path)
+        sample_rate = info.sample_rate(0)
+        declared = int(round(info.duration(0) * sample_rate))
+        audio = {
+            label: _decode_stem_stream(path, info, MUSDB18_STREAMS.index(stream), sample_rate, declared, where)
+            for label, stream in pairs
+        }
+        shortest = min(len(signal) for signal in audio.values())
+        return {label: np.ascontiguousarray(signal[:shortest]) for label, signal in audio.items()}, sample_rate
+
+    return read
 
 
 def _decode_stem_stream(path, info, stream, sample_rate, declared, where):

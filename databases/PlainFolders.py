@@ -1,13 +1,16 @@
 """Unpaired training data from plain folders: the setting ``unpaired_folders``.
 
 A user's unpaired data is a folder of songs (mixtures), a folder of a cappella recordings and
-a folder of instrumentals. ``unpaired_folders`` maps each unpaired list of ``train_unsup`` to
-folders: ``{"mixtures": [...], "accompaniment": [...], "voice": [...]}`` (a folder may be given
-as a string instead of a list of one). Every audio file under a folder, in sub-folders too
-(hidden files and folders skipped; extensions :data:`Sample.AUDIO_EXTENSIONS`, any case), in
-sorted path order, is added to its list as one item, with no pairing: the lists need not have
-the same length and a file's rate and channels are its own (training reads every file at the
-model's rate, mono, and gives every unpaired excerpt the paper's random gain).
+a folder of instrumentals, or with four sources folders of drum, bass and other solo recordings.
+``unpaired_folders`` maps each unpaired list of ``train_unsup`` (``mixtures`` and each of the
+model's sources) to folders: ``{"mixtures": [...], "accompaniment": [...], "voice": [...]}``
+or ``{"mixtures": [...], "drums": [...], ...}`` (a folder may be given as a string instead of a
+list of one; a key with no folders is ignored, so the default's empty lists fit any sources).
+Every audio file under a folder, in sub-folders too (hidden files and folders skipped;
+extensions :data:`Sample.AUDIO_EXTENSIONS`, any case), in sorted path order, is added to its
+list as one item, with no pairing: the lists need not have the same length and a file's rate
+and channels are its own (training reads every file at the model's rate, mono, and gives every
+unpaired excerpt the paper's random gain).
 
 Each file is a :class:`Sample` of database :data:`FOLDER_DATABASE`; its song name is the file
 name without extension, or its folder's name when the file name is a generic one such as
@@ -29,12 +32,13 @@ from typing import Dict, List, Sequence, Tuple
 
 from databases.DatasetXML import DatasetConfigError
 from databases.SharedSongs import PARTITION_PRIORITY, SharedSongDecision, song_identity
+from databases.Sources import DEFAULT_SOURCES
 from Sample import AUDIO_EXTENSIONS, AudioDecoderError, Sample
 
 LOGGER = logging.getLogger(__name__)
 
-# The keys of unpaired_folders in the order of train_unsup's lists; the sources are the dataset's.
-UNPAIRED_LISTS = ("mixtures", "accompaniment", "voice")
+# The keys of unpaired_folders of the default sources, in the order of train_unsup's lists.
+UNPAIRED_LISTS = ("mixtures",) + DEFAULT_SOURCES
 FOLDER_DATABASE = "folders"
 SETTING = "unpaired_folders"
 GENERIC_FILE_NAMES = frozenset(
@@ -61,7 +65,7 @@ _TRACK_NUMBER = re.compile(r"^\d+\s*-\s*")
 class FolderFile:
     """One audio file found under a configured folder, with what its fingerprint needs."""
 
-    role: str  # one of UNPAIRED_LISTS
+    role: str  # "mixtures" or one of the model's sources
     folder: str  # the configured folder (absolute)
     path: str  # absolute path of the file
     size: int  # bytes
@@ -77,7 +81,7 @@ def check_unpaired_folders(
         unpaired_folders: dict list name -> folder path or list of folder paths; None or empty
             lists mean no folders.
         sources: the model's sources (``model_config.sources``); a source folder must name one
-            of them, and the dataset holds only accompaniment and voice lists.
+            of them.
 
     Returns:
         dict list name -> absolute folder paths (``~`` expanded), only for lists with folders.
@@ -95,18 +99,14 @@ def check_unpaired_folders(
         )
     checked = {}
     for key, value in unpaired_folders.items():
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue  # no folders: nothing to check, whatever the key
         if key != "mixtures" and key not in sources:
             raise DatasetConfigError(
                 f"{SETTING}.{key} names a source the model does not have (model_config.sources = {list(sources)}): "
                 f"use mixtures or one of the model's sources ({', '.join(source for source in sources)})"
             )
-        if key not in UNPAIRED_LISTS:
-            raise DatasetConfigError(
-                f"{SETTING}.{key}: train_unsup holds only the lists {', '.join(UNPAIRED_LISTS)}; remove {SETTING}.{key}"
-            )
         folders = [value] if isinstance(value, (str, os.PathLike)) else value
-        if folders is None:
-            continue
         if not isinstance(folders, (list, tuple)) or not all(isinstance(item, (str, os.PathLike)) for item in folders):
             raise DatasetConfigError(f"{SETTING}.{key}={value!r} must be a folder or a list of folders")
         absolute = []
@@ -124,15 +124,18 @@ def check_unpaired_folders(
     return checked
 
 
-def list_unpaired_files(folders: Dict[str, Sequence[str]]) -> List[FolderFile]:
-    """Every audio file under the checked folders, list by list in :data:`UNPAIRED_LISTS` order,
-    each folder's files in sorted path order; a file reached twice in one list counts once.
+def list_unpaired_files(
+    folders: Dict[str, Sequence[str]], sources: Sequence[str] = DEFAULT_SOURCES
+) -> List[FolderFile]:
+    """Every audio file under the checked folders, list by list in train_unsup's order
+    (mixtures, then ``sources``), each folder's files in sorted path order; a file reached
+    twice in one list counts once.
 
     Raises:
         DatasetConfigError: a folder (with its sub-folders) holds no audio file.
     """
     files = []
-    for role in UNPAIRED_LISTS:
+    for role in ("mixtures",) + tuple(sources):
         seen = set()
         for folder in folders.get(role, ()):
             everything = _audio_files(folder)
@@ -178,7 +181,7 @@ def read_unpaired_samples(files: Sequence[FolderFile]) -> Dict[str, List[Sample]
             (the first few) and their setting.
         AudioDecoderError: a file needs a decoder that is not installed (the message says how).
     """
-    samples = {role: [] for role in UNPAIRED_LISTS}
+    samples = {}
     unreadable = []
     for item in files:
         try:
@@ -188,7 +191,7 @@ def read_unpaired_samples(files: Sequence[FolderFile]) -> Dict[str, List[Sample]
         except (ValueError, OSError) as error:
             unreadable.append(f"{item.path} ({SETTING}.{item.role}): {error}")
             continue
-        samples[item.role].append(sample)
+        samples.setdefault(item.role, []).append(sample)
     if unreadable:
         more = f" and {len(unreadable) - MAX_NAMED_FILES} more" if len(unreadable) > MAX_NAMED_FILES else ""
         raise DatasetConfigError(
@@ -206,9 +209,12 @@ def folder_song_name(path: str) -> str:
     return parent if stem.lower() in GENERIC_FILE_NAMES and parent else stem
 
 
-def add_to_dataset(dataset: dict, samples: Dict[str, List[Sample]]) -> Tuple[dict, List[SharedSongDecision]]:
-    """``dataset`` with the folder samples appended to ``train_unsup``'s lists, leaving out the
-    files of songs that are in ``train_sup``, ``valid`` or ``test`` (module docstring).
+def add_to_dataset(
+    dataset: dict, samples: Dict[str, List[Sample]], sources: Sequence[str] = DEFAULT_SOURCES
+) -> Tuple[dict, List[SharedSongDecision]]:
+    """``dataset`` with the folder samples appended to ``train_unsup``'s lists (mixtures, then
+    ``sources``), leaving out the files of songs that are in ``train_sup``, ``valid`` or
+    ``test`` (module docstring).
 
     Returns:
         ``(new dataset, decisions)``: one "dropped" decision per file left out (each logged).
@@ -222,7 +228,7 @@ def add_to_dataset(dataset: dict, samples: Dict[str, List[Sample]]) -> Tuple[dic
                 kept_by_identity.setdefault(_file_identity(sample.path), (partition, triple[0].database))
     unpaired = [list(items) for items in dataset["train_unsup"]]
     decisions = []
-    for index, role in enumerate(UNPAIRED_LISTS):
+    for index, role in enumerate(("mixtures",) + tuple(sources)):
         for sample in samples.get(role, []):
             found = next((identity for identity in _identities(sample) if identity in kept_by_identity), None)
             if found is None:

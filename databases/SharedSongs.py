@@ -87,9 +87,9 @@ def keep_each_song_in_one_partition(dataset: dict) -> Tuple[dict, List[SharedSon
     """Apply the module's rules to a dataset dict built by ``Datasets.partition_dataset``.
 
     Args:
-        dataset: dict with ``train_sup``, ``valid``, ``test`` (lists of ``(mixture,
-            accompaniment, voice)`` Samples) and ``train_unsup`` (three lists whose i-th items
-            are one song, as ``partition_dataset`` builds them).
+        dataset: dict with ``train_sup``, ``valid``, ``test`` (lists of ``(mixture, *sources)``
+            Samples) and ``train_unsup`` (one list per role whose i-th items are one song, None
+            for a source the song lacks, as ``partition_dataset`` builds them).
 
     Returns:
         ``(new dataset, decisions)``: the dataset with moved entries appended to the partition
@@ -136,7 +136,7 @@ def keep_each_song_in_one_partition(dataset: dict) -> Tuple[dict, List[SharedSon
             moved,
             len(decisions) - moved,
         )
-    return _rebuild(entries, new_partition), decisions
+    return _rebuild(entries, new_partition, len(dataset["train_unsup"])), decisions
 
 
 def _entries(dataset):
@@ -144,7 +144,7 @@ def _entries(dataset):
     unpaired = dataset["train_unsup"]
     if len({len(samples) for samples in unpaired}) > 1:
         raise ValueError(
-            "train_unsup's three lists have different lengths; shared songs can only be resolved "
+            "train_unsup's lists have different lengths; shared songs can only be resolved "
             "for a dataset built by Datasets.partition_dataset"
         )
     triples = {
@@ -156,7 +156,7 @@ def _entries(dataset):
     return [(partition, tuple(triple)) for partition in PARTITION_PRIORITY for triple in triples[partition]]
 
 
-def _rebuild(entries, new_partition):
+def _rebuild(entries, new_partition, unpaired_lists):
     """The dataset dict from entries and their (possibly changed, None = dropped) partitions:
     entries that stayed keep their order; moved ones follow them."""
     partitions = {partition: [] for partition in PARTITION_PRIORITY}
@@ -167,5 +167,7 @@ def _rebuild(entries, new_partition):
                 partitions[target].append(triple)
     unpaired = partitions.pop("train_unsup")
     dataset = {key: partitions[key] for key in ("train_sup", "valid", "test")}
-    dataset["train_unsup"] = [list(samples) for samples in zip(*unpaired)] if unpaired else [[], [], []]
+    dataset["train_unsup"] = (
+        [list(samples) for samples in zip(*unpaired)] if unpaired else [[] for _ in range(unpaired_lists)]
+    )
     return {key: dataset[key] for key in PARTITION_KEYS}

@@ -70,7 +70,7 @@ def load_dataset(
         **partition_config,
     )
     if need_unpaired:
-        DatasetDicts.check_unpaired_lists(dataset)
+        DatasetDicts.check_unpaired_lists(dataset, tuple(sources))
     return dataset
 
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from databases import DatasetLayouts
+from databases import DatasetLayouts, Sources
 from Datasets import DatasetConfigError
 
 from conftest import write_wav
@@ -78,7 +78,7 @@ def test_medleydb_stem_paths_and_multiple_voices(tmp_path):
     choir = description.tracks[2]
     assert choir.instruments[1].relative_path == "Audio/Artist3_Choir/Artist3_Choir_STEMS/Artist3_Choir_STEM_01.wav"
     assert choir.instruments[1].multiple_voices and not choir.instruments[2].multiple_voices
-    assert DatasetLayouts.MEDLEYDB_VOCAL_LABELS >= {"male singer", "female singer", "vocalists", "choir"}
+    assert Sources.read_medleydb_labels().vocal >= {"male singer", "female singer", "vocalists", "choir"}
 
 
 def test_corrupt_audio_file_is_named_during_discovery(setup):

@@ -253,7 +253,7 @@ def test_custom_dataset_function(setup, custom_module):
     [
         ("my_data:old_keys", r"exactly the keys train_sup, train_unsup, valid, test.*'train_test', 'train_valid'"),
         ("my_data:pairs", r"train_sup\[0\] must be a \(mixture, accompaniment, voice\) tuple"),
-        ("my_data:paths", r"train_unsup\[0\]\[0\] is a str, expected a Sample"),
+        ("my_data:paths", r"train_unsup\[0\]\[0\] \(mixtures\) is a str, expected a Sample"),
         ("my_data:missing", "has no function 'missing'"),
         ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
         ("my_data.good", "must look like 'package.module:function'"),

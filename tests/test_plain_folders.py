@@ -196,8 +196,21 @@ def test_a_source_folder_for_a_source_the_model_does_not_have(setup, tmp_path):
         r"have \(model_config.sources = \['voice'\]\)",
     ):
         build(setup, unpaired_folders=settings_of(folders), sources=("voice",))
-    with pytest.raises(DatasetConfigError, match="train_unsup holds only the lists mixtures, accompaniment, voice"):
-        build(setup, unpaired_folders={"drums": [folders["voice"][0]]}, sources=("voice", "drums"))
+
+
+def test_a_folder_of_drum_recordings_feeds_the_drums_list(setup, tmp_path):
+    folders = make_folders(tmp_path / "unpaired")
+    drums_folder = folders["voice"][0]
+    dataset = build(setup, unpaired_folders={"drums": [drums_folder], "accompaniment": []}, sources=("voice", "drums"))
+    mixtures, voices, drums = dataset["train_unsup"]
+    from_folder = [sample for sample in drums if sample.database == PlainFolders.FOLDER_DATABASE]
+    assert from_folder and all(sample.path.startswith(drums_folder) for sample in from_folder)
+    assert not any(sample.database == PlainFolders.FOLDER_DATABASE for sample in mixtures + voices)
+    # CCMixter and iKala give no drums: their unpaired thirds add mixtures and voices only.
+    assert {sample.database for sample in drums} == {"MedleyDB", PlainFolders.FOLDER_DATABASE}
+    assert {"CCMixter", "iKala"} <= {sample.database for sample in voices}
+    assert all(len(item) == 3 for key in ("train_sup", "valid", "test") for item in dataset[key])
+    assert {item[0].database for item in dataset["test"]} <= {"DSD100", "MedleyDB"}
 
 
 def test_a_folder_without_audio_files(setup, tmp_path):
