@@ -7,6 +7,8 @@ name of a preset such as demo; print_config lists them all with a description.
 Examples:
   python Training.py with demo
       the whole experiment on the built-in demo database, in minutes on a CPU
+  python Training.py with demo four_sources
+      the same with four sources (drums, bass, other, voice), one critic each
   python Training.py with dataset_roots.DSD100=/data/DSD100 dataset_roots.MedleyDB=/data/MedleyDB
                           dataset_roots.CCMixter=/data/CCMixter dataset_roots.iKala=/data/iKala
       the whole experiment on your copies of the four databases
@@ -224,6 +226,14 @@ def demo() -> None:
     max_epochs = 4
     summary_every = 5
     image_every = 25
+
+
+@ex.named_config
+def four_sources() -> None:
+    """Four sources, one critic each: drums, bass, other and voice (MUSDB18's stems); with demo, the four-stem demo."""
+    # Where each database's sources come from, and what CCMixter and iKala (voice and
+    # instrumental only) give: databases/Sources.py and docs/datasets.md.
+    model_config = {"sources": ["drums", "bass", "other", "voice"]}
 
 
 # ----------------------------------------------------------------------------------------

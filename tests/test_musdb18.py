@@ -132,6 +132,24 @@ def test_stems_are_decoded_once_into_the_cache_as_wav(musdb18, monkeypatch):
     assert files_under(musdb18["cache"]) == written
 
 
+def test_drums_bass_and_other_are_their_streams_decoded_only_when_asked_for(musdb18):
+    before = files_under(musdb18["cache"])
+    dataset = build_musdb18(musdb18, sources=("drums", "bass", "other", "voice"))
+    for item in dataset["train_sup"] + dataset["valid"] + dataset["test"]:
+        encoded = musdb18_stems(item[0].song)
+        for stream, sample in zip(("drums", "bass", "other", "vocals"), item[1:]):
+            assert snr_db(encoded[STREAM[stream]], read(sample)) > AAC_MIN_SNR_DB
+    added = {os.path.basename(path).split("-")[0] for path, _ in files_under(musdb18["cache"])} - {
+        os.path.basename(path).split("-")[0] for path, _ in before
+    }
+    assert {"drums", "bass", "other"} <= added
+    # The default sources decode only the mixture and vocals streams.
+    other_cache = dict(musdb18, cache=musdb18["cache"] + "-two", pkl=musdb18["pkl"] + "-two")
+    build_musdb18(other_cache)
+    names = {os.path.basename(path).split("-")[0] for path, _ in files_under(other_cache["cache"])}
+    assert names - {"MUSDB18.xml"} == {"mixture", "accompaniment", "voice"}
+
+
 def test_changed_stem_file_gives_new_cache_files_and_removes_stale_ones(musdb18):
     first = load_songs(musdb18)["C - Three"].triple
     path = os.path.join(musdb18["root"], "test", "C - Three.stem.mp4")
