@@ -132,7 +132,8 @@ def config() -> None:
     dataset_pkl = "dataset.pkl"  # cached partition; rebuilt whenever its inputs change
     custom_dataset = None  # "module:function" returning your own dataset dictionary
     # Folders of unpaired audio (any format, rate, channels; sub-folders too) added to train_unsup, per list
-    unpaired_folders = {"mixtures": [], "accompaniment": [], "voice": []}
+    # (a key per source of model_config.sources, e.g. drums; keys without folders are ignored)
+    unpaired_folders = {"mixtures": [], "accompaniment": [], "voice": [], "drums": [], "bass": [], "other": []}
     partition_config = {
         "supervised_database": "DSD100",
         "unsupervised_databases": ["MedleyDB", "CCMixter", "iKala"],

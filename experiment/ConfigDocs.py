@@ -32,6 +32,9 @@ def nested_descriptions(databases: Sequence[str]) -> Dict[str, str]:
             "unpaired_folders.mixtures": "folders of songs without stems, added to train_unsup's mixtures",
             "unpaired_folders.accompaniment": "folders of instrumentals, added to train_unsup's accompaniments",
             "unpaired_folders.voice": "folders of a cappella recordings, added to train_unsup's voices",
+            "unpaired_folders.drums": "with four_sources: folders of drum recordings, added to train_unsup's drums",
+            "unpaired_folders.bass": "with four_sources: folders of bass recordings",
+            "unpaired_folders.other": "with four_sources: folders of recordings of other instruments",
         }
     )
     return docs
