@@ -10,13 +10,18 @@ cannot run code, and a foreign file at that path is refused, never replaced).
 The dataset dictionary
 ----------------------
 :func:`get_dataset` returns a dict with exactly these four keys (the reference's docs named
-``train_valid``/``train_test``; those keys do not exist):
+``train_valid``/``train_test``; those keys do not exist). Items hold the mixture and the
+model's sources (``model_config.sources``) in that order; with the default sources they are
+``(mixture, accompaniment, voice)`` triples:
 
-- ``"train_sup"``: list of paired songs ``(mixture, accompaniment, voice)`` (``Sample`` triples);
-- ``"train_unsup"``: three independent lists ``[mixtures, accompaniments, voices]`` of
-  ``Sample`` used unpaired;
-- ``"valid"``: list of ``(mixture, accompaniment, voice)`` triples;
-- ``"test"``: list of ``(mixture, accompaniment, voice)`` triples.
+- ``"train_sup"``: list of paired songs ``(mixture, *sources)`` of ``Sample``;
+- ``"train_unsup"``: independent lists ``[mixtures, *one list per source]`` of ``Sample``
+  used unpaired (by default ``[mixtures, accompaniments, voices]``);
+- ``"valid"``: list of ``(mixture, *sources)``;
+- ``"test"``: list of ``(mixture, *sources)``.
+
+Where each database's sources come from, and how a song that lacks one is used:
+databases/Sources.py and databases/Partition.py.
 
 Plain folders of unpaired audio (the setting ``unpaired_folders``, databases/PlainFolders.py)
 are added to ``train_unsup``'s lists after the partition, so those lists may differ in length.
