@@ -118,9 +118,16 @@ def partition_dataset(
 
 def without_missing(dataset: dict) -> dict:
     """The dataset with the ``None`` placeholders of :func:`partition_dataset` removed from
-    ``train_unsup``'s lists (sources a song could not give)."""
+    ``train_unsup``'s lists (sources a song could not give), and without the paired items that
+    lack a source (a clip the shared-song rule moved out of ``train_unsup``; logged)."""
     unpaired = [[sample for sample in samples if sample is not None] for samples in dataset["train_unsup"]]
-    return dict(dataset, train_unsup=unpaired)
+    paired = {}
+    for key in ("train_sup", "valid", "test"):
+        paired[key] = [item for item in dataset[key] if None not in item]
+        for item in dataset[key]:
+            if None in item:
+                LOGGER.warning("%s: left out of %s, it lacks a source (databases/Sources.py)", item[0].path, key)
+    return dict(dataset, train_unsup=unpaired, **paired)
 
 
 def _musdb_validation_split(songs, database, sources):

@@ -122,3 +122,19 @@ def test_the_medleydb_mapping_file(tmp_path):
         path.write_text(text)
         with pytest.raises(DatasetConfigError, match=message):
             Sources.read_medleydb_labels(str(path))
+
+
+def test_items_lacking_a_source_never_reach_training_or_evaluation(wav_factory):
+    from databases.Partition import without_missing
+    from Sample import Sample
+
+    mix, voice = (Sample.from_path(wav_factory(f"{name}.wav", np.zeros((SR, 1)), SR)) for name in ("mix", "voice"))
+    dataset = {
+        "train_sup": [(mix, voice, voice)],
+        "train_unsup": [[mix, mix], [None, voice], [voice, voice]],
+        "valid": [(mix, None, voice)],
+        "test": [],
+    }
+    cleaned = without_missing(dataset)
+    assert cleaned["train_unsup"] == [[mix, mix], [voice], [voice, voice]]
+    assert cleaned["valid"] == [] and cleaned["train_sup"] == dataset["train_sup"]
