@@ -195,8 +195,10 @@ def validation_sdr(clips: Mapping[str, np.ndarray], sources: Sequence[str], samp
     length = min(len(clips[key]) for key in clips)
     references = np.stack([np.asarray(clips[f"{name}/{TRUE}"])[:length] for name in sources])
     estimates = np.stack([np.asarray(clips[f"{name}/estimate"])[:length] for name in sources])
+    # An all-zero mixture leaves the normalised metrics (NSDR, ...) undefined, by Metrics' rule, and so
+    # spares their second BSS Eval pass: half the cost, and the SDR does not depend on the mixture.
     results = Metrics.compute_song_metrics(
-        references, estimates, np.asarray(clips["mixture"])[:length], versions=("v3",), sample_rate=sample_rate
+        references, estimates, np.zeros(length), versions=("v3",), sample_rate=sample_rate
     )
     values = {}
     for name, result in zip(sources, results):

@@ -133,7 +133,7 @@ def write_and_read(tmp_path, summary):
     return events(tmp_path)
 
 
-def clips(rng, voice_estimate=None, voice_true=None, seconds=1.0, sr=8192):
+def clips(rng, voice_estimate=None, voice_true=None, seconds=0.5, sr=8192):
     accompaniment = 0.3 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * sr)) / sr)
     voice = 0.2 * rng.standard_normal(accompaniment.size)
     voice = voice if voice_true is None else voice_true
@@ -156,12 +156,12 @@ def test_validation_sdr_is_written_for_a_close_estimate(tmp_path):
 
 def test_no_validation_sdr_for_a_silent_estimate_or_a_silent_true_source(tmp_path, caplog):
     rng = np.random.default_rng(1)
-    silent_estimate = clips(rng, voice_estimate=np.zeros(8192))
+    silent_estimate = clips(rng, voice_estimate=np.zeros(4096))
     with caplog.at_level("DEBUG", logger="Training"):
         values = Summaries.validation_sdr(silent_estimate, ("accompaniment", "voice"), 8192)
     assert "No validation SDR for voice: silent estimate" in caplog.text
     assert set(write_and_read(tmp_path, Summaries.scalar_summary(values))) == {"validation/sdr_accompaniment"}
-    silent_true = clips(rng, voice_true=np.zeros(8192))
+    silent_true = clips(rng, voice_true=np.zeros(4096))
     assert set(Summaries.validation_sdr(silent_true, ("accompaniment", "voice"), 8192)) == {
         "validation/sdr_accompaniment"
     }

@@ -6,7 +6,7 @@ Usage (from the repository root, after a run has written ``logs/<experiment_id>_
 
 It trains nothing. It starts ``tensorboard --logdir LOGDIR --port PORT`` on 127.0.0.1 (with the
 Python that runs this script), waits until TensorBoard has read the log folder, opens each page
-(``scalars``, ``images`` and ``timeseries`` by default; ``--pages`` chooses; ``--tag-filter``
+(``scalars`` and ``images`` by default; ``--pages`` chooses, ``timeseries`` too; ``--tag-filter``
 shows only the tags that match a regular expression) in headless Chromium and writes
 ``<out>/<page>.png``, then stops TensorBoard. Chromium is Debian's ``chromium``
 package; if no Chromium is found the script prints how to install it and exits with status 2.
@@ -41,6 +41,7 @@ CHROMIUM_FLAGS = (
     "--hide-scrollbars",
 )
 PAGES = ("scalars", "images", "timeseries")
+DEFAULT_PAGES = ("scalars", "images")
 
 
 def find_browser() -> str:
@@ -111,7 +112,7 @@ def parse_args(argv):
     parser.add_argument("logdir", help="TensorBoard log folder, e.g. logs (a run's logs/<experiment_id>_sup works too)")
     parser.add_argument("--out", default="tensorboard_screenshots", help="folder for the PNGs (made if missing)")
     parser.add_argument("--port", type=int, default=0, help="TensorBoard's port on 127.0.0.1 (0: a free one)")
-    parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=PAGES, help="pages to take")
+    parser.add_argument("--pages", nargs="+", default=list(DEFAULT_PAGES), choices=PAGES, help="pages to take")
     parser.add_argument("--tag-filter", default="", help="show only tags matching this regex, e.g. 'loss|validation'")
     parser.add_argument("--window-size", default="1400,1000", help="browser window WIDTH,HEIGHT in pixels")
     parser.add_argument("--budget-ms", type=int, default=15000, help="Chromium's virtual time budget per page")
