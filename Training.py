@@ -188,11 +188,10 @@ def config_keys() -> set:
 @ex.named_config
 def demo() -> None:
     """The whole experiment on the built-in demo database with a short-budget recipe (minutes on 2 CPU cores)."""
-    # The whole experiment on the built-in demo database, in minutes on two CPU cores: the paper's
-    # method with a short-budget recipe (160 separator updates per phase instead of tens of
-    # thousands). With use_demo=False the same recipe trains on your data (dataset_roots...) with the
-    # paper's partition. The recipe was chosen on the validation songs with bench/semisup_gain.py
-    # (README, "What to expect"); each value says why.
+    # The paper's method with a short-budget recipe (160 separator updates per phase instead of
+    # tens of thousands). With use_demo=False the same recipe trains on your data (dataset_roots...)
+    # with the paper's partition. The recipe was chosen on the validation songs; how, and what each
+    # of its values was compared against, is in docs/experiments.md ("How the demo recipe was chosen").
     use_demo = True
     model_config = {
         # Small batches and reader caches: the demo songs are 9-15 s long.
@@ -202,24 +201,19 @@ def demo() -> None:
         "cache_size": 16,
         "duration": 4,
         "min_replacement_rate": 2,
-        # The validation voice gains below (semi-supervised minus supervised SDR on the unpaired
-        # databases' validation songs, seed 2018) are bench/semisup_gain.py's; this recipe: +1.9 dB.
-        "num_disc": 1,  # 2 critic updates per separator update: +1.6 dB, and a quarter slower
-        "init_sup_sep_lr": 5e-4,  # 10x the paper's 5e-5, for the short budget (both phases alike)
+        "num_disc": 1,
+        # Learning rates 10x the paper's 5e-5 for the short budget (both phases alike), the critics' 4x.
+        "init_sup_sep_lr": 5e-4,
         "init_unsup_sep_lr": 5e-4,
-        "init_disc_lr": 2e-4,  # 4x the paper's: its 5e-5 and also 5e-4 gave +1.8 dB
-        # The critics' Adam keeps the paper's betas (0.9, 0.999): WGAN-GP's usual (0.5, 0.9) gave
-        # +0.7 dB and lost 2.1 dB of the paired domain's accompaniment SDR.
-        # 40 critic updates before the separator first sees L_u, so that L_u starts from critics
-        # that have learnt something: little effect here (+1.8 dB without; with the (0.5, 0.9)
-        # betas +0.4 against +0.7), and they cost 20 s.
+        "init_disc_lr": 2e-4,
+        # Critic updates before the separator first sees L_u, so that L_u starts from critics that
+        # have learnt something. The critics' Adam keeps the paper's betas (0.9, 0.999).
         "critic_warmup": 40,
     }
     if use_demo:  # the demo database's data settings; use_demo=False keeps the recipe for your data
         partition_config = {"supervised_valid_songs": 2}
-    # Epochs of 40 updates give a noisy validation loss: with the paper's patience of 1, one of two
-    # supervised runs with the same seed stopped after one epoch (valid loss 0.085 against 0.058),
-    # which made the comparison a matter of luck. Both phases get the same patience and budget.
+    # Epochs of 40 updates give a noisy validation loss: with the paper's patience of 1, a run can
+    # stop after one unlucky epoch. Both phases get the same patience and budget.
     patience = 2
     max_epochs = 4
     summary_every = 5

@@ -197,8 +197,9 @@ def partition_loss(
 ) -> float:
     """The supervised loss averaged over all non-overlapping excerpts of ``songs``.
 
-    Only the frames inside the songs count (as in the reference): the zero padding of a song's
-    last excerpt is left out, and every real frame weighs the same, whatever its batch.
+    Only the frames inside the songs count, and every real frame weighs the same, whatever its
+    batch. Unlike the reference, which drops each song's partial last excerpt, that excerpt is
+    kept with its zero padding masked out (docs/training.md, "The validation loss").
     """
     network = config.network
     total, count = 0.0, 0
