@@ -90,12 +90,10 @@ class TrainingGraph:
     # every weight it changed is finite (an elementwise test, the same on every CPU).
     separator_weights_finite: tf.Tensor
     critic_weights_finite: Optional[tf.Tensor]
-    # Scalars to log: separator_scalars/summary_scalars/summary_images need only the separator
+    # Scalars to log (experiment/Summaries.py tags them): separator_scalars need only the separator
     # step's feed (paired batch + unpaired mixture); critic_scalars also need the unpaired sources.
     separator_scalars: Dict[str, tf.Tensor]
     critic_scalars: Dict[str, tf.Tensor]  # "critic_loss/<source>", "wasserstein/<source>", ...
-    summary_scalars: Dict[str, tf.Tensor]  # separator_scalars plus the learning rates
-    summary_images: Dict[str, tf.Tensor]  # log-normalised [B, F, T, 1] spectrograms
     # Prediction and validation on any batch size (shares the separator's weights), linear magnitudes
     inference_input: tf.Tensor  # placeholder [None, F_in, T_in, 1]
     inference_outputs: Dict[str, tf.Tensor]  # expm1 of the separator outputs [None, F_out, T_out, 1]
@@ -353,17 +351,6 @@ def build_training_graph(
             ("gradient_penalty", "gradient_penalty"),
         )
     }
-    summary_scalars = dict(
-        separator_scalars, **{"learning_rate/separator": unsup_sep_lr if semi_supervised else sup_sep_lr}
-    )
-    if semi_supervised:
-        summary_scalars["learning_rate/critics"] = disc_lr
-    summary_images = {"mixture": Inference.crop(Inference.normalise(mixture), output_shape)}
-    for name in sources:
-        summary_images[f"{name}/estimate"] = separator_outputs[name]
-        summary_images[f"{name}/target"] = Inference.normalise(source_targets[name])
-        if semi_supervised:
-            summary_images[f"{name}/unpaired_estimate"] = unpaired["unpaired_separator_outputs"][name]
 
     return TrainingGraph(
         model_config=config,
@@ -402,8 +389,6 @@ def build_training_graph(
         critic_weights_finite=critic_weights_finite,
         separator_scalars=separator_scalars,
         critic_scalars=critic_scalars,
-        summary_scalars=summary_scalars,
-        summary_images=summary_images,
         inference_input=inference_input,
         inference_outputs=inference_outputs,
         validation_targets=validation_targets,

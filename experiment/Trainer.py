@@ -125,8 +125,8 @@ class Trainer:
                 self.config, semi_supervised=self.semi_supervised, seed=self.settings.seed
             )
             self.summaries = {
-                "scalars": Summaries.scalar_summaries(self.graph.summary_scalars),
-                "images": Summaries.spectrogram_image_summaries(self.graph.summary_images),
+                "scalars": Summaries.training_scalar_summaries(self.graph),
+                "spectrograms": Summaries.spectrogram_tensors(self.graph),
             }
             # Everything but the loss scale of float16 training: checkpoints do not depend on the dtype (Precision.py).
             self.saver = tf.compat.v1.train.Saver(var_list=Precision.saved_variables(), max_to_keep=2)
@@ -232,7 +232,9 @@ class Trainer:
             )
         self.saver.restore(self.session, self.state.best_checkpoint)
         self.state.test_loss = TrainingData.partition_loss(self.session, self.graph, self.data["test"], self.config)
-        self.writer.add_summary(Summaries.scalar_summary({"test_loss": self.state.test_loss}), self.global_step())
+        self.writer.add_summary(
+            Summaries.scalar_summary({Summaries.TEST_LOSS: self.state.test_loss}), self.global_step()
+        )
         self.state.save(self.folder)
         LOGGER.info(
             "%s phase: test loss %.5f with the best model (%s)",
@@ -273,7 +275,7 @@ class Trainer:
                 critic_scalars = self.train_critics(schedule.num_disc, step) if self.semi_supervised else {}
                 scalars = self.train_separator(step, critic_scalars)
                 if critic_scalars and step % self.settings.summary_every == 0:
-                    self.writer.add_summary(Summaries.scalar_summary(critic_scalars), step)
+                    self.writer.add_summary(Summaries.critic_scalar_summary(critic_scalars), step)
                 step += 1
                 progress.update(1)
                 progress.set_postfix(
@@ -286,7 +288,7 @@ class Trainer:
                 )
         elapsed = time.perf_counter() - start
         wait_fraction = self.data_timer.seconds / elapsed if elapsed > 0 else 0.0
-        self.writer.add_summary(Summaries.scalar_summary({"data_wait_fraction": wait_fraction}), step)
+        self.writer.add_summary(Summaries.scalar_summary({Summaries.DATA_WAIT_FRACTION: wait_fraction}), step)
         return step, scalars, wait_fraction
 
     def warm_up_critics(self) -> None:
@@ -338,18 +340,24 @@ class Trainer:
         if step % self.settings.summary_every == 0:
             fetches["summary"] = self.summaries["scalars"]
         if step % self.settings.image_every == 0:
-            fetches["images"] = self.summaries["images"]
+            fetches["spectrograms"] = self.summaries["spectrograms"]
         result = self.session.run(fetches, feed)
         scalars = dict(result["scalars"], **(critic_scalars or {}))
         check_finite(scalars, step)
         check_weights(result["finite"], "separator", step)
-        for key in ("summary", "images"):
-            if key in result:
-                self.writer.add_summary(result[key], step)
+        if "summary" in result:
+            self.writer.add_summary(result["summary"], step)
+        if "spectrograms" in result:
+            pictures = Summaries.spectrogram_summary(result["spectrograms"], self.config.signal.num_fft)
+            self.writer.add_summary(pictures, step)
         return scalars
 
     def end_epoch(self, step: int, scalars: Dict[str, float], wait: float, epoch_start: float) -> None:
-        """Checkpoint, validation loss and early stopping after an epoch, with its summaries and log line."""
+        """Checkpoint, validation loss and early stopping after an epoch, with its summaries and log line.
+
+        The summaries: the validation loss and the best so far, and the first 10 s of the first
+        validation song separated, as audio and as each source's SDR (``validation/sdr_<source>``).
+        """
         state, valid = self.state, self.data["valid"]
         checkpoint = Checkpoints.save_checkpoint(self.saver, self.session, self.folder, step)
         valid_loss = TrainingData.partition_loss(self.session, self.graph, valid, self.config)
@@ -358,17 +366,13 @@ class Trainer:
             state.best_checkpoint = Checkpoints.keep_best(self.folder, checkpoint, self.config)
         state.epoch_start_step = step
         state.save(self.folder)
-        self.writer.add_summary(
-            Summaries.scalar_summary({"valid_loss": valid_loss, "best_valid_loss": state.best_loss}), step
-        )
+        validation = {Summaries.VALID_LOSS: valid_loss, Summaries.BEST_VALID_LOSS: state.best_loss}
         if valid:
-            self.writer.add_summary(
-                Summaries.audio_summary(
-                    TrainingData.validation_clips(self.session, self.graph, valid[0], self.config),
-                    self.config.signal.expected_sr,
-                ),
-                step,
-            )
+            sample_rate = self.config.signal.expected_sr
+            clips = TrainingData.validation_clips(self.session, self.graph, valid[0], self.config)
+            self.writer.add_summary(Summaries.audio_summary(clips, sample_rate), step)
+            validation.update(Summaries.validation_sdr(clips, self.graph.sources, sample_rate))
+        self.writer.add_summary(Summaries.scalar_summary(validation), step)
         self.writer.flush()
         losses = ", ".join(f"{name} {value:.4g}" for name, value in sorted(scalars.items()))
         LOGGER.info(

@@ -24,6 +24,7 @@ from common import Checkpoints, Utils
 from databases import DemoDatabase
 from experiment import Trainer
 from experiment.Settings import PhaseSettings
+from experiment.Summaries import GROUPS
 from experiment.TrainingData import TrainingData
 from Sample import Sample
 
@@ -300,26 +301,35 @@ def test_semi_supervised_phase_trains_critics_and_writes_tensorboard_summaries(t
     assert Checkpoints.read_model_config(best).network.sources == ("accompaniment", "voice")
     tags = summary_tags(config.folders.log_dir)
     expected = {
-        "supervised_loss",
-        "L_u",
-        "additive_penalty",
-        "unsupervised_loss",
-        "separator_loss",
-        "learning_rate/separator",
-        "learning_rate/critics",
-        "valid_loss",
-        "test_loss",
-        "critic_loss/voice",
-        "wasserstein/accompaniment",
-        "gradient_penalty/voice",
-        "voice/estimate",
-        "voice/true",
-        "mixture",
-        "mixture/image",
-        "voice/estimate/image",
+        "loss/supervised",
+        "loss/adversarial",
+        "loss/additive_penalty",
+        "loss/unsupervised",
+        "loss/total",
+        "loss/learning_rate",
+        "critics/learning_rate",
+        "critics/loss_voice",
+        "critics/wasserstein_accompaniment",
+        "critics/gradient_penalty_voice",
+        "validation/loss",
+        "validation/best_loss",
+        "pipeline/data_wait_fraction",
+        "test/loss",
+        "audio/mixture",
+        "audio/voice_estimate",
+        "audio/voice_true",
+        "spectrogram/mixture",
+        "spectrogram/voice_estimate_over_true",
+        "spectrogram/voice_unpaired_estimate",
     }
     missing = expected - tags
     assert not missing, f"missing summaries {missing} in {sorted(tags)}"
+    # Every tag is grouped; both sources of the tiny validation song sound, so both have an SDR.
+    assert all(tag.split("/")[0] in GROUPS + ("audio", "spectrogram") for tag in tags), sorted(tags)
+    assert {tag for tag in tags if tag.startswith("validation/sdr_")} == {
+        "validation/sdr_accompaniment",
+        "validation/sdr_voice",
+    }
 
 
 def run_cli(args, cwd, timeout=600):
