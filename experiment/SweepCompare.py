@@ -251,8 +251,18 @@ def choose(
 ) -> Optional[tuple]:
     """The variant of ``model`` with the highest mean validation ``metric``, failures scored as the lowest
     value of their database and source, variants in ``never`` aside; ``(variant, mean)`` or None without
-    validation rows."""
+    validation rows.
+
+    Variants are compared on the seeds that all of them have (when they share any): seeds differ by
+    more than variants do, so a variant run with more seeds must not win or lose by its extra ones.
+    """
     candidates = {variant: seeds for (variant, name), seeds in valid.items() if name == model and variant not in never}
+    shared = set.intersection(*(set(seeds) for seeds in candidates.values())) if candidates else set()
+    if shared:
+        candidates = {
+            variant: {seed: rows for seed, rows in seeds.items() if seed in shared}
+            for variant, seeds in candidates.items()
+        }
     every_row = [row for seeds in candidates.values() for rows in seeds.values() for row in rows]
     ranges = Comparison.score_range([every_row], metric)
     best = None

@@ -52,6 +52,11 @@ STATES = ("not submitted", "pending", "running", "done", "failed", "interrupted"
 _INTERRUPTED_CODES = {-signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL, 130, 143}
 
 
+# How long the preemption hook waits for the training process to save and stop: well within the 90 s
+# between Slurm's warning signal and the time limit.
+STOP_SECONDS = 45
+
+
 class PointFailed(RuntimeError):
     """A point's training or evaluation process failed; the message is the failure's last line."""
 
@@ -297,10 +302,9 @@ class PointRun:
         if child is not None and child.poll() is None:
             LOGGER.warning("%s: preempted or timing out; stopping it with a checkpoint", self.point_id)
             child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=120)
-            except subprocess.TimeoutExpired:
+            if not reap(child, timeout=STOP_SECONDS):
                 child.kill()
+                reap(child, timeout=STOP_SECONDS)
         record = PointRecord.load(self.folder, self.point_id)
         if record is not None:
             record.state, record.error = "submitted", "requeued after preemption or timeout"
@@ -309,6 +313,28 @@ class PointRun:
             self.folder, self.point_id, self.base, self.arguments, self.evaluate_valid, self.executor, self.python
         )
         return submitit.helpers.DelayedSubmission(fresh)
+
+
+def reap(child: subprocess.Popen, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``child`` to exit and reap it; True if it has exited.
+
+    submitit calls the preemption hook from its signal handler, usually while this process's main
+    thread is inside ``child.wait()``, which holds the Popen object's lock: ``Popen.wait`` and
+    ``poll`` in the handler could then never reap the child, only time out. ``os.waitpid`` on the
+    pid needs no lock.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped already
+            return True
+        if pid:
+            child.returncode = os.waitstatus_to_exitcode(status)
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 def _ignore_usr2():

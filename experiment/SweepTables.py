@@ -56,7 +56,7 @@ def format_terminal(table: Sequence[dict], chosen: dict, phases: Sequence[dict],
             f"{_counts(valid, test, 'songs'):>10} {_counts(valid, test, 'seeds'):>10} {_failures(test):>9}"
         )
     if chosen:
-        lines += ["", "Chosen on validation (mean validation " + metric + "):"]
+        lines += ["", "Chosen on validation (mean validation " + metric + " over the seeds that every variant has):"]
         lines += [f"  {model}: {variant} ({mean:+.2f} dB)" for model, (variant, mean) in chosen.items()]
     lines += [
         "",

@@ -133,3 +133,18 @@ def test_compare_shows_failures_per_model_chooses_on_validation_and_reports_upda
     )
     assert (tmp_path / "out" / "compare.md").read_text().count("\n|") > 10
     assert "\\bottomrule" in (tmp_path / "out" / "compare.tex").read_text()
+
+
+def test_choose_compares_variants_on_the_seeds_they_share():
+    def valid_rows(value):
+        return [{"database": "U", "song": "v1", "source": "voice", "SDR": value}]
+
+    # "more" has an extra, lucky seed 3: on the shared seeds 1 and 2 "fewer" is better.
+    valid = {
+        ("fewer", "supervised"): {1: valid_rows(6.0), 2: valid_rows(6.0)},
+        ("more", "supervised"): {1: valid_rows(5.0), 2: valid_rows(5.0), 3: valid_rows(20.0)},
+    }
+    assert SweepCompare.choose(valid, "supervised", "SDR", "voice") == ("fewer", 6.0)
+    # Without a seed in common, every variant's own seeds count.
+    valid[("other", "supervised")] = {4: valid_rows(7.0)}
+    assert SweepCompare.choose(valid, "supervised", "SDR", "voice") == ("more", 10.0)

@@ -2,9 +2,11 @@
 submitit's preemption hook, without running any training."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 import yaml
@@ -114,8 +116,16 @@ def test_the_preemption_hook_stops_the_process_like_ctrl_c_and_returns_the_point
         text=True,
     )
     assert run._child.stdout.readline().strip() == "up"
-    delayed = run.checkpoint()
-    assert run._child.returncode == 3  # stopped by SIGTERM, not killed
+    # As under submitit: the hook runs in a signal handler while the main thread waits for the child.
+    hooked = []
+    previous = signal.signal(signal.SIGUSR1, lambda *args: hooked.append((run.checkpoint(), run._child.returncode)))
+    try:
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        run._child.wait()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    ((delayed, returncode),) = hooked
+    assert returncode == 3  # stopped by SIGTERM and reaped by the hook, not killed
     again = delayed.function
     assert isinstance(again, PointRun) and again._child is None
     assert (again.folder, again.point_id, again.arguments) == (run.folder, run.point_id, run.arguments)
